@@ -1,0 +1,69 @@
+"""Base model and the cross-field rule mechanism shared by spec and status.
+
+A cross-field rule is written once, as a `Rule`: its CEL expression goes into the CRD
+(`x-kubernetes-validations`, so `kubectl apply` refuses a bad manifest) and its Python
+check runs in pydantic (so the operator reports a clear condition instead of crashing
+on an object that reached it some other way). Keeping both halves side by side is what
+stops them from drifting apart; tests/unit/api checks they agree on examples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar, Self
+
+import pydantic
+from pydantic import alias_generators
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One cross-field rule: a CEL expression and the same check in Python."""
+
+    cel: str
+    message: str
+    check: Callable[[Any], bool]
+    field_path: str | None = None
+
+
+class Model(pydantic.BaseModel):
+    """Frozen, camelCase-aliased, closed model: the boundary type for API objects."""
+
+    model_config = pydantic.ConfigDict(
+        frozen=True,
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=alias_generators.to_camel,
+        validate_default=True,
+    )
+
+    rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @pydantic.model_validator(mode="after")
+    def _check_rules(self) -> Self:
+        for rule in type(self).rules:
+            if not rule.check(self):
+                # The error's location names the object; the message names the field.
+                raise ValueError(rule.message)
+        return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: Any, handler: pydantic.GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        schema: dict[str, Any] = handler(core_schema)
+        # The handler may return a $ref for this model; the rules belong on the
+        # resolved object schema.
+        target = handler.resolve_ref_schema(schema)
+        if cls.rules:
+            target["x-kubernetes-validations"] = [
+                {"rule": r.cel, "message": r.message}
+                | ({"fieldPath": r.field_path} if r.field_path else {})
+                for r in cls.rules
+            ]
+        return schema
+
+    def dump(self) -> dict[str, Any]:
+        """The object as the API server stores it: camelCase, no Nones."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")

@@ -1,0 +1,72 @@
+"""`tideserve crds` and `tideserve validate`."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+import pydantic
+import yaml
+
+from tideserve.api import crd, resource
+
+
+def main_crds(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tideserve crds",
+        description="Write the InferenceService CRD generated from the API models into "
+        "crds/ and charts/tideserve/crds/, or print it.",
+    )
+    parser.add_argument(
+        "--root",
+        type=pathlib.Path,
+        default=pathlib.Path.cwd(),
+        help="repository root (default: current directory)",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if a generated file is missing or out of date"
+    )
+    parser.add_argument("--stdout", action="store_true", help="print the CRD instead")
+    args = parser.parse_args(argv)
+    if args.stdout:
+        sys.stdout.write(crd.render())
+        return 0
+    if args.check:
+        text = crd.render()
+        stale = [p for p in crd.targets(args.root) if not p.exists() or p.read_text() != text]
+        for path in stale:
+            print(f"out of date: {path} (run `tideserve crds`)", file=sys.stderr)
+        return 1 if stale else 0
+    for path in crd.write(args.root):
+        print(f"wrote {path}")
+    return 0
+
+
+def main_validate(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tideserve validate",
+        description="Check InferenceService manifests with the same rules the CRD enforces.",
+    )
+    parser.add_argument("files", nargs="+", type=pathlib.Path)
+    args = parser.parse_args(argv)
+    failures = 0
+    for path in args.files:
+        try:
+            documents = list(yaml.safe_load_all(path.read_text()))
+        except (OSError, yaml.YAMLError) as error:
+            print(f"{path}: cannot read: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        for doc in documents:
+            if not isinstance(doc, dict) or doc.get("kind") != resource.KIND:
+                continue
+            name = doc.get("metadata", {}).get("name", "?")
+            try:
+                resource.parse_spec(doc.get("spec") or {})
+            except pydantic.ValidationError as error:
+                print(f"{path}: {name}: {resource.describe_error(error)}", file=sys.stderr)
+                failures += 1
+            else:
+                print(f"{path}: {name}: valid")
+    return 1 if failures else 0

@@ -1,0 +1,137 @@
+"""The InferenceService status: what tideserve observed and decided.
+
+Only the operator writes it. Conditions follow the Kubernetes API conventions.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+
+import pydantic
+
+from tideserve.api import base
+
+
+class ConditionStatus(enum.StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class ConditionType(enum.StrEnum):
+    """Condition types tideserve writes.
+
+    Ready is the summary GitOps tools and `kubectl wait` read. Progressing says where a
+    not-ready endpoint is; ScaledToZero is healthy, not an error.
+    """
+
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+    SCALED_TO_ZERO = "ScaledToZero"
+    METRICS_AVAILABLE = "MetricsAvailable"
+    SPEC_VALID = "SpecValid"
+    SCHEDULABLE = "Schedulable"
+
+
+class Condition(base.Model):
+    type: str = pydantic.Field(..., max_length=316, description="Condition type, e.g. Ready.")
+    status: ConditionStatus = pydantic.Field(..., description="True, False or Unknown.")
+    reason: str = pydantic.Field(
+        ...,
+        max_length=1024,
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        description="CamelCase reason for the last transition.",
+    )
+    message: str = pydantic.Field("", max_length=32768, description="Human readable details.")
+    last_transition_time: datetime.datetime = pydantic.Field(
+        ..., description="When the status last changed."
+    )
+    observed_generation: int | None = pydantic.Field(
+        None, ge=0, description="metadata.generation the condition was computed from."
+    )
+
+
+class ScalingDecision(base.Model):
+    time: datetime.datetime = pydantic.Field(..., description="When the decision was made.")
+    from_replicas: int = pydantic.Field(..., ge=0, alias="from", description="Replicas before.")
+    to_replicas: int = pydantic.Field(..., ge=0, alias="to", description="Replicas after.")
+    kind: str = pydantic.Field(
+        ..., max_length=64, description="ScaleUp, ScaleDown, Panic, Idle, Schedule, Wake, Hold."
+    )
+    reason: str = pydantic.Field(
+        ..., max_length=1024, description="The decision in words, with the numbers behind it."
+    )
+
+
+class Recommendation(base.Model):
+    accelerator: str = pydantic.Field(
+        ..., max_length=128, description="Recommended option, e.g. cpu, gpu:NVIDIA-L4, mig:1g.10gb."
+    )
+    cpu: str | None = pydantic.Field(None, description="Recommended CPU request.")
+    memory: str | None = pydantic.Field(None, description="Recommended memory request.")
+    gpu_memory_bytes: int | None = pydantic.Field(
+        None, ge=0, description="GPU memory the model needs, with headroom."
+    )
+    cost_per_hour_now: float | None = pydantic.Field(
+        None, ge=0, description="Cost per replica-hour of the current hardware."
+    )
+    cost_per_hour_recommended: float | None = pydantic.Field(
+        None, ge=0, description="Cost per replica-hour of the recommendation."
+    )
+    reason: str = pydantic.Field("", max_length=2048, description="Why, with the numbers.")
+    generated_at: datetime.datetime | None = pydantic.Field(
+        None, description="When it was computed."
+    )
+
+
+class Cost(base.Model):
+    per_hour: float | None = pydantic.Field(
+        None, ge=0, description="Cost per hour of the replicas running now (catalog prices)."
+    )
+    per_1k_inferences: float | None = pydantic.Field(
+        None,
+        ge=0,
+        description="Accelerator cost per 1,000 inferences served over the recent window.",
+    )
+
+
+class InferenceServiceStatus(base.Model):
+    observed_generation: int | None = pydantic.Field(
+        None, ge=0, description="The metadata.generation this status describes."
+    )
+    conditions: list[Condition] = pydantic.Field(
+        default_factory=list,
+        description="Ready, Progressing, ScaledToZero, MetricsAvailable, ...",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    replicas: int | None = pydantic.Field(
+        None, ge=0, description="Replicas that exist (scale subresource statusReplicasPath)."
+    )
+    ready_replicas: int | None = pydantic.Field(None, ge=0, description="Replicas ready to serve.")
+    desired_replicas: int | None = pydantic.Field(
+        None, ge=0, description="Replicas the autoscaler (or external scaler) wants."
+    )
+    selector: str | None = pydantic.Field(
+        None, description="Label selector of the pods, for the scale subresource (HPA/KEDA)."
+    )
+    url: str | None = pydantic.Field(None, description="In-cluster URL of the endpoint.")
+    accelerator: str | None = pydantic.Field(
+        None, description="Hardware in use, e.g. cpu, gpu:NVIDIA-L4, mig:1g.10gb."
+    )
+    last_scaling: ScalingDecision | None = pydantic.Field(
+        None, description="The last scaling decision and its reason."
+    )
+    active_schedule: str | None = pydantic.Field(
+        None, description="Name of the schedule window in force, if any."
+    )
+    off_until: datetime.datetime | None = pydantic.Field(
+        None,
+        description="Set while a hard-off schedule window (maxReplicas: 0) is open: when it "
+        "ends. The activator answers 503 with Retry-After until then.",
+    )
+    recommendation: Recommendation | None = pydantic.Field(
+        None, description="Right-sizing recommendation."
+    )
+    cost: Cost | None = pydantic.Field(None, description="What this endpoint costs.")
