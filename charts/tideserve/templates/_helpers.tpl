@@ -1,0 +1,100 @@
+{{/* Chart name, truncated to the 63 characters of a DNS label. */}}
+{{- define "tideserve.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: release name + chart name, unless the release name already
+contains the chart name. Suffixed names (-activator) must stay <= 63.
+*/}}
+{{- define "tideserve.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 53 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 53 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 53 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "tideserve.operatorName" -}}
+{{- include "tideserve.fullname" . }}
+{{- end }}
+
+{{- define "tideserve.activatorName" -}}
+{{- printf "%s-activator" (include "tideserve.fullname" .) }}
+{{- end }}
+
+{{- define "tideserve.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels common to every object of the release. */}}
+{{- define "tideserve.labels" -}}
+helm.sh/chart: {{ include "tideserve.chart" . }}
+app.kubernetes.io/name: {{ include "tideserve.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: tideserve
+{{- end }}
+
+{{/* Selector labels: stable across upgrades (never the version). */}}
+{{- define "tideserve.operatorSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "tideserve.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "tideserve.activatorSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "tideserve.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: activator
+{{- end }}
+
+{{- define "tideserve.operatorServiceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "tideserve.operatorName" .) .Values.serviceAccount.operatorName }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.operatorName }}
+{{- end }}
+{{- end }}
+
+{{- define "tideserve.activatorServiceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "tideserve.activatorName" .) .Values.serviceAccount.activatorName }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.activatorName }}
+{{- end }}
+{{- end }}
+
+{{- define "tideserve.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+Refuse value combinations that the schema cannot express, with the field
+names in the message.
+*/}}
+{{- define "tideserve.validate" -}}
+{{- if and .Values.rbac.namespaced (empty .Values.watchNamespaces) }}
+{{- fail "rbac.namespaced: true needs watchNamespaces to list the namespaces to grant (an empty list means all namespaces, which only a ClusterRole can grant)" }}
+{{- end }}
+{{- if eq (int .Values.operator.metricsPort) (int .Values.operator.healthPort) }}
+{{- fail "operator.metricsPort and operator.healthPort must differ" }}
+{{- end }}
+{{- $p := .Values.activator.ports }}
+{{- if or (eq (int $p.http) (int $p.grpc)) (eq (int $p.http) (int $p.metrics)) (eq (int $p.grpc) (int $p.metrics)) }}
+{{- fail "activator.ports: http, grpc and metrics must be three different ports" }}
+{{- end }}
+{{- end }}
+
+{{/* Volumes shared by both pods: a writable /tmp under a read-only root. */}}
+{{- define "tideserve.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 64Mi
+{{- end }}
