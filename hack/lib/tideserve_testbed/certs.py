@@ -1,0 +1,83 @@
+"""Certificates for the local control plane, generated with the openssl CLI.
+
+EC P-256 keys for TLS (instant to generate), RSA for the service-account
+signing key (the most widely supported token algorithm).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+
+SERVICE_IP = "10.96.0.1"  # first address of --service-cluster-ip-range
+
+# name -> (subject, extended key usage, subjectAltName or None)
+CLIENTS = {
+    "admin": ("/O=system:masters/CN=tideserve-admin", "clientAuth", None),
+    "controller-manager": ("/CN=system:kube-controller-manager", "clientAuth", None),
+    "scheduler": ("/CN=system:kube-scheduler", "clientAuth", None),
+    # kwok plays every kubelet (node status, leases, pod status), so it needs more
+    # than one node's rights under the Node authorizer.
+    "kwok": ("/O=system:masters/CN=kwok-controller", "clientAuth", None),
+}
+SERVING = (
+    "/CN=kube-apiserver",
+    "serverAuth",
+    "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
+    f"DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:{SERVICE_IP}",
+)
+
+_REQ_CONFIG = (
+    "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = unused\n"
+    "[v3_ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n"
+    "subjectKeyIdentifier = hash\n"
+)
+
+
+def _openssl(*args: str, cwd: pathlib.Path) -> None:
+    proc = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args)} failed:\n{proc.stderr}")
+
+
+def _leaf(d: pathlib.Path, name: str, subject: str, usage: str, san: str | None) -> None:
+    ext = "[v3]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n"
+    ext += f"extendedKeyUsage = {usage}\n"
+    if san:
+        ext += f"subjectAltName = {san}\n"
+    (d / f"{name}.ext").write_text(ext)
+    _openssl(
+        "req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, "-config", "req.cnf",
+        cwd=d,
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-days", "3650", "-extfile", f"{name}.ext", "-extensions", "v3", "-out", f"{name}.crt",
+        cwd=d,
+    )  # fmt: skip
+    (d / f"{name}.csr").unlink()
+    (d / f"{name}.ext").unlink()
+
+
+def ensure(d: pathlib.Path) -> None:
+    """Create the CA, serving and client certificates and the SA key pair once."""
+    if (d / "done").exists():
+        return
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "req.cnf").write_text(_REQ_CONFIG)
+    _openssl(
+        "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
+        "ec_paramgen_curve:prime256v1", "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650",
+        "-subj", "/CN=tideserve-local-ca", "-config", "req.cnf", "-extensions", "v3_ca",
+        cwd=d,
+    )  # fmt: skip
+    _leaf(d, "apiserver", *SERVING)
+    for name, (subject, usage, san) in CLIENTS.items():
+        _leaf(d, name, subject, usage, san)
+    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+             "-out", "sa.key", cwd=d)  # fmt: skip
+    _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=d)
+    for key in d.glob("*.key"):
+        key.chmod(0o600)
+    (d / "done").write_text("")

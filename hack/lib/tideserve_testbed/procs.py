@@ -1,0 +1,179 @@
+"""Paths, state and background processes of the local test bed (stdlib only).
+
+Every process we start is recorded with its pid *and* its kernel start time, so
+that `down` never signals a recycled pid that now belongs to someone else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import pathlib
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+CACHE = pathlib.Path(
+    os.environ.get("TIDESERVE_CACHE", pathlib.Path.home() / ".cache" / "tideserve")
+)
+BIN_DIR = CACHE / "bin"
+
+
+def state_dir() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("TIDESERVE_CLUSTER_DIR", CACHE / "cluster"))
+
+
+def log(msg: str) -> None:
+    print(f"cluster: {msg}", flush=True)
+
+
+@contextlib.contextmanager
+def locked(name: str = ".lock") -> Iterator[None]:
+    """Serialise up/down/triton across processes (CLI, several pytest sessions)."""
+    d = state_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d.parent / f".{d.name}{name}", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def read_json(path: pathlib.Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return data
+
+
+def write_json(path: pathlib.Path, data: dict[str, Any]) -> None:
+    """Atomic write: readers (Prometheus file_sd, other sessions) never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def http_get(
+    url: str, timeout: float = 2.0, context: ssl.SSLContext | None = None
+) -> tuple[int, bytes]:
+    """GET a loopback URL; HTTP errors come back as (status, body), not exceptions."""
+    if not url.startswith(("http://127.0.0.1:", "https://127.0.0.1:")):
+        raise ValueError(f"the test bed only talks to loopback, not {url}")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as r:  # noqa: S310
+            return int(r.status), bytes(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":  # a zombie is dead; reap it if it is our child
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return None
+    return fields[19]  # field 22 of stat: start time in clock ticks
+
+
+def alive(proc: dict[str, Any] | None) -> bool:
+    if not proc or "pid" not in proc:
+        return False
+    return _start_time(int(proc["pid"])) == proc.get("start")
+
+
+def start(
+    name: str,
+    cmd: list[str],
+    logfile: pathlib.Path,
+    env: dict[str, str] | None = None,
+    cwd: pathlib.Path | None = None,
+) -> dict[str, Any]:
+    """Start cmd detached (own session, so Ctrl-C in a shell or pytest does not hit it)."""
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    with open(logfile, "ab") as out:
+        out.write(f"\n==== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {name}\n".encode())
+        out.flush()
+        p = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    return {"pid": p.pid, "start": _start_time(p.pid), "log": str(logfile), "cmd": cmd}
+
+
+def stop(proc: dict[str, Any] | None, timeout: float = 10.0) -> None:
+    if not alive(proc):
+        return
+    assert proc is not None
+    pid = int(proc["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive(proc) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive(proc):
+        os.kill(pid, signal.SIGKILL)
+        while alive(proc):
+            time.sleep(0.05)
+
+
+def tail(logfile: str | pathlib.Path, lines: int = 25) -> str:
+    try:
+        text = pathlib.Path(logfile).read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+def wait_for(
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    proc: dict[str, Any] | None = None,
+    interval: float = 0.1,
+) -> None:
+    """Poll check() until true; fail early with the log tail if proc dies meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        if proc is not None and not alive(proc):
+            raise StartupError(f"{what}: process exited; last log lines:\n{tail(proc['log'])}")
+        if time.monotonic() > deadline:
+            extra = f"; last log lines:\n{tail(proc['log'])}" if proc else ""
+            raise StartupError(f"{what}: not ready after {timeout:.0f}s{extra}")
+        time.sleep(interval)
