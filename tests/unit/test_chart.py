@@ -28,8 +28,8 @@ CHART = ROOT / "charts" / "tideserve"
 SNAPSHOT = pathlib.Path(__file__).resolve().parent / "snapshots" / "chart-default.yaml"
 NAMESPACE = "tideserve-system"
 RELEASE = "ts"
-# Kubernetes version for helm's capabilities and for the JSON schemas.
-KUBE_VERSION = "1.34.0"
+# Kubernetes version for helm's capabilities and the JSON schemas: the test bed's (hack/tools/k8s).
+KUBE_VERSION = "1.35.0"
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -77,6 +77,7 @@ OPERATOR_NAMESPACED_RULES = {
         "patch",
         "delete",
     },
+    ("", "configmaps"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "events"): {"create", "patch"},
     ("", "pods"): {"get", "list", "watch"},
     ("discovery.k8s.io", "endpointslices"): {"get", "list", "watch"},
@@ -102,6 +103,7 @@ DASHBOARD_METRICS = [
     "tideserve_signal_age_seconds",
     "tideserve_activator_held_requests",
     "tideserve_activator_cold_start_seconds_bucket",
+    "tideserve_activator_requests_total",
     "tideserve_cost_per_hour",
     "tideserve_cost_per_1k_inferences",
     "nv_inference_pending_request_count",
