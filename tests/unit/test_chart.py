@@ -259,6 +259,12 @@ def test_values_yaml_is_valid_against_the_chart_schema() -> None:
     jsonschema.validate(chart_values(), schema)
 
 
+def test_readme_documents_every_top_level_value() -> None:
+    readme = (CHART / "README.md").read_text()
+    undocumented = [key for key in chart_values() if f"`{key}" not in readme]
+    assert not undocumented, f"charts/tideserve/README.md lacks {undocumented}"
+
+
 # --- security -----------------------------------------------------------------------------------
 
 
