@@ -1,0 +1,238 @@
+"""The async shell around the held queues: endpoint state in, one answer per request out.
+
+One `Activator` per process, used from the event loop thread only (the watch thread hands
+it updates with `loop.call_soon_threadsafe`). Each held request waits on a future that is
+resolved exactly once: by a release (forward), an off window or deletion (refusal), or
+by its own deadline, whichever comes first; the queue's `discard` decides races.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+from tideserve.activator import metrics as metrics_mod
+from tideserve.activator import queueing
+
+log = logging.getLogger(__name__)
+
+# probe(key, model) -> True when Triton's /v2/models/<model>/ready answers 200.
+Probe = Callable[[queueing.EndpointState], Awaitable[bool]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Released:
+    """A held request may go now; its ticket tells how long it waited and its place."""
+
+    ticket: queueing.Ticket
+    forward_seq: int
+    held_seconds: float
+
+
+Outcome = queueing.Forward | Released | queueing.Refusal
+
+
+@dataclasses.dataclass
+class Endpoint:
+    state: queueing.EndpointState
+    queue: queueing.HeldQueue = dataclasses.field(default_factory=queueing.HeldQueue)
+    waiters: dict[int, asyncio.Future[Outcome]] = dataclasses.field(default_factory=dict)
+    # True once Triton's per-model ready endpoint answered 200 since the endpoint last had
+    # a ready replica; only then does traffic pass straight through.
+    model_ready: bool = False
+    prober: asyncio.Task[None] | None = None
+    forwarded: int = 0
+
+
+def _wall() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class Activator:
+    def __init__(
+        self,
+        probe: Probe,
+        metrics: metrics_mod.Metrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime.datetime] = _wall,
+    ) -> None:
+        self._probe = probe
+        self._metrics = metrics
+        self._clock = clock
+        self._wall = wall
+        self.endpoints: dict[queueing.EndpointKey, Endpoint] = {}
+        self.synced = asyncio.Event()
+        self._closing = False
+
+    # ---- state from the watch -------------------------------------------------------
+
+    def replace(self, states: Iterable[queueing.EndpointState], namespace: str | None) -> None:
+        """A full listing (of one namespace, or of all when namespace is None)."""
+        fresh = {s.key: s for s in states}
+        for key in list(self.endpoints):
+            if key not in fresh and (namespace is None or key.namespace == namespace):
+                self.remove(key)
+        for state in fresh.values():
+            self.upsert(state)
+        self.synced.set()
+
+    def upsert(self, state: queueing.EndpointState) -> None:
+        endpoint = self.endpoints.get(state.key)
+        if endpoint is None:
+            endpoint = self.endpoints[state.key] = Endpoint(state)
+        previous, endpoint.state = endpoint.state, state
+        if state.ready_replicas == 0 or state.model != previous.model:
+            endpoint.model_ready = False
+        if state.off(self._wall()):
+            self._refuse_all(endpoint, queueing.off_refusal(state, self._wall()))
+        self._ensure_prober(endpoint)
+
+    def remove(self, key: queueing.EndpointKey) -> None:
+        endpoint = self.endpoints.pop(key, None)
+        if endpoint is None:
+            return
+        if endpoint.prober:
+            endpoint.prober.cancel()
+        self._refuse_all(endpoint, queueing.gone_refusal(key))
+        # The gauge child may never have been created (nothing was ever held).
+        with contextlib.suppress(KeyError):
+            self._metrics.held.remove(key.namespace, key.name)
+
+    # ---- requests -------------------------------------------------------------------
+
+    async def admit(self, key: queueing.EndpointKey) -> Outcome:
+        """Forward now, wait and then forward, or refuse; never waits past the deadline."""
+        endpoint = self.endpoints.get(key)
+        if endpoint is None:
+            if not self.synced.is_set() and not self._closing:
+                return queueing.Refusal(503, 1, "activator is starting: endpoints not listed yet")
+            return queueing.unknown_refusal(key)
+        if self._closing:
+            return queueing.Refusal(503, 1, "activator is shutting down; retry")
+        decision = queueing.route(
+            endpoint.state,
+            now=self._wall(),
+            held=len(endpoint.queue),
+            model_ready=endpoint.model_ready,
+        )
+        if not isinstance(decision, queueing.Hold):
+            return decision
+        ticket = endpoint.queue.admit(self._clock(), endpoint.state.wake_deadline_seconds)
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        endpoint.waiters[ticket.seq] = future
+        self._set_gauge(endpoint)
+        self._ensure_prober(endpoint)
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(future), timeout=ticket.remaining(self._clock())
+            )
+        except TimeoutError:
+            if endpoint.queue.discard(ticket):
+                endpoint.waiters.pop(ticket.seq, None)
+                self._set_gauge(endpoint)
+                return queueing.deadline_refusal(endpoint.state, self._clock() - ticket.arrived)
+            # Released (or refused) in the same instant: that answer stands.
+            return future.result()
+        except asyncio.CancelledError:
+            # The client went away: free its place so it neither counts nor blocks.
+            if endpoint.queue.discard(ticket):
+                endpoint.waiters.pop(ticket.seq, None)
+                self._set_gauge(endpoint)
+            raise
+
+    def upstream_failed(self, key: queueing.EndpointKey) -> None:
+        """The upstream refused a connection: stop passing traffic through until the
+        model answers its ready probe again (a replica that went away, a stale status)."""
+        endpoint = self.endpoints.get(key)
+        if endpoint is not None and endpoint.model_ready:
+            endpoint.model_ready = False
+            self._ensure_prober(endpoint)
+
+    def demand(self) -> list[dict[str, str | int | float]]:
+        now = self._clock()
+        return [
+            {
+                "namespace": key.namespace,
+                "name": key.name,
+                "held": len(endpoint.queue),
+                "oldestHeldSeconds": round(endpoint.queue.oldest_age(now), 3),
+            }
+            for key, endpoint in sorted(self.endpoints.items())
+            if len(endpoint.queue)
+        ]
+
+    def close(self) -> None:
+        """Shutting down: every held request gets a retryable 503 now, not a reset later."""
+        self._closing = True
+        for endpoint in self.endpoints.values():
+            if endpoint.prober:
+                endpoint.prober.cancel()
+            self._refuse_all(
+                endpoint, queueing.Refusal(503, 1, "activator is shutting down; retry")
+            )
+
+    # ---- waking ---------------------------------------------------------------------
+
+    def _ensure_prober(self, endpoint: Endpoint) -> None:
+        wanted = (
+            endpoint.state.ready_replicas > 0 and not endpoint.model_ready and not self._closing
+        )
+        if wanted and (endpoint.prober is None or endpoint.prober.done()):
+            endpoint.prober = asyncio.get_running_loop().create_task(self._wake(endpoint))
+        elif endpoint.model_ready and len(endpoint.queue):
+            self._release(endpoint)
+
+    async def _wake(self, endpoint: Endpoint) -> None:
+        """Probe the model until it is ready, then release everything held, in order."""
+        attempt = 0
+        while endpoint.state.ready_replicas > 0 and not endpoint.model_ready:
+            try:
+                ready = await self._probe(endpoint.state)
+            except Exception as error:  # a probe failure is "not ready yet", never fatal
+                log.debug("ready probe of %s failed: %s", endpoint.state.key, error)
+                ready = False
+            if ready:
+                endpoint.model_ready = True
+                break
+            await asyncio.sleep(queueing.probe_delay(attempt))
+            attempt += 1
+        if endpoint.model_ready and self.endpoints.get(endpoint.state.key) is endpoint:
+            self._release(endpoint)
+
+    def _release(self, endpoint: Endpoint) -> None:
+        now = self._clock()
+        tickets, cold_start = endpoint.queue.release(now)
+        if cold_start is not None and tickets:
+            key = endpoint.state.key
+            self._metrics.cold_start.labels(key.namespace, key.name).observe(cold_start)
+            log.info(
+                "%s ready: releasing %d held requests, cold start %.3f s",
+                key,
+                len(tickets),
+                cold_start,
+            )
+        # Resolving in arrival order schedules the waiting handlers in that order, so they
+        # reach the upstream connection pool in arrival order too.
+        for ticket in tickets:
+            future = endpoint.waiters.pop(ticket.seq)
+            endpoint.forwarded += 1
+            if not future.done():
+                future.set_result(Released(ticket, endpoint.forwarded, now - ticket.arrived))
+        self._set_gauge(endpoint)
+
+    def _refuse_all(self, endpoint: Endpoint, refusal: queueing.Refusal) -> None:
+        for ticket in endpoint.queue.drain():
+            future = endpoint.waiters.pop(ticket.seq)
+            if not future.done():
+                future.set_result(refusal)
+        self._set_gauge(endpoint)
+
+    def _set_gauge(self, endpoint: Endpoint) -> None:
+        key = endpoint.state.key
+        self._metrics.held.labels(key.namespace, key.name).set(len(endpoint.queue))

@@ -1,0 +1,210 @@
+"""`tideserve activator`: wire the watch, the held queues, the proxy and control ports.
+
+Ports: 8080 HTTP proxy (KServe v2 REST), 8081 gRPC unary pass-through, 9090 control
+(GET /demand, /metrics, /healthz, /readyz). Every flag has an environment variable so the
+chart can set them without templating arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from tideserve.activator import grpc_passthrough, holding, proxy, queueing, routing, watch
+from tideserve.activator import metrics as metrics_mod
+
+log = logging.getLogger("tideserve.activator")
+
+
+def parse_args(argv: Sequence[str], env: dict[str, str]) -> argparse.Namespace:
+    def default(var: str, fallback: str) -> str:
+        return env.get(var) or fallback
+
+    parser = argparse.ArgumentParser(
+        prog="tideserve activator",
+        description="Hold requests for InferenceServices at zero, wake them, forward in order.",
+    )
+    parser.add_argument(
+        "--host",
+        default=default("TIDESERVE_ACTIVATOR_HOST", "0.0.0.0"),  # noqa: S104
+        help="address to listen on (env TIDESERVE_ACTIVATOR_HOST)",
+    )
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=int(default("TIDESERVE_ACTIVATOR_HTTP_PORT", "8080")),
+        help="KServe v2 REST proxy port (env TIDESERVE_ACTIVATOR_HTTP_PORT)",
+    )
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=int(default("TIDESERVE_ACTIVATOR_GRPC_PORT", "8081")),
+        help="gRPC unary pass-through port, 0 to disable (env TIDESERVE_ACTIVATOR_GRPC_PORT)",
+    )
+    parser.add_argument(
+        "--control-port",
+        type=int,
+        default=int(default("TIDESERVE_ACTIVATOR_CONTROL_PORT", "9090")),
+        help="/demand, /metrics, /healthz, /readyz (env TIDESERVE_ACTIVATOR_CONTROL_PORT)",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        default=env.get("KUBECONFIG") or None,
+        help="kubeconfig file; in a pod the service account is used",
+    )
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=None,
+        help="watch only this namespace (repeatable; env "
+        "TIDESERVE_WATCH_NAMESPACES, comma-separated); default all",
+    )
+    parser.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        help="ns/name=http://host:port: Triton HTTP base URL for an endpoint "
+        "instead of its predictor Service (repeatable; env "
+        "TIDESERVE_ACTIVATOR_UPSTREAMS, comma-separated)",
+    )
+    parser.add_argument(
+        "--grpc-upstream",
+        action="append",
+        default=[],
+        help="ns/name=host:port: Triton gRPC address for an endpoint (env "
+        "TIDESERVE_ACTIVATOR_GRPC_UPSTREAMS)",
+    )
+    parser.add_argument(
+        "--static",
+        action="append",
+        default=[],
+        help="ns/name=model: an endpoint that is always ready, without the "
+        "API server (benchmarks, local use); with only --static no watch runs",
+    )
+    parser.add_argument(
+        "--no-watch", action="store_true", help="do not watch InferenceServices (use with --static)"
+    )
+    parser.add_argument(
+        "--upstream-connections",
+        type=int,
+        default=int(default("TIDESERVE_ACTIVATOR_UPSTREAM_CONNECTIONS", "512")),
+        help="pooled upstream connections in total",
+    )
+    parser.add_argument("--log-level", default=default("TIDESERVE_LOG_LEVEL", "INFO"))
+    args = parser.parse_args(list(argv))
+    if args.namespace is None:
+        raw = env.get("TIDESERVE_WATCH_NAMESPACES", "")
+        args.namespace = [ns.strip() for ns in raw.split(",") if ns.strip()]
+    args.upstream += [env.get("TIDESERVE_ACTIVATOR_UPSTREAMS", "")]
+    args.grpc_upstream += [env.get("TIDESERVE_ACTIVATOR_GRPC_UPSTREAMS", "")]
+    return args
+
+
+def static_states(items: Sequence[str]) -> list[queueing.EndpointState]:
+    states = []
+    for key, model in routing.parse_overrides(items).items():
+        states.append(queueing.EndpointState(key=key, model=model, ready_replicas=1))
+    return states
+
+
+async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    metrics = metrics_mod.Metrics()
+    upstreams = routing.parse_overrides(args.upstream)
+    connector = aiohttp.TCPConnector(
+        limit=args.upstream_connections, limit_per_host=0, ttl_dns_cache=10, keepalive_timeout=30
+    )
+    # No total timeout: inference may legitimately take long; a stuck connect may not.
+    timeout = aiohttp.ClientTimeout(total=None, connect=10)
+    session = aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        auto_decompress=False,
+        skip_auto_headers=["User-Agent", "Accept-Encoding", "Accept"],
+    )
+    activator = holding.Activator(proxy.make_probe(session, upstreams), metrics)
+    for state in static_states(args.static):
+        activator.upsert(state)
+
+    watcher = None
+    if args.no_watch:
+        activator.synced.set()
+    else:
+
+        def on_snapshot(items: list[dict[str, Any]], namespace: str | None) -> None:
+            states = [routing.state_from_object(i) for i in items]
+            loop.call_soon_threadsafe(activator.replace, states, namespace)
+
+        def on_event(kind: str, obj: dict[str, Any]) -> None:
+            state = routing.state_from_object(obj)
+            if kind == "DELETED":
+                loop.call_soon_threadsafe(activator.remove, state.key)
+            else:
+                loop.call_soon_threadsafe(activator.upsert, state)
+
+        watcher = watch.Watcher(
+            watch.api_client(args.kubeconfig), args.namespace, on_snapshot, on_event
+        )
+        watcher.start()
+
+    runners = []
+    for app, port in (
+        (proxy.proxy_app(activator, session, metrics, upstreams), args.http_port),
+        (proxy.control_app(activator, metrics), args.control_port),
+    ):
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await runner.setup()
+        await web.TCPSite(runner, args.host, port, backlog=2048).start()
+        runners.append(runner)
+    grpc_server = None
+    if args.grpc_port:
+        grpc_server = await grpc_passthrough.start(
+            activator,
+            metrics,
+            routing.parse_overrides(args.grpc_upstream),
+            f"{args.host}:{args.grpc_port}",
+        )
+    log.info(
+        "activator listening: http %s:%d grpc %s control %d",
+        args.host,
+        args.http_port,
+        args.grpc_port or "off",
+        args.control_port,
+    )
+    await stop.wait()
+    log.info("shutting down: answering held requests with 503")
+    activator.close()
+    if watcher:
+        watcher.stop.set()
+    if grpc_server is not None:
+        await grpc_server.stop(grace=2)
+    for runner in runners:
+        await runner.cleanup()
+    await session.close()
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv, dict(os.environ))
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await serve(args, stop)
+
+    asyncio.run(run())
+    return 0
