@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tideserve import settings
+from tideserve.activator import server as activator_server
 
 pytestmark = pytest.mark.unit
 
@@ -451,14 +452,23 @@ def test_activator_ports_and_limits_come_from_values() -> None:
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "http": 8080,
         "grpc": 8081,
-        "metrics": 9090,
+        "control": 9090,
     }
+    assert env["TIDESERVE_ACTIVATOR_HTTP_PORT"] == "8080"
+    assert env["TIDESERVE_ACTIVATOR_GRPC_PORT"] == "8081"
+    assert env["TIDESERVE_ACTIVATOR_CONTROL_PORT"] == "9090"
     assert env["TIDESERVE_ACTIVATOR_MAX_HELD_REQUESTS"] == "1000"
-    assert env["TIDESERVE_ACTIVATOR_WAKE_DEADLINE_SECONDS"] == "600"
-    assert env["TIDESERVE_OPERATOR_URL"] == f"http://{OPERATOR}.{NAMESPACE}.svc:8080"
+    assert env["TIDESERVE_ACTIVATOR_WAKE_DEADLINE_SECONDS"] == "900"
     service = one(docs, "Service", ACTIVATOR)
-    assert {p["name"] for p in service["spec"]["ports"]} == {"http", "grpc", "metrics"}
+    assert {p["name"] for p in service["spec"]["ports"]} == {"http", "grpc", "control"}
     assert one(docs, "PodDisruptionBudget", ACTIVATOR)["spec"]["maxUnavailable"] == 1
+
+
+def test_activator_env_parses_with_the_activator_command_line() -> None:
+    env = env_of(deployment_container(render("namespaced"), ACTIVATOR))
+    args = activator_server.parse_args([], {k: v for k, v in env.items() if isinstance(v, str)})
+    assert (args.http_port, args.grpc_port, args.control_port) == (8080, 8081, 9090)
+    assert args.namespace == ["team-a", "team-b"]
 
 
 def test_single_activator_has_no_disruption_budget() -> None:
@@ -584,6 +594,7 @@ def test_dashboard_configmap_carries_the_grafana_label_and_the_file() -> None:
         # Rules the schema cannot express, refused by templates/validate.yaml.
         ({"rbac": {"namespaced": True}}, "rbac.namespaced"),
         ({"activator": {"ports": {"grpc": 9090}}}, "activator.ports"),
+        ({"activator": {"ports": {"metrics": 9091}}}, "metrics"),
         ({"operator": {"healthPort": 8080}}, "operator.metricsPort and operator.healthPort"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,

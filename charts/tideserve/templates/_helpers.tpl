@@ -87,8 +87,8 @@ names in the message.
 {{- fail "operator.metricsPort and operator.healthPort must differ" }}
 {{- end }}
 {{- $p := .Values.activator.ports }}
-{{- if or (eq (int $p.http) (int $p.grpc)) (eq (int $p.http) (int $p.metrics)) (eq (int $p.grpc) (int $p.metrics)) }}
-{{- fail "activator.ports: http, grpc and metrics must be three different ports" }}
+{{- if or (eq (int $p.http) (int $p.grpc)) (eq (int $p.http) (int $p.control)) (eq (int $p.grpc) (int $p.control)) }}
+{{- fail "activator.ports: http, grpc and control must be three different ports" }}
 {{- end }}
 {{- end }}
 
