@@ -1,0 +1,172 @@
+"""How many replicas one tick's signals ask for, and what a replica can serve. Pure.
+
+Two terms, combined with max():
+- the queue term, HPA-like: the per-replica queue metric over its target, times the
+  replicas (for queueDepth that is simply pending / target);
+- the rate term: arrivals per second over what one replica serves with its queue at
+  the target (the learned `capacity`). A queue-only controller oscillates, because a
+  well-sized endpoint has an empty queue and an empty queue asks for zero replicas;
+  the rate term remembers why the replicas are there.
+
+Capacity is learned from the endpoint itself: when the queue sits at or above target
+with a settled replica count, rate/ready is what a replica serves there (measured);
+below target it is only a lower bound. Until something is measured, scaling down
+probes one replica at a time, and only while the queue is well below target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+
+from tideserve.api import spec as spec_api
+
+# Ready replicas must be unchanged this long before rate/ready teaches capacity: the
+# request rate is a Prometheus rate() over a window (signals.RATE_WINDOW_S) and still
+# counts the replicas of before a change until the window has passed.
+SETTLE_S = 45.0
+# Below this request rate an endpoint counts as idle (one request in a 30 s window is 0.033/s).
+ACTIVE_RATE = 1e-3
+# A scale-down probe (without a measured capacity) needs the queue below this fraction
+# of its target.
+PROBE_FRACTION = 0.5
+# A probe releases this fraction of the replicas at most (a quarter down per step).
+PROBE_STEP = 0.75
+# How much of a new saturated measurement replaces the old one.
+LEARN_WEIGHT = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class Capacity:
+    """Requests/s one replica serves with its queue at the target."""
+
+    per_replica: float | None = None
+    measured: bool = False  # False: a lower bound from unsaturated periods
+
+
+@dataclasses.dataclass(frozen=True)
+class Demand:
+    need: float  # replicas asked for, unrounded
+    pending: float
+    arrival: float  # requests/s arriving (served rate + queue growth)
+    load: float  # the target metric's current value, per replica
+    saturated: bool  # the queue is at or above target
+    active: bool  # anything arriving, queued or held
+    text: str  # the dominant term in words, without the "-> n"
+
+
+def _queue_load(
+    target: spec_api.TargetSpec,
+    *,
+    pending: float,
+    queue_time_s: float | None,
+    arrival: float,
+    ready: int,
+    capacity: Capacity,
+) -> tuple[float, float, str]:
+    """(queue need in replicas, per-replica metric value, words)."""
+    per = max(ready, 1)
+    if target.type == spec_api.TargetType.QUEUE_TIME:
+        millis = (queue_time_s or 0.0) * 1000.0
+        if ready == 0:
+            return (1.0 if pending > 0 else 0.0), millis, f"queue time {millis:.0f}ms"
+        return per * millis / target.value, millis, f"queue time {millis:.0f}ms"
+    if target.type == spec_api.TargetType.CONCURRENCY:
+        # Triton exports queued requests, not in-flight ones: add one per busy replica,
+        # estimated from the learned capacity (or all ready replicas when unknown).
+        if capacity.per_replica:
+            busy = min(float(ready), arrival / capacity.per_replica)
+        else:
+            busy = float(ready) if arrival > ACTIVE_RATE else 0.0
+        in_flight = pending + busy
+        return in_flight / target.value, in_flight / per, f"concurrency {in_flight:.3g}"
+    return pending / target.value, pending / per, f"queue {pending:.3g}"
+
+
+def estimate(
+    target: spec_api.TargetSpec,
+    *,
+    tolerance: float,
+    pending: float,
+    queue_time_s: float | None,
+    rate: float,
+    growth: float,
+    ready: int,
+    current: int,
+    capacity: Capacity,
+) -> Demand:
+    """The replicas this tick's signals ask for.
+
+    While replicas are starting (ready < current, or waking from zero) the backlog is
+    left to them: only arrivals they will not keep up with ask for more. A backlog that
+    built during a cold start is a one-off, and sizing for it would keep idle replicas
+    through a whole scale-down window.
+    """
+    arrival = rate + max(0.0, growth)
+    queue_need, load, words = _queue_load(
+        target,
+        pending=pending,
+        queue_time_s=queue_time_s,
+        arrival=arrival,
+        ready=ready,
+        capacity=capacity,
+    )
+    if ready < current or current == 0:
+        queue_need = min(queue_need, float(max(current, 1)))
+    saturated = ready > 0 and load >= target.value * (1.0 - tolerance)
+    unit = "ms" if target.type == spec_api.TargetType.QUEUE_TIME else "/replica"
+    compare = ">" if load > target.value else "<"
+    text = f"{words} {compare} {target.value:g}{unit} x {ready}"
+    if capacity.per_replica:
+        rate_need = arrival / capacity.per_replica
+        if not capacity.measured and ready > 1 and load < target.value * PROBE_FRACTION:
+            # A lower-bound capacity may be far too low: probe down a step.
+            rate_need = min(rate_need, probe(ready, tolerance))
+    elif arrival > ACTIVE_RATE:
+        # Nothing known about capacity: the rate alone never releases a replica,
+        # except one probing step while the queue is well below target.
+        low = load < target.value * PROBE_FRACTION
+        rate_need = probe(ready, tolerance) if low and ready > 1 else float(ready)
+    else:
+        rate_need = 0.0
+    if rate_need > queue_need and capacity.per_replica:
+        text = f"rate {arrival:.3g}/s at {capacity.per_replica:.3g}/s per replica, {text}"
+    need = max(queue_need, rate_need)
+    active = pending > 0 or arrival > ACTIVE_RATE
+    return Demand(need, pending, arrival, load, saturated, active, text)
+
+
+def learn(
+    capacity: Capacity,
+    *,
+    demand: Demand,
+    rate: float,
+    ready: int,
+    ready_since: datetime.datetime | None,
+    now: datetime.datetime,
+) -> Capacity:
+    """Update what a replica serves from a tick with a settled replica count."""
+    if ready <= 0 or rate <= ACTIVE_RATE or ready_since is None:
+        return capacity
+    if (now - ready_since).total_seconds() < SETTLE_S:
+        return capacity
+    observed = rate / ready
+    if demand.saturated:
+        if capacity.measured and capacity.per_replica:
+            observed = LEARN_WEIGHT * observed + (1 - LEARN_WEIGHT) * capacity.per_replica
+        return Capacity(observed, measured=True)
+    if capacity.per_replica is None or observed > capacity.per_replica:
+        return Capacity(observed, measured=capacity.measured)
+    return capacity
+
+
+def probe(ready: int, tolerance: float) -> float:
+    """One probing step down: a quarter, at least one replica, and past the tolerance band."""
+    step = min(ready * PROBE_STEP, ready * (1 - tolerance) - 1e-6)
+    return float(max(1, min(ready - 1, math.floor(step))))
+
+
+def replicas(need: float) -> int:
+    """Round a replica need up, forgiving float noise (3.0000001 is 3)."""
+    return max(0, math.ceil(need - 1e-9))
