@@ -45,7 +45,12 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
             continue
         if key == "default" and value is None:
             continue
-        if key == "properties":
+        if key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            # JSON Schema 2020 gives the bound itself; Kubernetes (OpenAPI v3.0) wants
+            # minimum/maximum plus a boolean flag.
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
+        elif key == "properties":
             out[key] = {name: _resolve(sub, defs) for name, sub in value.items()}
         else:
             out[key] = _resolve(value, defs)

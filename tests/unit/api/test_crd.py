@@ -49,6 +49,8 @@ def test_schema_is_structural() -> None:
         if "anyOf" in node:
             assert node.get("x-kubernetes-int-or-string") is True, f"{path}: stray anyOf"
         assert not any(k.startswith("x-tideserve") for k in node), path
+        for flag in ("exclusiveMinimum", "exclusiveMaximum"):
+            assert isinstance(node.get(flag, True), bool), f"{path}: {flag} must be a boolean"
 
 
 def test_every_spec_field_is_documented() -> None:
