@@ -94,10 +94,11 @@ class ScheduleWindow(base.Model):
     start: str | None = pydantic.Field(
         None,
         pattern=HHMM_PATTERN,
+        max_length=5,
         description="Local start time HH:MM. The window may cross midnight (22:00 to 06:00).",
     )
     end: str | None = pydantic.Field(
-        None, pattern=HHMM_PATTERN, description="Local end time HH:MM (exclusive)."
+        None, pattern=HHMM_PATTERN, max_length=5, description="Local end time HH:MM (exclusive)."
     )
     days: list[Weekday] = pydantic.Field(
         default_factory=list,

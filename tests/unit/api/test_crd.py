@@ -97,8 +97,8 @@ def test_enums_and_defaults_present() -> None:
     assert resources["properties"]["accelerator"]["enum"] == ["auto", "gpu", "cpu", "mig"]
     assert resources["properties"]["accelerator"]["default"] == "gpu"
     scaling = schema()["properties"]["spec"]["properties"]["scaling"]
-    assert scaling["default"] == {}
-    assert scaling["properties"]["behavior"]["default"] == {}
+    assert scaling["default"] == spec.ScalingSpec().dump()
+    assert scaling["properties"]["behavior"]["default"] == spec.BehaviorSpec().dump()
 
 
 def test_optional_objects_without_defaults_stay_absent() -> None:
