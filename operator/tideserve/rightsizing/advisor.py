@@ -1,0 +1,212 @@
+"""One endpoint's recommendation and cost, from its spec, status and observations (pure).
+
+Composes the recommender (requests), the accelerator choice (hardware), the fit check
+(can any node run it) and the cost figures, and applies hysteresis against the previous
+recommendation so status only changes when something moved materially.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Sequence
+
+from tideserve.api import spec as spec_api
+from tideserve.api import status as status_api
+from tideserve.rightsizing import accelerators, effective, fit, quantities, recommender
+from tideserve.rightsizing import catalog as catalog_mod
+
+HOUR = 3600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    """What Prometheus said about one endpoint over the recent window."""
+
+    usage: recommender.Usage = dataclasses.field(default_factory=recommender.Usage)
+    peak_rps: float | None = None  # endpoint total, highest over the window
+    rps_per_replica: float | None = None  # at that peak
+    gpu_utilization: float | None = None  # p90 per replica, 0..1
+    latency_ms: float | None = None  # mean request latency per replica
+    replica_seconds: float | None = None  # replicas x seconds up over the cost window
+    requests: float | None = None  # requests served over the cost window
+
+
+@dataclasses.dataclass(frozen=True)
+class Advice:
+    recommendation: status_api.Recommendation | None
+    changed: bool  # materially different from the previous one (worth an Event)
+    cost: status_api.Cost
+    fit: fit.Fit | None
+    replicas_recommended: int | None = None
+
+
+def previous_sizing(rec: status_api.Recommendation | None) -> recommender.Sizing | None:
+    if rec is None:
+        return None
+    return recommender.Sizing(
+        cpu_cores=quantities.parse(rec.cpu) if rec.cpu else None,
+        memory_bytes=quantities.parse(rec.memory) if rec.memory else None,
+        gpu_memory_bytes=float(rec.gpu_memory_bytes) if rec.gpu_memory_bytes else None,
+    )
+
+
+def bounds(catalog: catalog_mod.Catalog, nodes: Sequence[fit.Node]) -> recommender.Bounds:
+    max_cpu = catalog.cpu.max_cores_per_replica
+    max_memory = catalog.cpu.max_memory_gib_per_replica * quantities.GIB
+    if nodes:
+        max_cpu = min(max_cpu, fit.largest(nodes, "cpu") or max_cpu)
+        max_memory = min(max_memory, fit.largest(nodes, "memory") or max_memory)
+    return recommender.Bounds(max_cpu_cores=max_cpu, max_memory_bytes=max_memory)
+
+
+def declared(spec: spec_api.InferenceServiceSpec) -> list[accelerators.Profile]:
+    return [
+        accelerators.Profile(
+            option=p.option,
+            max_rps=p.max_requests_per_second,
+            p99_latency_ms=p.p99_latency_ms,
+            source=accelerators.Source.DECLARED,
+            cores=accelerators.cpu_cores_of(p.option),
+        )
+        for p in spec.resources.right_sizing.profiles
+    ]
+
+
+def cost(
+    catalog: catalog_mod.Catalog,
+    resources: spec_api.ResourcesSpec,
+    in_use: str | None,
+    replicas: int,
+    observation: Observation,
+) -> status_api.Cost:
+    """Cost per hour of what runs now, and per 1,000 inferences over the window."""
+    price = replica_price(catalog, resources, in_use)
+    per_1k = None
+    if observation.replica_seconds is not None and observation.requests:
+        spent = observation.replica_seconds / HOUR * price
+        per_1k = round(spent / observation.requests * 1000, 6)
+    return status_api.Cost(per_hour=round(replicas * price, 4), per_1k_inferences=per_1k)
+
+
+def replica_price(
+    catalog: catalog_mod.Catalog, resources: spec_api.ResourcesSpec, in_use: str | None
+) -> float:
+    option = effective.option_of(catalog, resources, in_use)
+    count = resources.gpu.count if option.kind is catalog_mod.Kind.GPU and resources.gpu else 1
+    return catalog_mod.replica_price(
+        catalog,
+        option,
+        quantities.parse(resources.cpu or fit.DEFAULT_CPU),
+        quantities.parse(resources.memory or fit.DEFAULT_MEMORY),
+        count,
+    )
+
+
+def advise(
+    spec: spec_api.InferenceServiceSpec,
+    status: status_api.InferenceServiceStatus | None,
+    observation: Observation,
+    catalog: catalog_mod.Catalog,
+    *,
+    nodes: Sequence[fit.Node],
+    now: datetime.datetime,
+    measured: Sequence[accelerators.Profile] = (),
+    policy: recommender.Policy = recommender.DEFAULT_POLICY,
+) -> Advice:
+    status = status or status_api.InferenceServiceStatus()
+    resources = spec.resources
+    in_use = status.accelerator
+    replicas = status.replicas or 0
+    running = effective.effective_resources(spec, status)
+    spent = cost(catalog, running, in_use, replicas, observation)
+    needs_fit = fit.check(fit.requirements(running), nodes) if nodes else None
+    if resources.right_sizing.mode is spec_api.RightSizingMode.OFF:
+        return Advice(None, False, spent, needs_fit)
+
+    previous = status.recommendation
+    sizing = recommender.size(observation.usage, now.timestamp(), bounds(catalog, nodes), policy)
+    sizing = recommender.stabilize(previous_sizing(previous), sizing, policy)
+    cores = sizing.cpu_cores or quantities.parse(running.cpu or fit.DEFAULT_CPU)
+    memory = sizing.memory_bytes or quantities.parse(running.memory or fit.DEFAULT_MEMORY)
+
+    current = effective.option_of(catalog, running, in_use)
+    peak = observation.peak_rps or resources.right_sizing.peak_requests_per_second
+    demand = accelerators.Demand(
+        peak_rps=peak,
+        latency_ms=spec.slo.latency_ms,
+        cpu_cores=cores,
+        memory_bytes=memory,
+        gpu_memory_bytes=sizing.gpu_memory_bytes,
+        max_replicas=spec.scaling.max_replicas,
+    )
+    profiles = [*measured, *declared(spec)]
+    seen = accelerators.observed_profile(
+        current.name,
+        observation.rps_per_replica,
+        observation.gpu_utilization,
+        observation.latency_ms,
+    )
+    if seen is not None:
+        profiles.append(seen)
+    choice = accelerators.choose(catalog, demand, profiles, current)
+    best = _hold(choice, previous, policy.hysteresis)
+
+    notes = list(sizing.notes)
+    if best is not None:
+        option_name, cores, memory = best.option.name, best.cores, best.memory_bytes
+        notes.append(best.why)
+        if resources.accelerator is not spec_api.Accelerator.AUTO and best.option != current:
+            notes.append("accelerator is pinned by the spec; only CPU/memory apply in auto mode")
+    else:
+        option_name = current.name
+        notes.append(f"keeping {current.name}: {choice.reason}")
+    rec = status_api.Recommendation(
+        accelerator=option_name,
+        cpu=quantities.cpu(cores),
+        memory=quantities.memory(memory),
+        gpu_memory_bytes=round(sizing.gpu_memory_bytes) if sizing.gpu_memory_bytes else None,
+        cost_per_hour_now=round(replica_price(catalog, running, in_use), 4),
+        cost_per_hour_recommended=round(
+            best.price_per_replica_hour
+            if best is not None
+            else catalog_mod.replica_price(catalog, current, cores, memory),
+            4,
+        ),
+        reason="; ".join(notes)[:2048],
+        generated_at=now,
+    )
+    changed = previous is None or _material(previous, rec, policy.hysteresis)
+    if not changed and previous is not None:
+        rec = previous
+    return Advice(rec, changed, spent, needs_fit, best.replicas if best else None)
+
+
+def _hold(
+    choice: accelerators.Choice,
+    previous: status_api.Recommendation | None,
+    hysteresis: float,
+) -> accelerators.Candidate | None:
+    """Keep the previously recommended option unless the new best saves more than hysteresis."""
+    best = choice.best
+    if best is None or previous is None or previous.accelerator == best.option.name:
+        return best
+    before = next(
+        (c for c in choice.candidates if c.meets and c.option.name == previous.accelerator), None
+    )
+    if before is not None and best.cost_per_hour >= before.cost_per_hour * (1 - hysteresis):
+        return before
+    return best
+
+
+def _material(
+    old: status_api.Recommendation, new: status_api.Recommendation, hysteresis: float
+) -> bool:
+    if old.accelerator != new.accelerator:
+        return True
+    for before, after in ((old.cpu, new.cpu), (old.memory, new.memory)):
+        was = quantities.parse(before) if before else None
+        now = quantities.parse(after) if after else None
+        if recommender.moved(was, now, hysteresis):
+            return True
+    return False

@@ -1,0 +1,219 @@
+"""The accelerator catalog: hardware options per replica and what they cost per hour.
+
+The chart puts it under `catalog:` in values.yaml and mounts that mapping as a YAML file
+at TIDESERVE_CATALOG_FILE; without one the built-in DEFAULT below is used. Prices are
+illustrative on-demand public-cloud figures (USD, late 2025), not a quote.
+
+Option names are the vocabulary of status.accelerator, status.recommendation.accelerator
+and spec.resources.rightSizing.profiles[].option: "cpu" (or "cpu-<cores>" in a profile),
+"gpu:<product>", "mig:<profile>".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import pathlib
+
+import pydantic
+import yaml
+
+from tideserve.api import base
+from tideserve.rightsizing import quantities
+
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
+
+
+class CpuPricing(base.Model):
+    cost_per_core_hour: float = pydantic.Field(0.0316, ge=0, description="Per vCPU-hour.")
+    cost_per_gib_hour: float = pydantic.Field(
+        0.0042, ge=0, alias="costPerGiBHour", description="Per GiB-hour of RAM."
+    )
+    max_cores_per_replica: float = pydantic.Field(
+        32, gt=0, description="Largest CPU request right-sizing will recommend."
+    )
+    max_memory_gib_per_replica: float = pydantic.Field(
+        128,
+        gt=0,
+        alias="maxMemoryGiBPerReplica",
+        description="Largest memory request right-sizing will recommend.",
+    )
+
+
+class MigProfile(base.Model):
+    profile: str = pydantic.Field(..., pattern=r"^[1-7]g\.[0-9]+gb$", description="e.g. 1g.10gb")
+    memory_gib: float = pydantic.Field(..., gt=0, alias="memoryGiB")
+    cost_per_hour: float = pydantic.Field(..., ge=0, description="Per slice-hour.")
+
+
+class GpuOption(base.Model):
+    product: str = pydantic.Field(..., min_length=1, description="nvidia.com/gpu.product label.")
+    memory_gib: float = pydantic.Field(..., gt=0, alias="memoryGiB")
+    cost_per_hour: float = pydantic.Field(..., ge=0, description="Per GPU-hour.")
+    relative_speed: float | None = pydantic.Field(
+        None,
+        gt=0,
+        description="Throughput relative to an A100, used only to estimate capacity on an "
+        "option nobody profiled. Omit for the built-in figure of known products.",
+    )
+    mig_profiles: list[MigProfile] = pydantic.Field(default_factory=list)
+
+
+class Catalog(base.Model):
+    currency: str = pydantic.Field("USD", max_length=8)
+    cpu: CpuPricing = pydantic.Field(default_factory=CpuPricing)
+    gpus: list[GpuOption] = pydantic.Field(default_factory=list)
+
+    @pydantic.model_validator(mode="after")
+    def _unique(self) -> Catalog:
+        products = [g.product for g in self.gpus]
+        dupes = sorted({n for n in products if products.count(n) > 1})
+        if dupes:
+            raise ValueError(f"GPU products must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+# Rough inference throughput relative to an A100 (FP16 tensor throughput, rounded).
+KNOWN_SPEEDS = {
+    "A100": 1.0,
+    "H100": 2.0,
+    "H200": 2.2,
+    "L40S": 1.1,
+    "A10G": 0.45,
+    "A10": 0.45,
+    "L4": 0.4,
+    "T4": 0.2,
+    "V100": 0.4,
+}
+
+
+def speed(gpu: GpuOption) -> float:
+    if gpu.relative_speed is not None:
+        return gpu.relative_speed
+    for family, value in KNOWN_SPEEDS.items():
+        if family in gpu.product.upper().replace("TESLA-", ""):
+            return value
+    return 1.0
+
+
+class Kind(enum.StrEnum):
+    CPU = "cpu"
+    GPU = "gpu"
+    MIG = "mig"
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One accelerator option, flattened for the deciding code."""
+
+    name: str
+    kind: Kind
+    price_per_hour: float  # the accelerator alone; CPU and memory are priced separately
+    memory_bytes: float = 0.0  # accelerator memory (0 for CPU)
+    relative_speed: float = 0.0
+    product: str = ""
+    profile: str = ""
+
+    @property
+    def resource(self) -> str | None:
+        if self.kind is Kind.GPU:
+            return GPU_RESOURCE
+        if self.kind is Kind.MIG:
+            return MIG_RESOURCE_PREFIX + self.profile
+        return None
+
+
+def options(catalog: Catalog) -> tuple[Option, ...]:
+    """Every option in the catalog, CPU first.
+
+    A MIG profile offered by several GPU products (1g.10gb on A100-80GB and H100) is one
+    option, as `nvidia.com/mig-<profile>` is one resource: the cheapest entry prices it.
+    """
+    found = [Option(name="cpu", kind=Kind.CPU, price_per_hour=0.0)]
+    slices: dict[str, Option] = {}
+    for gpu in catalog.gpus:
+        found.append(
+            Option(
+                name=f"gpu:{gpu.product}",
+                kind=Kind.GPU,
+                price_per_hour=gpu.cost_per_hour,
+                memory_bytes=gpu.memory_gib * quantities.GIB,
+                relative_speed=speed(gpu),
+                product=gpu.product,
+            )
+        )
+        for mig in gpu.mig_profiles:
+            option = Option(
+                name=f"mig:{mig.profile}",
+                kind=Kind.MIG,
+                price_per_hour=mig.cost_per_hour,
+                memory_bytes=mig.memory_gib * quantities.GIB,
+                # Compute slices out of seven: 3g.40gb runs at 3/7 of its GPU.
+                relative_speed=speed(gpu) * int(mig.profile[0]) / 7,
+                product=gpu.product,
+                profile=mig.profile,
+            )
+            seen = slices.get(option.name)
+            if seen is None or option.price_per_hour < seen.price_per_hour:
+                slices[option.name] = option
+    return (*found, *slices.values())
+
+
+def find(catalog: Catalog, name: str) -> Option | None:
+    """The option called `name`; "cpu-4" (a profile's CPU size) is the "cpu" option."""
+    wanted = "cpu" if name == "cpu" or name.startswith("cpu-") else name
+    return next((o for o in options(catalog) if o.name == wanted), None)
+
+
+def replica_price(
+    catalog: Catalog, option: Option, cores: float, memory_bytes: float, count: int = 1
+) -> float:
+    """Price per replica-hour: the accelerator(s) plus the CPU and memory requests."""
+    return (
+        option.price_per_hour * count
+        + cores * catalog.cpu.cost_per_core_hour
+        + memory_bytes / quantities.GIB * catalog.cpu.cost_per_gib_hour
+    )
+
+
+_A100_PRICE = 3.67
+
+DEFAULT = Catalog(
+    cpu=CpuPricing(),
+    gpus=[
+        GpuOption(
+            product="NVIDIA-A100-SXM4-80GB",
+            memory_gib=80,
+            cost_per_hour=_A100_PRICE,
+            # A slice is priced by its share of the A100's seven compute slices.
+            mig_profiles=[
+                MigProfile(
+                    profile=f"{g}g.{mem}gb",
+                    memory_gib=mem,
+                    cost_per_hour=round(_A100_PRICE * g / 7, 4),
+                )
+                for g, mem in ((1, 10), (2, 20), (3, 40), (7, 80))
+            ],
+        ),
+        GpuOption(product="NVIDIA-H100-80GB-HBM3", memory_gib=80, cost_per_hour=6.98),
+        GpuOption(product="NVIDIA-L4", memory_gib=24, cost_per_hour=0.71),
+        GpuOption(product="Tesla-T4", memory_gib=16, cost_per_hour=0.35),
+    ],
+)
+
+
+def parse(text: str) -> Catalog:
+    """A catalog from YAML: the chart's `catalog:` mapping (or a file with that one key)."""
+    data = yaml.safe_load(text) or {}
+    if isinstance(data, dict) and set(data) == {"catalog"}:
+        data = data["catalog"] or {}
+    return Catalog.model_validate(data)
+
+
+def load(path: str) -> Catalog:
+    """The catalog at `path` (TIDESERVE_CATALOG_FILE), or DEFAULT when path is empty."""
+    if not path:
+        return DEFAULT
+    return parse(pathlib.Path(path).read_text())

@@ -1,0 +1,179 @@
+"""CPU, memory and GPU-memory needs per replica from observed usage (pure).
+
+In the spirit of the VPA recommender: exponentially decaying histograms (half-life 24 h),
+CPU at the 90th percentile, memory at the 90th percentile of daily peaks, a 15% safety
+margin, floors of 25m and 250Mi, and after an OOM kill at least max(+20%, +100Mi) over the
+memory it died at. GPU memory is the peak plus headroom: a model either fits in a slice or
+it does not, so there is no percentile to trade off.
+
+Hysteresis lives here too: `stabilize` keeps the previous figure unless the new one moved by
+more than `Policy.hysteresis`, so noise never turns into a rolling update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+from tideserve.rightsizing import histograms, quantities
+
+Sample = histograms.Sample
+
+
+@dataclasses.dataclass(frozen=True)
+class Oom:
+    """A replica was OOM-killed at `time` while limited to `memory_bytes`."""
+
+    time: float
+    memory_bytes: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    """Per-replica usage series (one sample per replica per scrape), plus OOM kills."""
+
+    cpu_cores: Sequence[Sample] = ()
+    memory_bytes: Sequence[Sample] = ()
+    gpu_memory_bytes: Sequence[Sample] = ()
+    gpu_utilization: Sequence[Sample] = ()  # fraction 0..1 of the replica's accelerator
+    ooms: Sequence[Oom] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    half_life_seconds: float = histograms.DAY
+    cpu_percentile: float = 0.9
+    memory_percentile: float = 0.9
+    memory_peak_interval_seconds: float = histograms.DAY
+    safety_margin: float = 0.15
+    min_cpu_cores: float = 0.025
+    min_memory_bytes: float = 250 * quantities.MIB
+    oom_bump_ratio: float = 1.2
+    oom_bump_min_bytes: float = 100 * quantities.MIB
+    gpu_memory_headroom: float = 0.2
+    # A figure changes only when it moves by more than this fraction (or an OOM says so).
+    hysteresis: float = 0.10
+    # Fewer samples than this and the figure is left alone: no data is not zero usage.
+    min_samples: int = 3
+
+
+DEFAULT_POLICY = Policy()
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """The largest request a replica may get (catalog limit, largest node's allocatable)."""
+
+    max_cpu_cores: float = math.inf
+    max_memory_bytes: float = math.inf
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizing:
+    """Per-replica needs; None where there is not enough data to say."""
+
+    cpu_cores: float | None = None
+    memory_bytes: float | None = None
+    gpu_memory_bytes: float | None = None
+    notes: tuple[str, ...] = ()
+
+
+def oom_floor(oom: Oom, policy: Policy = DEFAULT_POLICY) -> float:
+    """Memory a replica needs after being killed at `oom.memory_bytes`."""
+    return max(
+        oom.memory_bytes * policy.oom_bump_ratio, oom.memory_bytes + policy.oom_bump_min_bytes
+    )
+
+
+def cpu_need(
+    samples: Sequence[Sample], now: float, policy: Policy = DEFAULT_POLICY
+) -> float | None:
+    if len(samples) < policy.min_samples:
+        return None
+    histogram = histograms.build(samples, histograms.CPU, now, policy.half_life_seconds)
+    target = histograms.percentile(histogram, policy.cpu_percentile)
+    return max(policy.min_cpu_cores, target * (1 + policy.safety_margin))
+
+
+def memory_need(
+    samples: Sequence[Sample],
+    ooms: Sequence[Oom],
+    now: float,
+    policy: Policy = DEFAULT_POLICY,
+) -> float | None:
+    recent_ooms = [o for o in ooms if now - o.time <= 8 * policy.memory_peak_interval_seconds]
+    floor = max((oom_floor(o, policy) for o in recent_ooms), default=0.0)
+    if len(samples) < policy.min_samples:
+        return max(floor, policy.min_memory_bytes) if floor else None
+    daily = histograms.peaks(samples, policy.memory_peak_interval_seconds)
+    histogram = histograms.build(daily, histograms.MEMORY, now, policy.half_life_seconds)
+    target = histograms.percentile(histogram, policy.memory_percentile)
+    return max(policy.min_memory_bytes, target * (1 + policy.safety_margin), floor)
+
+
+def gpu_memory_need(samples: Sequence[Sample], policy: Policy = DEFAULT_POLICY) -> float | None:
+    values = [v for _, v in samples if math.isfinite(v)]
+    if len(values) < policy.min_samples or max(values) <= 0:
+        return None
+    return max(values) * (1 + policy.gpu_memory_headroom)
+
+
+def size(
+    usage: Usage, now: float, bounds: Bounds = Bounds(), policy: Policy = DEFAULT_POLICY
+) -> Sizing:
+    """Per-replica CPU, memory and GPU memory needs, capped at `bounds`."""
+    notes: list[str] = []
+    cpu = cpu_need(usage.cpu_cores, now, policy)
+    memory = memory_need(usage.memory_bytes, usage.ooms, now, policy)
+    if usage.ooms and memory is not None:
+        worst = max(usage.ooms, key=lambda o: o.memory_bytes)
+        notes.append(f"OOM-killed at {quantities.memory(worst.memory_bytes)}")
+    if cpu is not None and cpu > bounds.max_cpu_cores:
+        notes.append(
+            f"CPU need {quantities.cpu(cpu)} capped at {quantities.cpu(bounds.max_cpu_cores)}"
+        )
+        cpu = bounds.max_cpu_cores
+    if memory is not None and memory > bounds.max_memory_bytes:
+        notes.append(
+            f"memory need {quantities.memory(memory)} capped at "
+            f"{quantities.memory(bounds.max_memory_bytes)}"
+        )
+        memory = bounds.max_memory_bytes
+    return Sizing(
+        cpu_cores=cpu,
+        memory_bytes=memory,
+        gpu_memory_bytes=gpu_memory_need(usage.gpu_memory_bytes, policy),
+        notes=tuple(notes),
+    )
+
+
+def moved(old: float | None, new: float | None, threshold: float) -> bool:
+    """Whether `new` differs from `old` by more than `threshold` (a fraction of old)."""
+    if old is None or new is None:
+        return new is not None and old is None
+    if old <= 0:
+        return new > 0
+    return abs(new - old) > threshold * old
+
+
+def stabilize(previous: Sizing | None, new: Sizing, policy: Policy = DEFAULT_POLICY) -> Sizing:
+    """`new`, except that figures within the hysteresis band keep their previous value.
+
+    A figure with no new data keeps its previous value too: a Prometheus gap is not a
+    reason to forget what was learned.
+    """
+    if previous is None:
+        return new
+
+    def pick(old: float | None, fresh: float | None) -> float | None:
+        if fresh is None:
+            return old
+        return fresh if moved(old, fresh, policy.hysteresis) else old
+
+    return dataclasses.replace(
+        new,
+        cpu_cores=pick(previous.cpu_cores, new.cpu_cores),
+        memory_bytes=pick(previous.memory_bytes, new.memory_bytes),
+        gpu_memory_bytes=pick(previous.gpu_memory_bytes, new.gpu_memory_bytes),
+    )
