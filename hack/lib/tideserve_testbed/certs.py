@@ -1,7 +1,6 @@
 """Certificates for the local control plane, generated with the openssl CLI.
 
-EC P-256 keys for TLS (instant to generate), RSA for the service-account
-signing key (the most widely supported token algorithm).
+EC P-256 keys throughout (instant to generate; ES256 service-account tokens).
 """
 
 from __future__ import annotations
@@ -40,7 +39,9 @@ def _openssl(*args: str, cwd: pathlib.Path) -> None:
         raise RuntimeError(f"openssl {' '.join(args)} failed:\n{proc.stderr}")
 
 
-def _leaf(d: pathlib.Path, name: str, subject: str, usage: str, san: str | None) -> None:
+def _leaf(
+    d: pathlib.Path, name: str, subject: str, usage: str, san: str | None, ca: str = "ca"
+) -> None:
     ext = "[v3]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n"
     ext += f"extendedKeyUsage = {usage}\n"
     if san:
@@ -52,7 +53,7 @@ def _leaf(d: pathlib.Path, name: str, subject: str, usage: str, san: str | None)
         cwd=d,
     )  # fmt: skip
     _openssl(
-        "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
         "-days", "3650", "-extfile", f"{name}.ext", "-extensions", "v3", "-out", f"{name}.crt",
         cwd=d,
     )  # fmt: skip
@@ -66,16 +67,20 @@ def ensure(d: pathlib.Path) -> None:
         return
     d.mkdir(parents=True, exist_ok=True)
     (d / "req.cnf").write_text(_REQ_CONFIG)
-    _openssl(
-        "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
-        "ec_paramgen_curve:prime256v1", "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650",
-        "-subj", "/CN=tideserve-local-ca", "-config", "req.cnf", "-extensions", "v3_ca",
-        cwd=d,
-    )  # fmt: skip
+    # The front-proxy CA signs the API server's client cert towards aggregated APIs
+    # (requestheader authentication); kept separate from the cluster CA as upstream does.
+    for ca, cn in (("ca", "tideserve-local-ca"), ("front-proxy-ca", "tideserve-front-proxy-ca")):
+        _openssl(
+            "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:prime256v1", "-keyout", f"{ca}.key", "-out", f"{ca}.crt",
+            "-days", "3650", "-subj", f"/CN={cn}", "-config", "req.cnf", "-extensions", "v3_ca",
+            cwd=d,
+        )  # fmt: skip
+    _leaf(d, "front-proxy-client", "/CN=front-proxy-client", "clientAuth", None, "front-proxy-ca")
     _leaf(d, "apiserver", *SERVING)
     for name, (subject, usage, san) in CLIENTS.items():
         _leaf(d, name, subject, usage, san)
-    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
              "-out", "sa.key", cwd=d)  # fmt: skip
     _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=d)
     for key in d.glob("*.key"):

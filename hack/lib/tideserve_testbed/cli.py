@@ -42,8 +42,15 @@ def state() -> dict[str, Any]:
     return procs.read_json(procs.state_dir() / "state.json")
 
 
-def up(*, with_prometheus: bool = True, with_triton: bool = False) -> dict[str, Any]:
-    """Bring the test bed up, reusing healthy running parts; return what was started."""
+def up(
+    *, with_prometheus: bool = True, with_triton: bool = False, owner: str = "cli"
+) -> dict[str, Any]:
+    """Bring the test bed up, reusing healthy running parts; return what was started.
+
+    state["owners"] records who started the control plane and Prometheus, so a
+    pytest session tears down only what a pytest session started; a human's
+    `hack/cluster up` claims everything (pytest will then leave it running).
+    """
     d = procs.state_dir()
     with procs.locked():
         build_tools()
@@ -55,6 +62,14 @@ def up(*, with_prometheus: bool = True, with_triton: bool = False) -> dict[str, 
             started += controlplane.up(d, st)
         if with_prometheus and prometheus.up(d, st):
             started.append("prometheus")
+        owners = st.setdefault("owners", {})
+        if any(s in controlplane.ORDER for s in started):
+            owners["controlplane"] = owner
+        owners.setdefault("controlplane", "cli")  # unknown starter: never tear it down
+        if "prometheus" in started:
+            owners["prometheus"] = owner
+        if owner == "cli":
+            owners.update(dict.fromkeys(owners, "cli"))
         procs.write_json(d / "state.json", st)
     if with_triton:
         was_running = triton.record_path(DEFAULT_TRITON).exists() and any(

@@ -74,6 +74,13 @@ def _commands(d: pathlib.Path, ports: dict[str, int]) -> dict[str, list[str]]:
             f"--secure-port={ports['kube-apiserver']}", f"--cert-dir={d / 'apiserver-certs'}",
             f"--tls-cert-file={pki / 'apiserver.crt'}",
             f"--tls-private-key-file={pki / 'apiserver.key'}", f"--client-ca-file={pki / 'ca.crt'}",
+            f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+            f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction,PodSecurity",
             "--allow-privileged=true",
@@ -91,6 +98,8 @@ def _commands(d: pathlib.Path, ports: dict[str, int]) -> dict[str, list[str]]:
             "--controllers=*,-service-lb-controller,-node-route-controller,"
             "-cloud-node-lifecycle-controller",
             "--use-service-account-credentials=true",
+            # Client-side rate limits, not the API server, pace the controllers' start-up.
+            "--kube-api-qps=200", "--kube-api-burst=400",
             f"--service-account-private-key-file={pki / 'sa.key'}",
             f"--root-ca-file={pki / 'ca.crt'}",
             f"--cluster-signing-cert-file={pki / 'ca.crt'}",
@@ -202,6 +211,7 @@ def up(d: pathlib.Path, state: dict[str, Any], timeout: float = 120.0) -> list[s
             )
         elif name == "kube-apiserver":
             procs.wait_for("kube-apiserver /readyz", api.ready, timeout, proc)
+            procs.log("kube-apiserver ready")
     for name in ORDER:
         if not procs.alive(comps[name]):
             raise procs.StartupError(
@@ -209,6 +219,7 @@ def up(d: pathlib.Path, state: dict[str, Any], timeout: float = 120.0) -> list[s
             )
     wanted = set(node_names())
     if not wanted <= {n["metadata"]["name"] for n in (api.json("/api/v1/nodes") or {})["items"]}:
+        procs.log("creating the kwok nodes")
         res = kubectl(d, "apply", "-f", str(NODES_FILE))
         if res.returncode != 0:
             raise procs.StartupError(f"kubectl apply nodes failed:\n{res.stderr}")
@@ -218,6 +229,7 @@ def up(d: pathlib.Path, state: dict[str, Any], timeout: float = 120.0) -> list[s
         timeout,
         comps["kwok"],
     )
+    procs.log("nodes Ready")
     # Pods are rejected until the controller-manager has created the namespace's
     # default ServiceAccount; wait for it so the cluster is usable as soon as `up` returns.
     procs.wait_for(

@@ -32,8 +32,11 @@ def state_dir() -> pathlib.Path:
     return pathlib.Path(os.environ.get("TIDESERVE_CLUSTER_DIR", CACHE / "cluster"))
 
 
+_T0 = time.monotonic()
+
+
 def log(msg: str) -> None:
-    print(f"cluster: {msg}", flush=True)
+    print(f"cluster: [{time.monotonic() - _T0:5.1f}s] {msg}", flush=True)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,37 @@
+# Shared by hack/test and hack/demo: install what a fresh Debian machine lacks.
+# Source it; it defines functions and changes nothing by itself.
+
+say() { printf '\n==> %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Debian packages: Prometheus for the test bed, openssl for the cluster's certificates,
+# Go to build the control plane, kwok and helm from their modules.
+ensure_debian_packages() {
+  local missing=()
+  command -v prometheus >/dev/null || missing+=(prometheus)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v go >/dev/null || missing+=(golang-go)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# The project's virtual environment, reinstalled only when pyproject.toml changes.
+ensure_venv() {
+  local stamp
+  stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+  if [ ! -f "$stamp" ]; then
+    say "creating the virtual environment (.venv) and installing tideserve[dev]"
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[dev]'
+    rm -f .venv/.installed-*
+    touch "$stamp"
+  fi
+  export PATH="$PWD/.venv/bin:$PATH"
+}

@@ -1,0 +1,195 @@
+"""Handles that the pytest fixtures in tests/conftest.py give to tests.
+
+Several pytest sessions (several engineers, or a CI run beside a developer) may
+share one test bed: each session registers itself in <state>/users/, and the last
+one to leave tears down what a pytest session started (never what a human
+started with `hack/cluster up`). TIDESERVE_KEEP_CLUSTER=1 keeps everything up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import pathlib
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+# Only tests import this module (from the project venv); the CLI stays stdlib-only.
+import kubernetes.config
+
+from tideserve_testbed import cli, controlplane, procs, prometheus, triton
+
+T = TypeVar("T")
+
+
+def eventually(
+    check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2
+) -> T:
+    """Poll check() until it returns something truthy (returned); fail after timeout.
+
+    Exceptions from check count as "not yet"; the last one is shown on timeout.
+    """
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+            last = result
+        except Exception as e:  # the condition may not be checkable yet
+            last = e
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}"
+            )
+        time.sleep(interval)
+
+
+@dataclasses.dataclass(frozen=True)
+class Kube:
+    kubeconfig: pathlib.Path
+    state_dir: pathlib.Path
+    kubectl_bin: pathlib.Path = procs.BIN_DIR / "kubectl"
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [str(self.kubectl_bin), f"--kubeconfig={self.kubeconfig}", *args]
+        res = subprocess.run(
+            cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and res.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{res.stderr}")
+        return res
+
+    def get_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", "-o", "json", *args).stdout)
+
+    def apply(self, manifest: str | dict[str, Any] | list[dict[str, Any]], *args: str) -> None:
+        if isinstance(manifest, list):
+            manifest = {"apiVersion": "v1", "kind": "List", "items": manifest}
+        text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+        self.kubectl("apply", "-f", "-", *args, input=text)
+
+    def api_client(self) -> Any:
+        """A kubernetes.client.ApiClient for this cluster (the official Python client)."""
+        return kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def events(self, namespace: str, involved: str | None = None) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.get_json("events", "-n", namespace)["items"]
+        if involved:
+            items = [e for e in items if e["involvedObject"]["name"] == involved]
+        return items
+
+
+@dataclasses.dataclass(frozen=True)
+class Prometheus:
+    url: str
+    targets_dir: pathlib.Path
+
+    def register(
+        self, target_id: str, address: str, *, namespace: str, name: str, pod: str
+    ) -> None:
+        prometheus.register(
+            target_id, address, namespace=namespace, name=name, pod=pod,
+            d=self.targets_dir.parent.parent,
+        )  # fmt: skip
+
+    def unregister(self, target_id: str) -> None:
+        prometheus.unregister(target_id, self.targets_dir.parent.parent)
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        return prometheus.query(self.url, promql)
+
+    def active_targets(self) -> list[dict[str, Any]]:
+        return prometheus.active_targets(self.url)
+
+
+@dataclasses.dataclass(frozen=True)
+class Triton:
+    name: str
+    http_url: str  # http://127.0.0.1:PORT
+    grpc_url: str  # 127.0.0.1:PORT (tritonclient.grpc form)
+    metrics_url: str  # http://127.0.0.1:PORT/metrics
+    metrics_address: str  # 127.0.0.1:PORT (a Prometheus target)
+    model: str
+    labels: dict[str, str]
+    pid: int
+
+    @property
+    def http_address(self) -> str:  # tritonclient.http wants host:port
+        return self.http_url.removeprefix("http://")
+
+
+def start_triton(name: str, labels: dict[str, str] | None = None, **ports: int) -> Triton:
+    rec = triton.start(name, labels=labels, **ports)  # type: ignore[arg-type]
+    return Triton(
+        name=rec["name"], http_url=rec["http_url"], grpc_url=rec["grpc_url"],
+        metrics_url=rec["metrics_url"], metrics_address=rec["metrics_address"],
+        model=rec["model"], labels=rec["labels"], pid=rec["proc"]["pid"],
+    )  # fmt: skip
+
+
+def stop_triton(name: str) -> None:
+    triton.stop(name)
+
+
+class Session:
+    """One pytest session's use of the shared test bed."""
+
+    def __init__(self) -> None:
+        self.d = procs.state_dir()
+        self.me = f"pytest:{os.getpid()}"
+        self.started: list[str] = []
+
+    def __enter__(self) -> Session:
+        res = cli.up(owner=self.me)
+        self.started = res["started"]
+        users = self.d / "users"
+        users.mkdir(parents=True, exist_ok=True)
+        (users / str(os.getpid())).write_text(self.me)
+        return self
+
+    def kube(self) -> Kube:
+        return Kube(kubeconfig=controlplane.kubeconfig_path(self.d), state_dir=self.d)
+
+    def prometheus(self) -> Prometheus:
+        return Prometheus(
+            url=prometheus.url(cli.state()), targets_dir=prometheus.targets_dir(self.d)
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.d / "users" / str(os.getpid())).unlink()
+        if os.environ.get("TIDESERVE_KEEP_CLUSTER") == "1":
+            return
+        with procs.locked():
+            others = [p for p in (self.d / "users").glob("*") if _pid_alive(p.name)]
+            if others:
+                return  # the last session to leave cleans up
+            owners = cli.state().get("owners", {})
+            pytest_cp = str(owners.get("controlplane", "")).startswith("pytest:")
+            pytest_prom = str(owners.get("prometheus", "")).startswith("pytest:")
+        if pytest_cp:
+            cli.down()
+        elif pytest_prom:
+            st = cli.state()
+            prometheus.down(st)
+            st.get("components", {}).pop("prometheus", None)
+            st.get("owners", {}).pop("prometheus", None)
+            procs.write_json(self.d / "state.json", st)
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
