@@ -1,0 +1,1 @@
+"""The reconciler: kopf handlers that render, apply and report (see handlers.py)."""

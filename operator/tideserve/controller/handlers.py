@@ -1,0 +1,168 @@
+"""kopf handlers: thin. They unpack kopf's arguments and delegate to the Reconciler.
+
+Resources are always named with group and version (a bare plural would also match
+KServe's `inferenceservices`). No timers, daemons or delete handlers: children are
+garbage-collected through ownerReferences, so kopf adds no finalizer to user objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from typing import Any
+
+import kopf
+
+from tideserve.api import resource
+from tideserve.controller import reconcile, store
+from tideserve.render import names
+
+ISVC = (resource.GROUP, resource.VERSION, resource.PLURAL)
+# Watch timeouts: without them a watch can go silent for good after a network blip.
+SERVER_TIMEOUT = 300
+CLIENT_TIMEOUT = 330
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """kopf's own settings: state in annotations (the status schema is strict)."""
+    prefix = resource.LABEL_PREFIX
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=prefix, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{prefix}/finalizer"
+    settings.watching.server_timeout = SERVER_TIMEOUT
+    settings.watching.client_timeout = CLIENT_TIMEOUT
+    settings.watching.connect_timeout = 30
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = 16
+
+
+async def _start_loop(
+    module_name: str, settings: Any, stop: asyncio.Event, logger: logging.Logger | Any
+) -> asyncio.Task[Any] | None:
+    """Start `<module>.run(settings, stop)` if that module exists (imported lazily)."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            logger.warning("%s is not available: that loop does not run (%s)", module_name, exc)
+            return None
+        raise
+
+    async def guarded() -> None:
+        try:
+            await module.run(settings, stop)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("%s.run crashed; the operator keeps reconciling", module_name)
+
+    logger.info("starting %s", module_name)
+    return asyncio.get_running_loop().create_task(guarded(), name=module_name)
+
+
+def register(registry: kopf.OperatorRegistry, rec: reconcile.Reconciler) -> None:
+    """Register every handler on `registry`, bound to one Reconciler."""
+    refresher: list[reconcile.Refresher] = []
+    stop = asyncio.Event()
+    loops: list[asyncio.Task[Any]] = []
+
+    def schedule(key: store.Key) -> None:
+        if refresher:
+            refresher[0].schedule(key)
+
+    async def refresh(key: store.Key) -> None:
+        await asyncio.to_thread(rec.refresh, key)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A private registry gets none of kopf's default login handlers.
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
+        configure(settings)
+        refresher.append(reconcile.Refresher(refresh))
+        for module_name in ("tideserve.autoscaler.loop", "tideserve.rightsizing.loop"):
+            task = await _start_loop(module_name, rec.settings, stop, logger)
+            if task is not None:
+                loops.append(task)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(logger: kopf.Logger, **_: Any) -> None:
+        stop.set()
+        if loops:
+            _done, pending = await asyncio.wait(loops, timeout=10)
+            for task in pending:
+                logger.warning("%s did not stop within 10s; cancelling", task.get_name())
+                task.cancel()
+        if refresher:
+            await refresher[0].close()
+
+    @kopf.on.resume(*ISVC, registry=registry)
+    @kopf.on.create(*ISVC, registry=registry)
+    @kopf.on.update(*ISVC, field="spec", registry=registry)
+    async def apply(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+        key = (str(body.metadata.namespace), str(body.metadata.name))
+        rec.store.put_isvc(key, body)
+        try:
+            await asyncio.to_thread(rec.apply, dict(body), logger)
+        finally:
+            # Also after a failure: status then says why (invalid spec, missing Secret).
+            schedule(key)
+
+    @kopf.on.event(*ISVC, registry=registry)
+    async def isvc_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        key = (str(body.metadata.namespace), str(body.metadata.name))
+        if event["type"] == "DELETED":
+            rec.store.put_isvc(key, None)
+            rec.forget(key)
+        else:
+            rec.store.put_isvc(key, body)
+
+    @kopf.on.event(
+        "apps",
+        "v1",
+        "deployments",
+        labels={names.MANAGED_BY_LABEL: names.MANAGED_BY},
+        registry=registry,
+    )
+    async def deployment_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        key = store.owner_key(body)
+        if key is None:
+            return
+        rec.store.put_deployment(key, None if event["type"] == "DELETED" else body)
+        schedule(key)
+
+    @kopf.on.event(
+        "", "v1", "pods", labels={"app.kubernetes.io/name": names.PREDICTOR_APP}, registry=registry
+    )
+    async def pod_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        key = store.owner_key(body)
+        if key is None:
+            return
+        pod_name = str(body.metadata.name)
+        rec.store.put_pod(key, pod_name, None if event["type"] == "DELETED" else body)
+        schedule(key)
+
+    activator = rec.settings.activator
+    if activator is not None:
+        activator_ns, activator_name = activator
+
+        @kopf.on.event(
+            "discovery.k8s.io",
+            "v1",
+            "endpointslices",
+            labels={"kubernetes.io/service-name": activator_name},
+            registry=registry,
+        )
+        async def activator_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+            if body.metadata.namespace != activator_ns:
+                return
+            name = str(body.metadata.name)
+            rec.store.put_activator_slice(name, None if event["type"] == "DELETED" else body)
+            # Endpoints at zero route to the activator: their slices must follow its pods.
+            for key in rec.known():
+                schedule(key)

@@ -1,0 +1,81 @@
+"""`tideserve run`: the operator process (kopf + metrics + the autoscaler loop)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+import kopf
+import prometheus_client
+
+from tideserve import settings as settings_mod
+from tideserve.controller import handlers, kube, reconcile
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="tideserve run", description="Run the tideserve operator against the cluster."
+    )
+    parser.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=None,
+        help="watch only this namespace (repeatable); default: TIDESERVE_WATCH_NAMESPACES, "
+        "else the whole cluster",
+    )
+    parser.add_argument(
+        "--peering",
+        action="store_true",
+        help="enable kopf peering (default: standalone; tideserve runs as one replica)",
+    )
+    parser.add_argument(
+        "--bind",
+        # In a pod the probes and Prometheus come from outside; tests pass 127.0.0.1.
+        default="0.0.0.0",  # noqa: S104
+        help="address for the metrics and liveness servers",
+    )
+    parser.add_argument("--kubeconfig", default=None, help="default: in-cluster or $KUBECONFIG")
+    parser.add_argument("--verbose", "-v", action="store_true")
+    parser.add_argument("--debug", action="store_true")
+    parser.add_argument("--log-format", choices=["plain", "full", "json"], default="full")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    settings = settings_mod.from_env()
+    kopf.configure(
+        verbose=args.verbose,
+        debug=args.debug,
+        log_format=kopf.LogFormat[args.log_format.upper()],
+    )
+    log = logging.getLogger("tideserve.controller")
+    kube.configure(args.kubeconfig)
+    namespaces = tuple(args.namespace or settings.watch_namespaces)
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, reconcile.Reconciler(settings))
+    if settings.metrics_port:
+        prometheus_client.start_http_server(settings.metrics_port, addr=args.bind)
+    liveness = (
+        f"http://{args.bind}:{settings.health_port}/healthz" if settings.health_port else None
+    )
+    log.info(
+        "tideserve operator: namespaces=%s, standalone=%s, metrics :%s, liveness %s",
+        ",".join(namespaces) or "(cluster-wide)",
+        not args.peering,
+        settings.metrics_port,
+        liveness,
+    )
+    try:
+        kopf.run(
+            registry=registry,
+            standalone=not args.peering,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=liveness,
+        )
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return 0
+    return 0

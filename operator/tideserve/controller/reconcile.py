@@ -1,0 +1,235 @@
+"""The reconciler: apply the rendered children, then keep status and routing current.
+
+Two entry points, both idempotent:
+- `Reconciler.apply(body)` (kopf create/update/resume): validate, check against the
+  cluster, render, server-side apply, remember the facts status needs;
+- `Reconciler.refresh(key)` (after apply, and on every watched child event): recompute
+  status and the route EndpointSlice from the watch cache; write only what changed.
+Both run in worker threads (the Kubernetes client blocks); `Refresher` coalesces bursts
+of events into one refresh per object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import kopf
+import pydantic
+
+from tideserve import settings as settings_mod
+from tideserve.api import resource
+from tideserve.controller import checks, kube, metrics, routes, status, store
+from tideserve.render import children, names, network
+
+SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+# A blocking problem (missing Secret) is re-checked this often: a slow poll, not a hot loop.
+BLOCKED_RETRY_SECONDS = 60.0
+
+log = logging.getLogger("tideserve.controller")
+
+
+@dataclasses.dataclass(frozen=True)
+class Facts:
+    """What the last apply of one InferenceService decided, for status computation."""
+
+    owner: names.Owner
+    generation: int | None
+    url: str
+    accelerator: str
+    problems: tuple[status.Problem, ...] = ()
+
+
+class Reconciler:
+    def __init__(self, settings: settings_mod.Settings) -> None:
+        self.settings = settings
+        self.store = store.Store()
+        self._facts: dict[store.Key, Facts] = {}
+        self._written_status: dict[store.Key, dict[str, Any]] = {}
+        self._written_route: dict[store.Key, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    # -- apply ---------------------------------------------------------------------------
+
+    def apply(self, body: kopf.Body | dict[str, Any], logger: logging.Logger | Any) -> None:
+        owner = names.Owner.from_body(body)
+        key = (owner.namespace, owner.name)
+        with metrics.RECONCILE_SECONDS.time():
+            try:
+                spec = resource.parse_spec(dict(body["spec"]))
+            except pydantic.ValidationError as exc:
+                message = resource.describe_error(exc)
+                self._remember(
+                    Facts(owner, owner.generation, "", "", (checks.invalid_spec(message),))
+                )
+                metrics.RECONCILES.labels(result="invalid").inc()
+                raise kopf.PermanentError(f"invalid spec: {message}") from exc
+            options = children.Options(
+                triton_image=self.settings.triton_image,
+                service_monitor=kube.crd_exists(SERVICE_MONITOR_CRD),
+            )
+            hw = children.hardware(spec, options)
+            url = names.url(owner, spec.runtime.protocol.value)
+            problems = checks.hardware_problems(hw, kube.node_labels())
+            ref = spec.model.storage_secret_ref
+            secret_ok = ref is None or kube.get("Secret", owner.namespace, ref) is not None
+            problems += checks.secret_problems(spec.model, secret_ok)
+            blocking = [p for p in problems if p.blocking]
+            previous = self._facts.get(key)
+            if blocking:
+                # Keep the last good generation: the children still run what it asked for.
+                generation = previous.generation if previous else None
+                self._remember(Facts(owner, generation, url, hw.label, tuple(problems)))
+                metrics.RECONCILES.labels(result="blocked").inc()
+                raise kopf.TemporaryError(blocking[0].message, delay=BLOCKED_RETRY_SECONDS)
+            plan = children.plan(owner, spec, options)
+            try:
+                for manifest in plan.apply:
+                    kube.apply(manifest)
+                for kind, name in plan.delete:
+                    kube.delete(kind, owner.namespace, name)
+            except kube.InvalidError as exc:
+                message = f"the API server refused a child: {exc}"
+                self._remember(
+                    Facts(owner, owner.generation, url, hw.label, (checks.invalid_spec(message),))
+                )
+                metrics.RECONCILES.labels(result="invalid").inc()
+                raise kopf.PermanentError(message) from exc
+            self._remember(Facts(owner, owner.generation, url, hw.label, tuple(problems)))
+            metrics.RECONCILES.labels(result="applied").inc()
+            logger.info(
+                "applied %d children (%s) for generation %s",
+                len(plan.apply),
+                hw.label,
+                owner.generation,
+            )
+
+    def _remember(self, facts: Facts) -> None:
+        with self._lock:
+            self._facts[(facts.owner.namespace, facts.owner.name)] = facts
+
+    def forget(self, key: store.Key) -> None:
+        with self._lock:
+            self._facts.pop(key, None)
+            self._written_status.pop(key, None)
+            self._written_route.pop(key, None)
+
+    def known(self) -> list[store.Key]:
+        with self._lock:
+            return list(self._facts)
+
+    # -- refresh -------------------------------------------------------------------------
+
+    def refresh(self, key: store.Key) -> None:
+        body, deployment, pods = self.store.snapshot(key)
+        with self._lock:
+            facts = self._facts.get(key)
+        if body is None or facts is None:
+            # Not seen yet, or deleted (children go with it by garbage collection), or
+            # not applied yet by this process (resume will apply and then refresh).
+            return
+        if body["metadata"].get("uid") != facts.owner.uid:
+            return  # deleted and re-created under the same name; the new apply follows
+        obs = status.Observed(
+            generation=facts.generation,
+            selector=names.selector_string(facts.owner.name),
+            url=facts.url,
+            accelerator=facts.accelerator,
+            deployment=deployment,
+            pods=pods,
+            problems=facts.problems,
+            activator=self.settings.activator is not None,
+        )
+        self._write_status(key, body, obs)
+        if facts.accelerator:  # children were applied at least once
+            self._write_route(key, facts.owner, pods)
+
+    def _write_status(self, key: store.Key, body: dict[str, Any], obs: status.Observed) -> None:
+        current = self._written_status.get(key) or body.get("status") or {}
+        now = datetime.datetime.now(datetime.UTC)
+        wanted = status.desired(current, obs, now)
+        if not status.changed(current, wanted):
+            return
+        namespace, name = key
+        kube.apply_status(namespace, name, wanted)
+        metrics.STATUS_WRITES.inc()
+        with self._lock:
+            self._written_status[key] = wanted
+        before, after = status.ready_of(current), status.ready_of(wanted)
+        if after and (before is None or before[:2] != after[:2]):
+            self._ready_event(body, before, after)
+
+    def _ready_event(
+        self,
+        body: dict[str, Any],
+        before: tuple[str, str, str] | None,
+        after: tuple[str, str, str],
+    ) -> None:
+        ready, reason, message = after
+        event_type = "Normal" if ready == "True" else "Warning"
+        kube.post_event(body, event_type, reason, f"Ready={ready}: {message}")
+        raw = kopf.Body(body)  # type: ignore[arg-type]
+        kopf.LocalObjectLogger(body=raw, settings=kopf.OperatorSettings()).info(
+            "Ready %s -> %s (%s): %s", before[0] if before else "unset", ready, reason, message
+        )
+
+    def _write_route(self, key: store.Key, owner: names.Owner, pods: list[dict[str, Any]]) -> None:
+        activator = None
+        if self.settings.activator is not None:
+            activator = routes.activator_backends(self.store.activator())
+        backends = network.choose_backends(routes.predictor_endpoints(pods), activator)
+        wanted = network.route_slice(owner, backends)
+        if self._written_route.get(key) == wanted:
+            return
+        kube.apply(wanted)
+        with self._lock:
+            self._written_route[key] = wanted
+
+
+class Refresher:
+    """Runs `work(key)` after events, at most once at a time per key, coalescing bursts."""
+
+    def __init__(
+        self,
+        work: Callable[[store.Key], Awaitable[None]],
+        debounce: float = 0.2,
+        concurrency: int = 8,
+    ) -> None:
+        self._work = work
+        self._debounce = debounce
+        self._pending: set[store.Key] = set()
+        self._running: dict[store.Key, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(concurrency)
+
+    def schedule(self, key: store.Key) -> None:
+        self._pending.add(key)
+        if key not in self._running:
+            self._running[key] = asyncio.get_running_loop().create_task(self._run(key))
+
+    async def _run(self, key: store.Key) -> None:
+        try:
+            while key in self._pending:
+                await asyncio.sleep(self._debounce)
+                self._pending.discard(key)
+                async with self._slots:
+                    try:
+                        await self._work(key)
+                    except kopf.TemporaryError as exc:
+                        log.warning("refresh of %s/%s failed, retrying: %s", *key, exc)
+                        await asyncio.sleep(exc.delay or 5.0)
+                        self._pending.add(key)
+                    except Exception:
+                        log.exception("refresh of %s/%s failed", *key)
+        finally:
+            self._running.pop(key, None)
+
+    async def close(self) -> None:
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
