@@ -78,7 +78,9 @@ class Kube:
 
     def api_client(self) -> Any:
         """A kubernetes.client.ApiClient for this cluster (the official Python client)."""
-        return kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig))
+        return kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.kubeconfig)
+        )
 
     def events(self, namespace: str, involved: str | None = None) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self.get_json("events", "-n", namespace)["items"]

@@ -154,7 +154,7 @@ def tail(logfile: str | pathlib.Path, lines: int = 25) -> str:
         text = pathlib.Path(logfile).read_text(errors="replace")
     except OSError:
         return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
+    return "\n".join(line[:400] for line in text.splitlines()[-lines:])
 
 
 class StartupError(RuntimeError):

@@ -126,7 +126,7 @@ def active_targets(base_url: str) -> list[dict[str, Any]]:
 
 
 def down(state: dict[str, Any]) -> None:
-    proc = state.get("components", {}).get("prometheus")
-    if procs.alive(proc):
-        procs.log(f"stopping prometheus (pid {proc['pid']})")  # type: ignore[index]
+    proc: dict[str, Any] | None = state.get("components", {}).get("prometheus")
+    if proc and procs.alive(proc):
+        procs.log(f"stopping prometheus (pid {proc['pid']})")
         procs.stop(proc)
