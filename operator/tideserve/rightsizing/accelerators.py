@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from tideserve.rightsizing import catalog as catalog_mod
 from tideserve.rightsizing import quantities
@@ -57,6 +57,8 @@ class Demand:
     memory_bytes: float
     gpu_memory_bytes: float | None  # measured need with headroom; None if unknown
     max_replicas: int = 10_000
+    # Options no node in the cluster can host, with why (empty: not checked).
+    unplaceable: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +157,8 @@ def evaluate(
                 f"needs {quantities.memory(need)} GPU memory > "
                 f"{quantities.memory(option.memory_bytes)}"
             )
+    if option.name in demand.unplaceable:
+        problems.append(demand.unplaceable[option.name])
     if replicas > demand.max_replicas:
         problems.append(f"needs {replicas} replicas > maxReplicas {demand.max_replicas}")
     load = f"{demand.peak_rps:g} rps peak" if demand.peak_rps else "one replica"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Sequence
+from typing import Any
 
 from tideserve.api import spec as spec_api
 from tideserve.api import status as status_api
@@ -73,6 +74,29 @@ def declared(spec: spec_api.InferenceServiceSpec) -> list[accelerators.Profile]:
     ]
 
 
+def unplaceable(
+    catalog: catalog_mod.Catalog, resources: spec_api.ResourcesSpec, nodes: Sequence[fit.Node]
+) -> dict[str, str]:
+    """Options no node can host (nothing when the nodes are unknown)."""
+    if not nodes:
+        return {}
+    out = {}
+    for option in catalog_mod.options(catalog):
+        trial = status_api.Recommendation(accelerator=option.name)
+        candidate = effective.apply(
+            resources.model_copy(update={"accelerator": spec_api.Accelerator.AUTO}), trial
+        )
+        needs = fit.requirements(candidate)
+        # Only the accelerator matters here; requests are checked for the final choice.
+        needs = dataclasses.replace(
+            needs, requests={k: v for k, v in needs.requests.items() if k not in ("cpu", "memory")}
+        )
+        result = fit.check(needs, nodes)
+        if not result.fits:
+            out[option.name] = "no node offers it"
+    return out
+
+
 def cost(
     catalog: catalog_mod.Catalog,
     resources: spec_api.ResourcesSpec,
@@ -85,7 +109,7 @@ def cost(
     per_1k = None
     if observation.replica_seconds is not None and observation.requests:
         spent = observation.replica_seconds / HOUR * price
-        per_1k = round(spent / observation.requests * 1000, 6)
+        per_1k = float(f"{spent / observation.requests * 1000:.3g}")
     return status_api.Cost(per_hour=round(replicas * price, 4), per_1k_inferences=per_1k)
 
 
@@ -139,6 +163,7 @@ def advise(
         memory_bytes=memory,
         gpu_memory_bytes=sizing.gpu_memory_bytes,
         max_replicas=spec.scaling.max_replicas,
+        unplaceable=unplaceable(catalog, resources, nodes),
     )
     profiles = [*measured, *declared(spec)]
     seen = accelerators.observed_profile(
@@ -210,3 +235,53 @@ def _material(
         if recommender.moved(was, now, hysteresis):
             return True
     return False
+
+
+# Right-sizing's own condition (manager tideserve-rightsizing): can any node run one
+# replica of what is rendered now? Schedulable stays the reconciler's.
+FIT_CONDITION = "ResourcesFit"
+
+
+def fit_condition(
+    result: fit.Fit,
+    previous: status_api.InferenceServiceStatus | None,
+    generation: int | None,
+    now: datetime.datetime,
+) -> status_api.Condition:
+    state = status_api.ConditionStatus.TRUE if result.fits else status_api.ConditionStatus.FALSE
+    old = next(
+        (c for c in (previous.conditions if previous else []) if c.type == FIT_CONDITION), None
+    )
+    since = old.last_transition_time if old is not None and old.status == state else now
+    return status_api.Condition(
+        type=FIT_CONDITION,
+        status=state,
+        reason=result.reason,
+        message=result.message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+
+
+def status_patch(
+    advice: Advice,
+    previous: status_api.InferenceServiceStatus | None,
+    generation: int | None,
+    now: datetime.datetime,
+) -> dict[str, Any] | None:
+    """The status fields right-sizing owns, or None when they would not change."""
+    patch: dict[str, Any] = {"cost": advice.cost.dump()}
+    if advice.recommendation is not None:
+        patch["recommendation"] = advice.recommendation.dump()
+    if advice.fit is not None:
+        patch["conditions"] = [fit_condition(advice.fit, previous, generation, now).dump()]
+    before: dict[str, Any] = {}
+    if previous is not None:
+        if previous.cost is not None:
+            before["cost"] = previous.cost.dump()
+        if previous.recommendation is not None:
+            before["recommendation"] = previous.recommendation.dump()
+        old = [c.dump() for c in previous.conditions if c.type == FIT_CONDITION]
+        if old:
+            before["conditions"] = old
+    return None if patch == before else patch

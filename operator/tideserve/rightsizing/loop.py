@@ -1,0 +1,212 @@
+"""The right-sizing loop: every few minutes, for all endpoints at once.
+
+One Prometheus query per signal (grouped by namespace/name), one list of InferenceServices,
+Nodes and predictor Pods; then the pure advisor per endpoint; then a status apply (field
+manager tideserve-rightsizing) only where something changed, an Event when the
+recommendation changed materially, and the cost gauges. Blocking clients run in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pydantic
+
+from tideserve import settings as settings_mod
+from tideserve.api import resource
+from tideserve.api import status as status_api
+from tideserve.controller import kube
+from tideserve.rightsizing import accelerators, advisor, fit, metrics, quantities, signals
+from tideserve.rightsizing import catalog as catalog_mod
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "tideserve-rightsizing"
+# Measured profiles (a profiling run's output) live in this annotation as a JSON list of
+# {"option", "maxRequestsPerSecond", "p99LatencyMs"}; they win over declared ones.
+PROFILES_ANNOTATION = f"{resource.LABEL_PREFIX}/measured-profiles"
+PREDICTOR_LABELS = "app.kubernetes.io/name=tideserve-predictor"
+EVENT_REASON = "RightSizing"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    interval_seconds: float = 180.0
+    window: signals.Window = dataclasses.field(default_factory=signals.Window)
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """What one pass did (for tests and logs)."""
+
+    endpoints: int = 0
+    written: tuple[tuple[str, str], ...] = ()
+    events: tuple[tuple[str, str], ...] = ()
+    advice: Mapping[tuple[str, str], advisor.Advice] = dataclasses.field(default_factory=dict)
+
+
+def measured_profiles(body: Mapping[str, Any]) -> list[accelerators.Profile]:
+    raw = ((body.get("metadata") or {}).get("annotations") or {}).get(PROFILES_ANNOTATION)
+    if not raw:
+        return []
+    try:
+        items = json.loads(raw)
+        return [
+            accelerators.Profile(
+                option=str(item["option"]),
+                max_rps=float(item["maxRequestsPerSecond"]),
+                p99_latency_ms=float(item["p99LatencyMs"]),
+                source=accelerators.Source.MEASURED,
+                cores=accelerators.cpu_cores_of(str(item["option"])),
+            )
+            for item in items
+        ]
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignoring malformed %s annotation", PROFILES_ANNOTATION)
+        return []
+
+
+def host_cores_lookup(
+    pods: list[dict[str, Any]], nodes: list[dict[str, Any]]
+) -> Callable[[str, str], float]:
+    """Cores of the node each predictor pod runs on (Triton's CPU figures are host-wide)."""
+    capacity = {
+        n["metadata"]["name"]: quantities.parse(
+            ((n.get("status") or {}).get("capacity") or {}).get("cpu", "0")
+        )
+        for n in nodes
+    }
+    where = {
+        (p["metadata"].get("namespace", ""), p["metadata"]["name"]): (p.get("spec") or {}).get(
+            "nodeName"
+        )
+        for p in pods
+    }
+    # Not a pod we know (a Triton outside the cluster, as in the local test bed): it runs
+    # on a host like this one.
+    fallback = float(os.cpu_count() or 1)
+
+    def cores(namespace: str, pod: str) -> float:
+        node = where.get((namespace, pod))
+        return capacity.get(node or "", 0.0) or fallback
+
+    return cores
+
+
+def list_endpoints(namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+    if not namespaces:
+        return kube.list_objects(resource.KIND)
+    return [obj for ns in namespaces for obj in kube.list_objects(resource.KIND, ns)]
+
+
+def tick(
+    settings: settings_mod.Settings,
+    catalog: catalog_mod.Catalog,
+    prometheus: signals.Prometheus,
+    config: Config = Config(),
+    now: datetime.datetime | None = None,
+) -> Result:
+    """One pass over every endpoint (blocking; the async loop runs it in a thread)."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    bodies = list_endpoints(settings.watch_namespaces)
+    node_bodies = kube.list_objects("Node")
+    nodes = [fit.node_from_api(n) for n in node_bodies]
+    pods = [
+        p
+        for ns in (settings.watch_namespaces or (None,))
+        for p in kube.list_objects("Pod", ns, PREDICTOR_LABELS)
+    ]
+    observations = signals.gather(
+        prometheus, now.timestamp(), config.window, host_cores_lookup(pods, node_bodies)
+    )
+    written, events, advices = [], [], {}
+    seen = set()
+    for body in bodies:
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        seen.add(key)
+        try:
+            isvc = resource.InferenceService.model_validate(body)
+        except pydantic.ValidationError:
+            continue  # the reconciler reports an invalid spec
+        advice = advisor.advise(
+            isvc.spec,
+            isvc.status,
+            observations.get(key, advisor.Observation()),
+            catalog,
+            nodes=nodes,
+            now=now,
+            measured=measured_profiles(body),
+        )
+        advices[key] = advice
+        rec = advice.recommendation
+        metrics.publish(
+            *key,
+            advice.cost.per_hour,
+            advice.cost.per_1k_inferences,
+            rec.cost_per_hour_recommended if rec else None,
+        )
+        patch = advisor.status_patch(advice, isvc.status, meta.get("generation"), now)
+        try:
+            if patch is not None:
+                kube.apply_status(key[0], key[1], patch, manager=FIELD_MANAGER)
+                written.append(key)
+            if advice.changed and rec is not None:
+                kube.post_event(body, "Normal", EVENT_REASON, _event_message(rec))
+                events.append(key)
+        except Exception:  # one endpoint's failure must not stop the others
+            log.exception("right-sizing could not update %s/%s", *key)
+    for key in _published - seen:
+        metrics.forget(*key)
+    _published.clear()
+    _published.update(seen)
+    return Result(len(bodies), tuple(written), tuple(events), advices)
+
+
+_published: set[tuple[str, str]] = set()
+
+
+def _event_message(rec: status_api.Recommendation) -> str:
+    parts = [f"recommend {rec.accelerator}", f"cpu {rec.cpu}", f"memory {rec.memory}"]
+    if rec.cost_per_hour_now is not None and rec.cost_per_hour_recommended is not None:
+        parts.append(
+            f"cost/replica-hour {rec.cost_per_hour_now:.3f} -> {rec.cost_per_hour_recommended:.3f}"
+        )
+    return ", ".join(parts) + (f": {rec.reason}" if rec.reason else "")
+
+
+async def run(
+    settings: settings_mod.Settings, stop: asyncio.Event, config: Config = Config()
+) -> None:
+    """Until `stop` is set: a pass every config.interval_seconds."""
+    catalog = catalog_mod.load(settings.catalog_file)
+    prometheus = signals.Prometheus(settings.prometheus_url)
+    log.info(
+        "right-sizing loop: every %ss, %d catalog options, prometheus %s",
+        config.interval_seconds,
+        len(catalog_mod.options(catalog)),
+        settings.prometheus_url,
+    )
+    try:
+        while not stop.is_set():
+            try:
+                result = await asyncio.to_thread(tick, settings, catalog, prometheus, config)
+                metrics.TICKS.labels(result="ok").inc()
+                log.debug(
+                    "right-sizing: %d endpoints, %d written", result.endpoints, len(result.written)
+                )
+            except Exception:
+                metrics.TICKS.labels(result="error").inc()
+                log.exception("right-sizing pass failed; retrying next interval")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=config.interval_seconds)
+    finally:
+        prometheus.close()
