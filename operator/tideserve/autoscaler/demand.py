@@ -31,6 +31,8 @@ ACTIVE_RATE = 1e-3
 # A scale-down probe (without a measured capacity) needs the queue below this fraction
 # of its target.
 PROBE_FRACTION = 0.5
+# No need is larger than this (the API caps maxReplicas at 10,000); guards the rounding.
+MAX_REPLICAS = 1_000_000
 # A probe releases this fraction of the replicas at most (a quarter down per step).
 PROBE_STEP = 0.75
 # How much of a new saturated measurement replaces the old one.
@@ -120,9 +122,12 @@ def estimate(
     text = f"{words} {compare} {target.value:g}{unit} x {ready}"
     if capacity.per_replica:
         rate_need = arrival / capacity.per_replica
-        if not capacity.measured and ready > 1 and load < target.value * PROBE_FRACTION:
-            # A lower-bound capacity may be far too low: probe down a step.
-            rate_need = min(rate_need, probe(ready, tolerance))
+        if not capacity.measured:
+            # A lower bound only holds replicas (more is the queue's call), and may be
+            # far too low: probe down a step while the queue is well below target.
+            rate_need = min(rate_need, float(ready))
+            if ready > 1 and load < target.value * PROBE_FRACTION:
+                rate_need = min(rate_need, probe(ready, tolerance))
     elif arrival > ACTIVE_RATE:
         # Nothing known about capacity: the rate alone never releases a replica,
         # except one probing step while the queue is well below target.
@@ -169,4 +174,6 @@ def probe(ready: int, tolerance: float) -> float:
 
 def replicas(need: float) -> int:
     """Round a replica need up, forgiving float noise (3.0000001 is 3)."""
-    return max(0, math.ceil(need - 1e-9))
+    if not math.isfinite(need):
+        return MAX_REPLICAS
+    return min(MAX_REPLICAS, max(0, math.ceil(need - 1e-9)))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 
 from tideserve.api import spec as spec_api
 from tideserve.autoscaler import demand as demand_lib
@@ -67,6 +68,23 @@ class PolicyState:
     last_pending: tuple[datetime.datetime, float] | None = None
 
 
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) and value >= 0 else None
+
+
+def _clean(signals: Signals | None) -> Signals | None:
+    """Negative or non-finite values (a counter reset, a division by ~0) are unknown."""
+    if signals is None:
+        return None
+    return Signals(
+        pending=_finite(signals.pending),
+        queue_time_s=_finite(signals.queue_time_s),
+        request_rate=_finite(signals.request_rate),
+        held=max(0, signals.held),
+        age_s=signals.age_s if math.isfinite(signals.age_s) else math.inf,
+    )
+
+
 def usable(signals: Signals | None, current: int) -> bool:
     """Whether signals can be trusted (else the policy holds: MetricsAvailable=False).
 
@@ -103,7 +121,7 @@ def _start(state: PolicyState, current: int, ready: int, now: datetime.datetime)
         recommendations=(limits.Recommendation(now, current),),
         last_active=now,
         ready=ready,
-        ready_since=None,  # unknown how long it has been so: do not learn from it yet
+        ready_since=now,  # unknown since when: count from now
     )
 
 
@@ -167,7 +185,7 @@ def _record(
     return dataclasses.replace(state, events=(*state.events, event))
 
 
-def decide(  # noqa: PLR0917 (the interface the simulator and the loop share)
+def decide(
     scaling: spec_api.ScalingSpec,
     signals: Signals | None,
     current: int,
@@ -189,6 +207,7 @@ def decide(  # noqa: PLR0917 (the interface the simulator and the loop share)
         state = dataclasses.replace(state, last_active=now, panic_since=None, needs=())
         return decision, _record(state, current, decision, now)
 
+    signals = _clean(signals)
     held = signals.held if signals is not None else 0
     if not usable(signals, current):
         return _hold(
@@ -289,8 +308,11 @@ def _scale(
         state = dataclasses.replace(state, panic_since=None, panic_triggered=None)
 
     band = behavior.tolerance
-    if short > current * (1 + band):
-        recommendation = demand_lib.replicas(short)
+    # Up on the latest tick (a queue growing now is not averaged away), down on the
+    # stable window's average.
+    latest = state.needs[-1][1]
+    if latest > current * (1 + band):
+        recommendation = demand_lib.replicas(latest)
     elif stable < current * (1 - band):
         recommendation = demand_lib.replicas(stable)
     else:
@@ -301,7 +323,7 @@ def _scale(
         recommendation = max(recommendation, current)
     if state.panic_since is not None:
         # Panic: scale up only, straight to what the burst asks for.
-        target = max(current, recommendation, demand_lib.replicas(short))
+        target = max(current, recommendation)
         state = dataclasses.replace(
             state, recommendations=(*state.recommendations, limits.Recommendation(now, target))
         )
