@@ -157,7 +157,7 @@ def test_off_mode_gives_no_recommendation_but_still_cost() -> None:
     assert advice.recommendation is None
     price = 2 * 0.0316 + 4 * 0.0042
     assert advice.cost.per_hour == pytest.approx(2 * price, abs=1e-4)
-    assert advice.cost.per_1k_inferences == pytest.approx(2 * price / 36, rel=1e-4)
+    assert advice.cost.per_1k_inferences == pytest.approx(2 * price / 36, rel=5e-3)
 
 
 def test_advice_reports_a_request_no_node_can_satisfy() -> None:

@@ -1,0 +1,147 @@
+"""Observations from Prometheus series, the status patch, measured-profile annotations."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+
+from tideserve.api import spec as spec_api
+from tideserve.api import status as status_api
+from tideserve.rightsizing import advisor, catalog, fit, loop, signals
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime.datetime(2026, 11, 23, 12, tzinfo=datetime.UTC)
+
+
+def test_endpoint_from_labels_or_predictor_pod_name() -> None:
+    assert signals.endpoint_of({"namespace": "a", "name": "m", "pod": "x"}) == ("a", "m")
+    cadvisor = {"namespace": "a", "pod": "my-model-predictor-7d9f8c-x2k4q"}
+    assert signals.endpoint_of(cadvisor) == ("a", "my-model")
+    assert signals.endpoint_of({"namespace": "a", "pod": "other"}) is None
+
+
+def test_observe_prefers_cadvisor_and_finds_the_peak() -> None:
+    obs = signals.observe(
+        {
+            "cpu_cadvisor": [(1.0, 0.5)],
+            "cpu_triton": [(1.0, 8.0)],
+            "memory_triton": [(1.0, 1e9)],
+            "rps": [(1.0, 10.0), (2.0, 30.0), (3.0, 20.0)],
+            "pod_rps": [(2.0, 15.0), (2.0, 15.0), (3.0, 20.0)],
+            "gpu_utilization": [(1.0, 0.1), (2.0, 0.3)],
+            "latency_us": [(2.0, 4000.0)],
+        },
+        [],
+        replica_minutes=120,
+        requests=72_000,
+    )
+    assert obs.usage.cpu_cores == ((1.0, 0.5),)
+    assert obs.usage.memory_bytes == ((1.0, 1e9),)
+    assert obs.peak_rps == 30.0
+    assert obs.rps_per_replica == 15.0
+    assert obs.gpu_utilization == 0.3
+    assert obs.latency_ms == 4.0
+    assert obs.replica_seconds == 7200
+    assert obs.requests == 72_000
+
+
+def spec(mode: str = "recommend") -> spec_api.InferenceServiceSpec:
+    return spec_api.InferenceServiceSpec.model_validate(
+        {
+            "model": {"name": "m", "storageUri": "s3://b/m"},
+            "resources": {"accelerator": "cpu", "cpu": "64", "rightSizing": {"mode": mode}},
+        }
+    )
+
+
+NODE = fit.Node("cpu-0", {"cpu": 16, "memory": 64 * 2**30})
+
+
+def test_status_patch_only_when_something_changed() -> None:
+    advice = advisor.advise(
+        spec(), None, advisor.Observation(), catalog.DEFAULT, nodes=[NODE], now=NOW
+    )
+    patch = advisor.status_patch(advice, None, 3, NOW)
+    assert patch is not None
+    assert set(patch) == {"cost", "recommendation", "conditions"}
+    (condition,) = patch["conditions"]
+    assert condition["type"] == "ResourcesFit"
+    assert condition["status"] == "False"
+    assert condition["reason"] == "NoNodeFits"
+    assert "cpu 16 < 64" in condition["message"]
+    written = status_api.InferenceServiceStatus.model_validate(patch)
+    later = NOW + datetime.timedelta(minutes=3)
+    again = advisor.advise(
+        spec(), written, advisor.Observation(), catalog.DEFAULT, nodes=[NODE], now=later
+    )
+    assert not again.changed
+    assert advisor.status_patch(again, written, 3, later) is None
+
+
+def test_off_mode_patch_drops_the_recommendation() -> None:
+    advice = advisor.advise(
+        spec("off"), None, advisor.Observation(), catalog.DEFAULT, nodes=[], now=NOW
+    )
+    patch = advisor.status_patch(advice, None, 1, NOW)
+    assert patch == {"cost": {"perHour": 0.0}}
+
+
+def test_options_no_node_offers_are_not_recommended() -> None:
+    s = spec_api.InferenceServiceSpec.model_validate(
+        {
+            "model": {"name": "m", "storageUri": "s3://b/m"},
+            "resources": {
+                "accelerator": "auto",
+                "rightSizing": {
+                    "mode": "recommend",
+                    "profiles": [
+                        {"option": "mig:1g.10gb", "maxRequestsPerSecond": 100, "p99LatencyMs": 5},
+                        {"option": "gpu:NVIDIA-L4", "maxRequestsPerSecond": 300, "p99LatencyMs": 5},
+                    ],
+                },
+            },
+        }
+    )
+    l4 = fit.Node(
+        "gpu-l4",
+        {"cpu": 48, "memory": 2**37, "nvidia.com/gpu": 4},
+        {"nvidia.com/gpu.product": "NVIDIA-L4"},
+    )
+    advice = advisor.advise(s, None, advisor.Observation(), catalog.DEFAULT, nodes=[l4], now=NOW)
+    assert advice.recommendation is not None
+    assert advice.recommendation.accelerator == "gpu:NVIDIA-L4"
+    with_mig = fit.Node("mig", {"cpu": 96, "memory": 2**38, "nvidia.com/mig-1g.10gb": 14})
+    advice = advisor.advise(
+        s, None, advisor.Observation(), catalog.DEFAULT, nodes=[l4, with_mig], now=NOW
+    )
+    assert advice.recommendation is not None
+    assert advice.recommendation.accelerator == "mig:1g.10gb"
+
+
+def test_measured_profiles_annotation() -> None:
+    body = {
+        "metadata": {
+            "annotations": {
+                loop.PROFILES_ANNOTATION: json.dumps(
+                    [{"option": "cpu-2", "maxRequestsPerSecond": 40, "p99LatencyMs": 12.5}]
+                )
+            }
+        }
+    }
+    (profile,) = loop.measured_profiles(body)
+    assert (profile.option, profile.max_rps, profile.cores) == ("cpu-2", 40.0, 2.0)
+    assert (
+        loop.measured_profiles({"metadata": {"annotations": {loop.PROFILES_ANNOTATION: "x"}}}) == []
+    )
+
+
+def test_host_cores_from_the_pods_node() -> None:
+    cores = loop.host_cores_lookup(
+        [{"metadata": {"namespace": "a", "name": "p"}, "spec": {"nodeName": "n"}}],
+        [{"metadata": {"name": "n"}, "status": {"capacity": {"cpu": "16"}}}],
+    )
+    assert cores("a", "p") == 16
+    assert cores("a", "elsewhere") >= 1
