@@ -80,6 +80,9 @@ class Recommendation(base.Model):
     cost_per_hour_recommended: float | None = pydantic.Field(
         None, ge=0, description="Cost per replica-hour of the recommendation."
     )
+    replicas: int | None = pydantic.Field(
+        None, ge=0, description="Replicas the recommended option needs at peak load."
+    )
     reason: str = pydantic.Field("", max_length=2048, description="Why, with the numbers.")
     generated_at: datetime.datetime | None = pydantic.Field(
         None, description="When it was computed."
