@@ -223,3 +223,39 @@ def test_deleting_a_deployment_garbage_collects_its_pods(
     fixtures.eventually(lambda: available(kube, namespace, "gc"), 60, "gc Deployment Available")
     kube.kubectl("delete", "deployment", "gc", "-n", namespace, "--cascade=background")
     fixtures.eventually(lambda: not pods_of(kube, namespace, "gc"), 60, "pods garbage-collected")
+
+
+def test_pod_security_admission_is_enforced(kube: fixtures.Kube, namespace: str) -> None:
+    kube.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "privileged"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "registry.invalid/never-pulled:1",
+                    "securityContext": {"privileged": True},
+                }
+            ]
+        },
+    }
+    res = kube.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(pod), check=False)
+    assert res.returncode != 0
+    assert 'violates PodSecurity "restricted:latest"' in res.stderr
+
+
+def test_rbac_is_enforced(kube: fixtures.Kube, namespace: str) -> None:
+    kube.kubectl("create", "serviceaccount", "nobody", "-n", namespace)
+    who = f"--as=system:serviceaccount:{namespace}:nobody"
+    res = kube.kubectl("auth", "can-i", "list", "pods", "-n", namespace, who, check=False)
+    assert res.stdout.strip() == "no"
+    denied = kube.kubectl("get", "pods", "-n", namespace, who, check=False)
+    assert "Forbidden" in denied.stderr
+    kube.kubectl(
+        "create", "rolebinding", "nobody-view", "--clusterrole=view",
+        f"--serviceaccount={namespace}:nobody", "-n", namespace,
+    )  # fmt: skip
+    res = kube.kubectl("auth", "can-i", "list", "pods", "-n", namespace, who, check=False)
+    assert res.stdout.strip() == "yes"
