@@ -198,6 +198,7 @@ def advise(
             else catalog_mod.replica_price(catalog, current, cores, memory),
             4,
         ),
+        replicas=best.replicas if best is not None else None,
         reason="; ".join(notes)[:2048],
         generated_at=now,
     )
