@@ -289,3 +289,11 @@ def post_event(involved: dict[str, Any], event_type: str, reason: str, message: 
         "count": 1,
     }
     _request("POST", path("Event", meta["namespace"]), event)
+
+
+def patch_scale(kind: str, namespace: str, name: str, replicas: int, manager: str) -> None:
+    """Set replicas through the scale subresource (the autoscaler's only Deployment write)."""
+    url = path(kind, namespace, name) + "/scale"
+    body = {"spec": {"replicas": replicas}}
+    query = [("fieldManager", manager)]
+    _request("PATCH", url, body, query, content_type="application/merge-patch+json")

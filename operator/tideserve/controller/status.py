@@ -140,7 +140,9 @@ def _progress(obs: Observed) -> _State:
         return _State("True", "Creating", "creating the predictor Deployment")
     wanted, existing, updated, ready, caught_up = _rollout(dep)
     if unschedulable := _unschedulable(obs.pods):
-        return _State("True", "Pending", f"no node fits the pod: {unschedulable}")
+        known = [p.message for p in obs.problems if p.condition == SCHEDULABLE]
+        why = f"{known[0]}; scheduler: " if known else "scheduler: "
+        return _State("True", "Pending", f"no node fits the pod: {why}{unschedulable}")
     for pod in _live(obs.pods):
         for container, reason, message in _waiting(pod):
             if reason in _BROKEN:
