@@ -81,15 +81,16 @@ def triton(prometheus: fixtures.Prometheus) -> Iterator[fixtures.Triton]:
 def start_triton(
     prometheus: fixtures.Prometheus, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., fixtures.Triton]]:
-    """Factory: start_triton(labels={"namespace":..,"name":..,"pod":..}, http_port=..)
-    -> Triton. Labels (optional) register it with Prometheus. Stopped after the test."""
+    """Factory: start_triton(labels={"namespace":..,"name":..,"pod":..}, delay_ms=..,
+    http_port=.., grpc_port=.., metrics_port=..) -> Triton. Labels (optional) register
+    it with Prometheus; delay_ms is the model's time per batch. Stopped after the test."""
     started: list[str] = []
 
-    def start(labels: dict[str, str] | None = None, **ports: int) -> fixtures.Triton:
+    def start(labels: dict[str, str] | None = None, **options: int | None) -> fixtures.Triton:
         name = f"pytest-{os.getpid()}-{request.node.name[:40]}-{len(started)}"
         name = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
         started.append(name)
-        return fixtures.start_triton(name, labels=labels, **ports)
+        return fixtures.start_triton(name, labels, **options)
 
     try:
         yield start

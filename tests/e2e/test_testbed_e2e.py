@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -103,8 +105,10 @@ def test_more_tritons_can_be_started_and_registered(
     start_triton: Callable[..., fixtures.Triton], prometheus: fixtures.Prometheus
 ) -> None:
     labels = {"namespace": "tideserve-e2e", "name": "second", "pod": "second-0"}
-    second = start_triton(labels=labels)
+    second = start_triton(labels=labels, delay_ms=5)
     assert second.labels == labels
+    config = json.loads(urllib.request.urlopen(f"{second.http_url}/v2/models/tiny/config").read())
+    assert config["parameters"]["DELAY_MS"]["string_value"] == "5"
     fixtures.eventually(lambda: target_up(prometheus, labels), 30, "second triton target up")
     with load(second, concurrency=2) as done:
         fixtures.eventually(lambda: done[0] >= 5, 30, "inferences on the second server")

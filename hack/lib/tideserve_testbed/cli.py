@@ -5,7 +5,7 @@
   hack/cluster status                                  each component's state
   hack/cluster env                                     shell exports (eval "$(hack/cluster env)")
   hack/cluster triton start --name N [--http-port P] [--grpc-port P] [--metrics-port P]
-                          [--namespace NS --isvc NAME --pod POD]
+                          [--delay-ms MS] [--namespace NS --isvc NAME --pod POD]
   hack/cluster triton stop --name N | triton list
   hack/cluster target add ID HOST:PORT --namespace NS --isvc NAME --pod POD | target rm ID
 
@@ -154,6 +154,7 @@ def _triton(args: argparse.Namespace) -> int:
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
+        delay_ms=args.delay_ms,
         labels=labels,
     )
     print(f"http={rec['http_url']} grpc={rec['grpc_url']} metrics={rec['metrics_url']}")
@@ -188,6 +189,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--http-port", type=int)
     t.add_argument("--grpc-port", type=int)
     t.add_argument("--metrics-port", type=int)
+    t.add_argument("--delay-ms", type=int, help="model time per batch (default 20)")
     t.add_argument("--namespace", default="default")
     t.add_argument("--isvc", help="InferenceService name: registers the target with Prometheus")
     t.add_argument("--pod")

@@ -128,8 +128,19 @@ class Triton:
         return self.http_url.removeprefix("http://")
 
 
-def start_triton(name: str, labels: dict[str, str] | None = None, **ports: int) -> Triton:
-    rec = triton.start(name, labels=labels, **ports)  # type: ignore[arg-type]
+def start_triton(
+    name: str,
+    labels: dict[str, str] | None = None,
+    *,
+    delay_ms: int | None = None,
+    http_port: int | None = None,
+    grpc_port: int | None = None,
+    metrics_port: int | None = None,
+) -> Triton:
+    rec = triton.start(
+        name, labels=labels, delay_ms=delay_ms, http_port=http_port, grpc_port=grpc_port,
+        metrics_port=metrics_port,
+    )  # fmt: skip
     return Triton(
         name=rec["name"], http_url=rec["http_url"], grpc_url=rec["grpc_url"],
         metrics_url=rec["metrics_url"], metrics_address=rec["metrics_address"],

@@ -99,6 +99,7 @@ def start(
     grpc_port: int | None = None,
     metrics_port: int | None = None,
     model_repository: pathlib.Path | None = None,
+    delay_ms: int | None = None,
     labels: dict[str, str] | None = None,
     d: pathlib.Path | None = None,
     timeout: float = 60.0,
@@ -106,7 +107,8 @@ def start(
     """Start (or reuse, if already running) Triton `name`; return its record.
 
     labels, if given, registers the metrics endpoint with Prometheus; it must hold
-    namespace, name and pod (the labels the in-cluster scrape attaches).
+    namespace, name and pod (the labels the in-cluster scrape attaches). delay_ms
+    sets the tiny model's time per batch (default 20 ms), i.e. the server's capacity.
     """
     d = d or procs.state_dir()
     path = record_path(name, d)
@@ -114,6 +116,8 @@ def start(
     if procs.alive(rec.get("proc")):
         return rec
     info = _install()
+    if delay_ms is not None:
+        model_repository = _repository_with_delay(d / "tritons" / f"{name}-models", delay_ms)
     ports = {
         "http": http_port or procs.free_port(),
         "grpc": grpc_port or procs.free_port(),
@@ -151,6 +155,18 @@ def start(
     return rec
 
 
+def _repository_with_delay(dest: pathlib.Path, delay_ms: int) -> pathlib.Path:
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(MODEL_REPOSITORY, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    config = dest / DEFAULT_MODEL / "config.pbtxt"
+    text = config.read_text()
+    marker = 'key: "DELAY_MS"\n  value: { string_value: "20" }'
+    if marker not in text:
+        raise procs.StartupError(f"{config}: DELAY_MS parameter not found")
+    config.write_text(text.replace(marker, marker.replace('"20"', f'"{int(delay_ms)}"')))
+    return dest
+
+
 def register(rec: dict[str, Any], labels: dict[str, str], d: pathlib.Path | None = None) -> None:
     extra = {k: v for k, v in labels.items() if k not in ("namespace", "name", "pod")}
     prometheus.register(
@@ -173,6 +189,7 @@ def stop(name: str, d: pathlib.Path | None = None) -> bool:
         procs.log(f"stopping triton {name} (pid {rec['proc']['pid']})")
         procs.stop(rec["proc"], timeout=10)
     path.unlink(missing_ok=True)
+    shutil.rmtree(path.with_name(f"{name}-models"), ignore_errors=True)
     return running
 
 
