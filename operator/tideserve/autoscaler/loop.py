@@ -1,0 +1,261 @@
+"""The autoscaler: ONE asyncio loop over all endpoints inside the operator process.
+
+Every tick: list the InferenceServices and their predictor Deployments (one list call
+each), read the signals once for all endpoints, decide per endpoint (pure policy, in a
+worker thread so a thousand decisions never stall kopf's event loop), then patch the
+replicas that change, post an Event per scale and write the status fields that change.
+Policy state lives in memory; after a restart `PolicyState()` is conservative (no scale
+down on the first ticks, idle timers restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+import pydantic
+
+from tideserve import settings as settings_mod
+from tideserve.api import resource
+from tideserve.api import spec as spec_api
+from tideserve.autoscaler import actuation, metrics, policy, report, signals
+
+log = logging.getLogger("tideserve.autoscaler")
+
+Key = tuple[str, str]
+WRITE_CONCURRENCY = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """One endpoint as read this tick."""
+
+    key: Key
+    body: dict[str, Any]
+    spec: spec_api.InferenceServiceSpec
+    current: int
+    ready: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    """What one endpoint's decision asks the API for."""
+
+    endpoint: Endpoint
+    decision: policy.Decision
+    scale: bool
+    status: dict[str, Any] | None
+
+
+@dataclasses.dataclass
+class TickReport:
+    endpoints: int = 0
+    scaled: int = 0
+    status_writes: int = 0
+    failures: int = 0
+    prometheus_ok: bool = True
+    seconds: float = 0.0
+    phases: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def _spec(body: dict[str, Any]) -> spec_api.InferenceServiceSpec | None:
+    try:
+        return spec_api.InferenceServiceSpec.model_validate(body.get("spec") or {})
+    except pydantic.ValidationError:
+        return None  # the reconciler reports it (SpecValid=False); nothing to scale
+
+
+class Autoscaler:
+    def __init__(
+        self,
+        settings: settings_mod.Settings,
+        clock: Callable[[], datetime.datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.prometheus = signals.prometheus_client(settings.prometheus_url)
+        self.http = httpx.AsyncClient()
+        self.clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
+        self.states: dict[Key, policy.PolicyState] = {}
+        self.last_scaling: dict[Key, dict[str, Any]] = {}
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def _activator_urls(self) -> list[str]:
+        if self.settings.activator_url:
+            return [self.settings.activator_url.rstrip("/") + "/demand"]
+        if self.settings.activator is None:
+            return []
+        try:
+            slices = await asyncio.to_thread(actuation.activator_slices, self.settings.activator)
+        except Exception as exc:
+            log.warning("cannot find the activator's pods: %s", exc)
+            return []
+        return signals.demand_urls(slices)
+
+    async def _read(self) -> tuple[list[Endpoint], dict[Key, policy.Signals] | None, Any]:
+        namespaces = self.settings.watch_namespaces
+        bodies, predictors, urls = await asyncio.gather(
+            asyncio.to_thread(actuation.list_inference_services, namespaces),
+            asyncio.to_thread(actuation.list_predictors, namespaces),
+            self._activator_urls(),
+        )
+        table, demand = await signals.read(self.prometheus, self.http, urls)
+        endpoints = []
+        for body in bodies:
+            meta = body.get("metadata") or {}
+            key = (str(meta.get("namespace")), str(meta.get("name")))
+            spec = _spec(body)
+            if spec is None or key not in predictors:
+                continue  # invalid, or its Deployment is not there yet
+            current, ready = predictors[key]
+            endpoints.append(Endpoint(key, body, spec, current, ready))
+        if table is None:
+            # Prometheus failed: only the activator's counts are known (they still wake
+            # endpoints at zero); everything else holds.
+            table = {
+                key: policy.Signals(None, None, None, held=n, age_s=math.inf)
+                for key, n in demand.held.items()
+            }
+            return endpoints, None, table
+        return endpoints, table, None
+
+    def _decide(
+        self,
+        endpoints: Sequence[Endpoint],
+        table: dict[Key, policy.Signals] | None,
+        fallback: dict[Key, policy.Signals] | None,
+        now: datetime.datetime,
+    ) -> list[Action]:
+        actions = []
+        for endpoint in endpoints:
+            key, scaling = endpoint.key, endpoint.spec.scaling
+            if table is not None:
+                sig: policy.Signals | None = table.get(key, signals.NO_SERIES)
+            else:
+                sig = (fallback or {}).get(key)
+            state = self.states.get(key, policy.PolicyState())
+            decision, self.states[key] = policy.decide(
+                scaling, sig, endpoint.current, endpoint.ready, now, state
+            )
+            if decision.kind == "External" and endpoint.spec.replicas is not None:
+                wanted = endpoint.spec.replicas
+                decision = dataclasses.replace(
+                    decision, desired=wanted, reason=f"external scaler: spec.replicas {wanted}"
+                )
+            scale = decision.desired != endpoint.current
+            if scale:
+                self.last_scaling[key] = report.last_scaling(decision, endpoint.current, now)
+            previous = endpoint.body.get("status") or {}
+            scaling_record = self.last_scaling.get(key) or previous.get("lastScaling")
+            available = report.metrics_condition(sig, prometheus_ok=table is not None)
+            wanted_status = report.status(
+                decision,
+                metrics=available,
+                scaling=scaling_record,
+                previous=previous,
+                generation=(endpoint.body.get("metadata") or {}).get("generation"),
+                now=now,
+            )
+            changed = report.changed(previous, wanted_status)
+            actions.append(Action(endpoint, decision, scale, wanted_status if changed else None))
+            namespace, name = key
+            metrics.DECISIONS.labels(namespace, name, decision.kind).inc()
+            metrics.DESIRED.labels(namespace, name).set(decision.desired)
+            metrics.CURRENT.labels(namespace, name).set(endpoint.current)
+            metrics.SIGNAL_AGE.labels(namespace, name).set(sig.age_s if sig else math.inf)
+        return actions
+
+    async def _act(self, action: Action, limit: asyncio.Semaphore) -> tuple[bool, bool, bool]:
+        """(scaled, status written, failed) for one endpoint."""
+        (namespace, name), decision = action.endpoint.key, action.decision
+        scaled = written = False
+        async with limit:
+            try:
+                if action.scale:
+                    await asyncio.to_thread(actuation.scale, namespace, name, decision.desired)
+                    scaled = True
+                    log.info(
+                        "%s/%s: %d -> %d %s: %s",
+                        namespace,
+                        name,
+                        action.endpoint.current,
+                        decision.desired,
+                        decision.kind,
+                        decision.reason,
+                    )
+                    message = f"{action.endpoint.current} -> {decision.desired}: {decision.reason}"
+                    await asyncio.to_thread(
+                        actuation.event, action.endpoint.body, decision.kind, message
+                    )
+                if action.status is not None:
+                    await asyncio.to_thread(actuation.write_status, namespace, name, action.status)
+                    written = True
+            except Exception as exc:
+                log.warning("%s/%s: autoscaler write failed: %s", namespace, name, exc)
+                return scaled, written, True
+        return scaled, written, False
+
+    async def tick(self) -> TickReport:
+        started = time.perf_counter()
+        result = TickReport()
+        endpoints, table, fallback = await self._read()
+        read_done = time.perf_counter()
+        now = self.clock()
+        actions = await asyncio.to_thread(self._decide, endpoints, table, fallback, now)
+        decided = time.perf_counter()
+        limit = asyncio.Semaphore(WRITE_CONCURRENCY)
+        outcomes = await asyncio.gather(
+            *(self._act(a, limit) for a in actions if a.scale or a.status is not None)
+        )
+        for key in set(self.states) - {e.key for e in endpoints}:
+            self.states.pop(key, None)
+            self.last_scaling.pop(key, None)
+            metrics.forget(*key)
+        result.endpoints = len(endpoints)
+        result.prometheus_ok = table is not None
+        result.scaled = sum(1 for s, _, _ in outcomes if s)
+        result.status_writes = sum(1 for _, w, _ in outcomes if w)
+        result.failures = sum(1 for _, _, f in outcomes if f)
+        finished = time.perf_counter()
+        result.seconds = finished - started
+        result.phases = {
+            "read": read_done - started,
+            "decide": decided - read_done,
+            "write": finished - decided,
+        }
+        metrics.TICK_SECONDS.observe(result.seconds)
+        return result
+
+
+async def run(settings: settings_mod.Settings, stop: asyncio.Event) -> None:
+    """Tick every settings.tick_seconds until `stop` is set."""
+    autoscaler = Autoscaler(settings)
+    log.info(
+        "autoscaler: every %.1fs, Prometheus %s, field manager %s",
+        settings.tick_seconds,
+        settings.prometheus_url,
+        resource.AUTOSCALER_FIELD_MANAGER,
+    )
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                report_ = await autoscaler.tick()
+                log.debug("tick: %s", report_)
+            except Exception:
+                # A failed list (API server away) skips this tick; the next one retries.
+                log.exception("autoscaler tick failed")
+            elapsed = time.monotonic() - started
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, settings.tick_seconds - elapsed))
+    finally:
+        await autoscaler.close()
