@@ -1,0 +1,387 @@
+"""The reconciler against the real local cluster (kwok nodes), run as a real subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from tideserve_testbed import fixtures
+
+pytestmark = pytest.mark.integration
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TIDESERVE = pathlib.Path(sys.executable).parent / "tideserve"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Operator:
+    """`tideserve run` against the test cluster, watching one namespace."""
+
+    def __init__(
+        self, kubeconfig: pathlib.Path, namespace: str, log: pathlib.Path, **env: str
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.namespace = namespace
+        self.log = log
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.health_port = 0
+
+    def start(self) -> None:
+        self.health_port = free_port()
+        env = (
+            os.environ
+            | {
+                "KUBECONFIG": str(self.kubeconfig),
+                "TIDESERVE_METRICS_PORT": str(free_port()),
+                "TIDESERVE_HEALTH_PORT": str(self.health_port),
+                "TIDESERVE_TRITON_IMAGE": "triton:test",
+            }
+            | self.env
+        )
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [str(TIDESERVE), "run", "--bind", "127.0.0.1", "--namespace", self.namespace],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as in a crash or an OOM kill."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def tail(self, lines: int = 60) -> str:
+        with contextlib.suppress(FileNotFoundError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+@contextlib.contextmanager
+def running(op: Operator) -> Iterator[Operator]:
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+def isvc(name: str, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": {"name": "m", "storageUri": "https://models.invalid/m.tar.gz"}}
+    body |= spec
+    return {
+        "apiVersion": "serving.tideserve.io/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for c in obj.get("status", {}).get("conditions") or []:
+        if c["type"] == kind:
+            return dict(c)
+    return None
+
+
+TIMEOUT = 90.0
+
+
+@pytest.fixture(scope="module")
+def crd(kube: fixtures.Kube) -> None:
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kube.kubectl(
+        "wait", "--for=condition=Established", "crd/inferenceservices.serving.tideserve.io"
+    )
+
+
+@pytest.fixture(scope="module")
+def namespace(kube: fixtures.Kube, crd: None) -> Iterator[str]:
+    name = f"rk-it-{os.getpid()}"
+    kube.kubectl("create", "namespace", name)
+    # A stand-in for the activator: a Service whose EndpointSlice names one address.
+    kube.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "activator", "namespace": name},
+                "spec": {"ports": [{"name": "http", "port": 8080}, {"name": "grpc", "port": 8081}]},
+            },
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": "activator-1",
+                    "namespace": name,
+                    "labels": {"kubernetes.io/service-name": "activator"},
+                },
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.99.0.1"], "conditions": {"ready": True}}],
+                "ports": [{"name": "http", "port": 8080}, {"name": "grpc", "port": 8081}],
+            },
+        ]
+    )
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def operator(
+    kube: fixtures.Kube, namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    op = Operator(
+        kube.kubeconfig, namespace, log, TIDESERVE_ACTIVATOR_SERVICE=f"{namespace}/activator"
+    )
+    with running(op):
+        yield op
+    print(op.tail())
+
+
+def get(kube: fixtures.Kube, namespace: str, *what: str) -> Any:
+    return kube.get_json("-n", namespace, *what)
+
+
+def example(name: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((ROOT / "examples" / name).read_text()) if d]
+
+
+def wait_ready(kube: fixtures.Kube, namespace: str, name: str, op: Operator) -> None:
+    res = kube.kubectl(
+        "wait",
+        "-n",
+        namespace,
+        "--for=condition=Ready",
+        f"tisvc/{name}",
+        "--timeout=90s",
+        check=False,
+        timeout=120,
+    )
+    assert res.returncode == 0, f"{res.stderr}\noperator log:\n{op.tail()}"
+
+
+def node_of_pods(kube: fixtures.Kube, namespace: str, name: str) -> list[dict[str, Any]]:
+    pods = get(kube, namespace, "pods", "-l", f"serving.tideserve.io/inferenceservice={name}")
+    nodes = [p["spec"].get("nodeName") for p in pods["items"]]
+    assert nodes and all(nodes), nodes
+    return [kube.get_json("node", n) for n in nodes]
+
+
+def test_cpu_model_becomes_ready_on_a_cpu_node(
+    kube: fixtures.Kube, namespace: str, operator: Operator
+) -> None:
+    kube.kubectl("apply", "-n", namespace, "-f", str(ROOT / "examples" / "01-cpu-model.yaml"))
+    wait_ready(kube, namespace, "resnet-cpu", operator)
+    dep = get(kube, namespace, "deployment", "resnet-cpu-predictor")
+    assert dep["metadata"]["ownerReferences"][0]["name"] == "resnet-cpu"
+    get(kube, namespace, "service", "resnet-cpu-predictor")
+    route = get(kube, namespace, "service", "resnet-cpu")
+    assert "selector" not in route["spec"]
+    for node in node_of_pods(kube, namespace, "resnet-cpu"):
+        assert "nvidia.com/gpu.product" not in node["metadata"]["labels"]
+    obj = get(kube, namespace, "tisvc", "resnet-cpu")
+    assert obj["status"]["url"] == f"http://resnet-cpu.{namespace}.svc.cluster.local:8000"
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+    columns = kube.kubectl("get", "-n", namespace, "tisvc", "resnet-cpu").stdout
+    header, row = columns.splitlines()[:2]
+    assert header.split()[:3] == ["NAME", "READY", "REPLICAS"]
+    assert row.split()[1:3] == ["True", "1"] and "cpu" in row and "http://resnet-cpu" in row
+
+
+def test_gpu_model_runs_on_a_node_with_that_gpu(
+    kube: fixtures.Kube, namespace: str, operator: Operator
+) -> None:
+    kube.kubectl("apply", "-n", namespace, "-f", str(ROOT / "examples" / "02-gpu-model.yaml"))
+    wait_ready(kube, namespace, "bert-gpu", operator)
+    for node in node_of_pods(kube, namespace, "bert-gpu"):
+        assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-L4"
+    assert get(kube, namespace, "tisvc", "bert-gpu")["status"]["accelerator"] == "gpu:NVIDIA-L4"
+
+
+def test_route_points_at_ready_pods_and_at_the_activator_at_zero(
+    kube: fixtures.Kube, namespace: str, operator: Operator
+) -> None:
+    kube.apply(isvc("routed", resources={"accelerator": "cpu"}), "-n", namespace)
+    wait_ready(kube, namespace, "routed", operator)
+
+    def route_addresses() -> list[str]:
+        slice_ = get(kube, namespace, "endpointslice", "routed-route")
+        return sorted(a for e in slice_["endpoints"] or [] for a in e["addresses"])
+
+    pod_ips = [
+        p["status"]["podIP"]
+        for p in get(kube, namespace, "pods", "-l", "serving.tideserve.io/inferenceservice=routed")[
+            "items"
+        ]
+    ]
+    fixtures.eventually(lambda: route_addresses() == sorted(pod_ips), TIMEOUT, "route to pods")
+    scale(kube, namespace, "routed-predictor", 0)
+    fixtures.eventually(lambda: route_addresses() == ["10.99.0.1"], TIMEOUT, "route to activator")
+
+    def scaled_to_zero() -> bool:
+        ready = condition(get(kube, namespace, "tisvc", "routed"), "Ready")
+        return bool(ready and ready["status"] == "True" and ready["reason"] == "ScaledToZero")
+
+    fixtures.eventually(scaled_to_zero, TIMEOUT, "Ready=True ScaledToZero")
+
+
+def scale(kube: fixtures.Kube, namespace: str, deployment: str, replicas: int) -> None:
+    """As the autoscaler does: the scale subresource, under its own field manager."""
+    kube.kubectl(
+        "patch",
+        "-n",
+        namespace,
+        "deployment",
+        deployment,
+        "--subresource=scale",
+        "--type=merge",
+        "-p",
+        f'{{"spec":{{"replicas":{replicas}}}}}',
+        "--field-manager=tideserve-autoscaler",
+    )
+
+
+def test_edit_rolls_out_without_resetting_the_scale(
+    kube: fixtures.Kube, namespace: str, operator: Operator
+) -> None:
+    kube.apply(isvc("edited", resources={"accelerator": "cpu"}), "-n", namespace)
+    wait_ready(kube, namespace, "edited", operator)
+    scale(kube, namespace, "edited-predictor", 3)
+    kube.kubectl(
+        "patch",
+        "-n",
+        namespace,
+        "tisvc",
+        "edited",
+        "--type=merge",
+        "-p",
+        '{"spec":{"runtime":{"args":["--log-verbose=1"]}}}',
+    )
+
+    def rolled_out() -> dict[str, Any] | None:
+        dep = get(kube, namespace, "deployment", "edited-predictor")
+        args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+        return dep if "--log-verbose=1" in args else None
+
+    dep = fixtures.eventually(rolled_out, TIMEOUT, "new template")
+    assert dep["spec"]["replicas"] == 3
+    sets = get(kube, namespace, "replicasets", "-l", "serving.tideserve.io/inferenceservice=edited")
+    assert len(sets["items"]) == 2
+
+    def settled() -> bool:
+        obj = get(kube, namespace, "tisvc", "edited")
+        d = get(kube, namespace, "deployment", "edited-predictor")
+        return (
+            obj["status"].get("observedGeneration") == obj["metadata"]["generation"]
+            and d["status"].get("updatedReplicas") == 3
+            and d["status"].get("readyReplicas") == 3
+            and d["spec"]["replicas"] == 3
+        )
+
+    fixtures.eventually(settled, TIMEOUT, "rollout of 3 replicas")
+
+
+def test_gpu_request_with_no_fitting_node_is_pending_with_a_clear_reason(
+    kube: fixtures.Kube, namespace: str, operator: Operator
+) -> None:
+    kube.apply(
+        isvc("h100", resources={"accelerator": "gpu", "gpu": {"product": "NVIDIA-H100"}}),
+        "-n",
+        namespace,
+    )
+
+    def pending() -> dict[str, Any] | None:
+        ready = condition(get(kube, namespace, "tisvc", "h100"), "Ready")
+        return ready if ready and ready["reason"] == "Pending" else None
+
+    ready = fixtures.eventually(pending, TIMEOUT, "Ready=False Pending")
+    assert ready["status"] == "False"
+    assert "nvidia.com/gpu.product=NVIDIA-H100" in ready["message"]
+    schedulable = condition(get(kube, namespace, "tisvc", "h100"), "Schedulable")
+    assert schedulable and schedulable["reason"] == "NoNodeOffersGpuProduct"
+    events = kube.events(namespace, "h100")
+    assert any(e["reason"] == "Pending" and e["type"] == "Warning" for e in events)
+
+
+def test_delete_garbage_collects_the_children(
+    kube: fixtures.Kube, namespace: str, operator: Operator
+) -> None:
+    kube.apply(isvc("doomed", resources={"accelerator": "cpu"}), "-n", namespace)
+    wait_ready(kube, namespace, "doomed", operator)
+    assert not get(kube, namespace, "tisvc", "doomed")["metadata"].get("finalizers")
+    kube.kubectl("delete", "-n", namespace, "tisvc", "doomed", "--wait=true")
+
+    def gone() -> bool:
+        for kind in ("deployment", "service", "endpointslice", "pdb", "replicaset"):
+            items = get(kube, namespace, kind, "-l", "serving.tideserve.io/inferenceservice=doomed")
+            if items["items"]:
+                return False
+        return True
+
+    fixtures.eventually(gone, TIMEOUT, "children garbage-collected")
+
+
+def test_operator_killed_mid_reconcile_converges_without_duplicates(
+    kube: fixtures.Kube, namespace: str, operator: Operator
+) -> None:
+    names = [f"burst-{i}" for i in range(8)]
+    operator.kill()
+    kube.apply([isvc(n, resources={"accelerator": "cpu"}) for n in names], "-n", namespace)
+    operator.start()
+    # Kill it again while it works through the burst, then let a fresh process finish.
+    fixtures.eventually(
+        lambda: get(
+            kube, namespace, "deployments", "-l", "serving.tideserve.io/inferenceservice=burst-0"
+        )["items"],
+        TIMEOUT,
+        "first deployment",
+        interval=0.05,
+    )
+    operator.kill()
+    operator.start()
+    for n in names:
+        wait_ready(kube, namespace, n, operator)
+    for n in names:
+        selector = f"serving.tideserve.io/inferenceservice={n}"
+        assert len(get(kube, namespace, "deployments", "-l", selector)["items"]) == 1
+        assert len(get(kube, namespace, "replicasets", "-l", selector)["items"]) == 1
+        slices = get(kube, namespace, "endpointslices", "-l", f"kubernetes.io/service-name={n}")
+        assert [s["metadata"]["name"] for s in slices["items"]] == [f"{n}-route"]
+
+
+def test_operator_liveness_endpoint_answers(operator: Operator) -> None:
+    def alive() -> bool:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{operator.health_port}/healthz", timeout=2
+        ) as r:
+            return bool(r.status == 200)
+
+    fixtures.eventually(alive, 30, "liveness")
