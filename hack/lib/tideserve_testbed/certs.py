@@ -62,27 +62,42 @@ def _leaf(
 
 
 def ensure(d: pathlib.Path) -> None:
-    """Create the CA, serving and client certificates and the SA key pair once."""
-    if (d / "done").exists():
-        return
+    """Create whatever CA, serving/client certificate or SA key is missing.
+
+    Per file rather than all-or-nothing, so a state dir from an older version of this
+    script gains new certificates without losing the CA the running cluster trusts.
+    """
     d.mkdir(parents=True, exist_ok=True)
     (d / "req.cnf").write_text(_REQ_CONFIG)
     # The front-proxy CA signs the API server's client cert towards aggregated APIs
     # (requestheader authentication); kept separate from the cluster CA as upstream does.
     for ca, cn in (("ca", "tideserve-local-ca"), ("front-proxy-ca", "tideserve-front-proxy-ca")):
-        _openssl(
-            "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:prime256v1", "-keyout", f"{ca}.key", "-out", f"{ca}.crt",
-            "-days", "3650", "-subj", f"/CN={cn}", "-config", "req.cnf", "-extensions", "v3_ca",
-            cwd=d,
-        )  # fmt: skip
-    _leaf(d, "front-proxy-client", "/CN=front-proxy-client", "clientAuth", None, "front-proxy-ca")
-    _leaf(d, "apiserver", *SERVING)
-    for name, (subject, usage, san) in CLIENTS.items():
-        _leaf(d, name, subject, usage, san)
-    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-out", "sa.key", cwd=d)  # fmt: skip
-    _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=d)
+        if not (d / f"{ca}.crt").exists():
+            _openssl(
+                "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
+                "ec_paramgen_curve:prime256v1", "-keyout", f"{ca}.key", "-out", f"{ca}.crt",
+                "-days", "3650", "-subj", f"/CN={cn}", "-config", "req.cnf",
+                "-extensions", "v3_ca",
+                cwd=d,
+            )  # fmt: skip
+    leaves = {
+        "front-proxy-client": ("/CN=front-proxy-client", "clientAuth", None, "front-proxy-ca"),
+        "apiserver": (*SERVING, "ca"),
+        # Serving certs of the controller-manager's and scheduler's health/metrics ports.
+        "controller-manager-serving": (
+            "/CN=kube-controller-manager", "serverAuth", "DNS:localhost,IP:127.0.0.1", "ca"
+        ),
+        "scheduler-serving": (
+            "/CN=kube-scheduler", "serverAuth", "DNS:localhost,IP:127.0.0.1", "ca"
+        ),
+        **{name: (*spec, "ca") for name, spec in CLIENTS.items()},
+    }  # fmt: skip
+    for name, (subject, usage, san, ca) in leaves.items():
+        if not (d / f"{name}.crt").exists():
+            _leaf(d, name, subject, usage, san, ca)
+    if not (d / "sa.pub").exists():
+        _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-out", "sa.key", cwd=d)  # fmt: skip
+        _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=d)
     for key in d.glob("*.key"):
         key.chmod(0o600)
-    (d / "done").write_text("")

@@ -7,6 +7,7 @@ which plays the kubelets of the fake nodes in hack/testbed/nodes.yaml.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import pathlib
 import ssl
@@ -94,7 +95,9 @@ def _commands(d: pathlib.Path, ports: dict[str, int]) -> dict[str, list[str]]:
         "kube-controller-manager": [
             str(b / "kube-controller-manager"), *component_kubeconfig("controller-manager"),
             "--bind-address=127.0.0.1", f"--secure-port={ports['kube-controller-manager']}",
-            f"--cert-dir={d / 'controller-manager-certs'}", "--leader-elect=false",
+            f"--tls-cert-file={pki / 'controller-manager-serving.crt'}",
+            f"--tls-private-key-file={pki / 'controller-manager-serving.key'}",
+            "--leader-elect=false",
             "--controllers=*,-service-lb-controller,-node-route-controller,"
             "-cloud-node-lifecycle-controller",
             "--use-service-account-credentials=true",
@@ -108,7 +111,9 @@ def _commands(d: pathlib.Path, ports: dict[str, int]) -> dict[str, list[str]]:
         "kube-scheduler": [
             str(b / "kube-scheduler"), *component_kubeconfig("scheduler"),
             "--bind-address=127.0.0.1", f"--secure-port={ports['kube-scheduler']}",
-            f"--cert-dir={d / 'scheduler-certs'}", "--leader-elect=false",
+            f"--tls-cert-file={pki / 'scheduler-serving.crt'}",
+            f"--tls-private-key-file={pki / 'scheduler-serving.key'}",
+            "--leader-elect=false",
         ],
         # Default stages: nodes become Ready and keep leases; scheduled pods become
         # Running/Ready; deleted pods go away. An empty --config keeps ~/.kwok out.
@@ -131,6 +136,10 @@ class Api:
 
     def get(self, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
         return procs.http_get(self.base + path, timeout, self.ctx)
+
+    def get_url(self, url: str) -> tuple[int, bytes]:
+        """GET another loopback component whose serving cert our CA signed."""
+        return procs.http_get(url, 2.0, self.ctx)
 
     def ready(self) -> bool:
         return self.get("/readyz")[0] == 200
@@ -212,11 +221,12 @@ def up(d: pathlib.Path, state: dict[str, Any], timeout: float = 120.0) -> list[s
         elif name == "kube-apiserver":
             procs.wait_for("kube-apiserver /readyz", api.ready, timeout, proc)
             procs.log("kube-apiserver ready")
-    for name in ORDER:
-        if not procs.alive(comps[name]):
-            raise procs.StartupError(
-                f"{name} exited; last log lines:\n{procs.tail(comps[name]['log'])}"
-            )
+    for name in ("kube-controller-manager", "kube-scheduler"):
+        if name in started:  # a bad flag or a taken port shows here, not minutes later
+            url = f"https://127.0.0.1:{ports[name]}/healthz"
+            check = functools.partial(_ok, api, url)
+            procs.wait_for(f"{name} /healthz", check, 30, comps[name])
+    _check_alive(comps)
     wanted = set(node_names())
     if not wanted <= {n["metadata"]["name"] for n in (api.json("/api/v1/nodes") or {})["items"]}:
         procs.log("creating the kwok nodes")
@@ -238,7 +248,20 @@ def up(d: pathlib.Path, state: dict[str, Any], timeout: float = 120.0) -> list[s
         timeout,
         comps["kube-controller-manager"],
     )
+    _check_alive(comps)  # e.g. the scheduler, which nothing above waits on
     return started
+
+
+def _check_alive(comps: dict[str, Any]) -> None:
+    for name in ORDER:
+        if not procs.alive(comps[name]):
+            raise procs.StartupError(
+                f"{name} exited; last log lines:\n{procs.tail(comps[name]['log'])}"
+            )
+
+
+def _ok(api: Api, url: str) -> bool:
+    return api.get_url(url)[0] == 200
 
 
 def _http_ok(url: str) -> bool:
