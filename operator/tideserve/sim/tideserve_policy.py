@@ -1,0 +1,62 @@
+"""tideserve's own policy in the simulator: the operator's `decide`, not a copy.
+
+The adapter only builds `Signals` the way the operator's signal reader does (Triton's
+pending gauge plus the activator's held count; queue time and request rate as rates
+over the Prometheus window) and carries `PolicyState` from tick to tick.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from tideserve.api import spec as spec_api
+from tideserve.autoscaler import policy
+from tideserve.sim import pipeline
+
+# Simulated time 0 is this instant (a Monday, midnight UTC), so schedules see a real clock.
+EPOCH = datetime.datetime(2026, 1, 5, tzinfo=datetime.UTC)
+
+
+def scaling_spec(overrides: dict[str, Any] | None = None) -> spec_api.ScalingSpec:
+    """A ScalingSpec as a user would write it (camelCase keys), over the bench defaults."""
+    body: dict[str, Any] = {"minReplicas": 0, "maxReplicas": 64}
+    body.update(overrides or {})
+    return spec_api.ScalingSpec.model_validate(body)
+
+
+def signals_from(view: pipeline.View) -> policy.Signals | None:
+    latest = view.series.latest()
+    if latest is None:
+        return None
+    rate, queue_time = view.series.rates()
+    return policy.Signals(
+        pending=float(latest.pending + view.held),
+        queue_time_s=queue_time,
+        request_rate=rate,
+        held=view.held,
+        age_s=view.now - latest.produced_at,
+    )
+
+
+class TideservePolicy:
+    needs_concurrency = False
+
+    def __init__(self, scaling: spec_api.ScalingSpec, tick_s: float = 5.0, label: str = "") -> None:
+        self.name = f"tideserve({label})" if label else "tideserve"
+        self.scaling = scaling
+        self.tick_s = tick_s
+        self.activator_cap: int | None = scaling.scale_to_zero.max_held_requests
+        self.initial_replicas = scaling.min_replicas
+        self.state = policy.PolicyState()
+        self.last_kind = ""
+        self.last_reason = ""
+
+    def decide(self, view: pipeline.View) -> int:
+        now = EPOCH + datetime.timedelta(seconds=view.now)
+        decision, self.state = policy.decide(
+            self.scaling, signals_from(view), view.current, view.ready, now, self.state
+        )
+        self.last_kind = decision.kind
+        self.last_reason = decision.reason
+        return decision.desired

@@ -1,0 +1,43 @@
+"""`tideserve bench` end to end on a short workload, and the tideserve adapter."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+
+from tideserve.sim import bench, pipeline, tideserve_policy
+
+pytestmark = pytest.mark.unit
+
+
+def test_bench_writes_summary_plot_and_results(tmp_path: pathlib.Path, capsys) -> None:
+    out = tmp_path / "out"
+    argv = ["--workloads", "steps", "--hours", "0.5", "--quick", "--jobs", "1", "--out", str(out)]
+    assert bench.main(argv) == 0
+    summary = (out / "summary.md").read_text()
+    assert "### steps" in summary and "oracle" in summary and "tideserve" in summary
+    assert (out / "steps.png").stat().st_size > 10_000
+    results = json.loads((out / "results.json").read_text())
+    families = {r["family"] for r in results["steps"]}
+    assert families == {"oracle", "tideserve", "hpa", "keda", "kpa", "keepalive"}
+    assert "[####" in capsys.readouterr().err  # the progress bar
+    # Same seed, same numbers.
+    out2 = tmp_path / "again"
+    assert bench.main([*argv[:-1], str(out2)]) == 0
+    assert json.loads((out2 / "results.json").read_text()) == results
+
+
+def test_adapter_builds_signals_like_the_operator() -> None:
+    series = pipeline.Series(pipeline.PipelineConfig(rate_window_s=30.0))
+    series.add_sample(pipeline.Sample(0.0, 0.5, 0, 0, 0.0, 0.0))
+    series.add_sample(pipeline.Sample(30.0, 30.5, 6, 60, 3.0, 10.0))
+    view = pipeline.View(now=33.0, current=2, ready=2, held=0, series=series)
+    s = tideserve_policy.signals_from(view)
+    assert s is not None
+    assert s.pending == 6 and s.request_rate == 2.0 and s.queue_time_s == 0.05
+    assert s.age_s == 3.0
+    policy = tideserve_policy.TideservePolicy(tideserve_policy.scaling_spec())
+    assert policy.decide(view) >= 2
+    assert policy.last_kind
