@@ -65,10 +65,10 @@ QUERIES: dict[str, str] = {
 }
 # Instant queries over the cost window.
 COST_QUERIES: dict[str, str] = {
-    # Each minute a replica exported metrics counts 60 replica-seconds.
-    "replica_minutes": (
+    # Each sample a replica exported metrics at counts `res` replica-seconds.
+    "replica_samples": (
         f"sum by ({BY_ENDPOINT}) (count_over_time((count by ({BY_POD}) "
-        "(nv_inference_request_success))[{cost}s:60s]))"
+        "(nv_inference_request_success))[{cost}s:{res}s]))"
     ),
     "requests": f"sum by ({BY_ENDPOINT}) (increase(nv_inference_request_success[{{cost}}s]))",
     "oom_limit": (
@@ -145,8 +145,12 @@ def gather(
         name: prometheus.range(q.format(**fmt), start, now, window.step_seconds)
         for name, q in QUERIES.items()
     }
+    # Replica presence at the step's resolution, at most a minute.
+    res = int(min(60.0, max(1.0, window.step_seconds)))
     instant = {
-        name: prometheus.instant(q.replace("{cost}", str(fmt["cost"])), now)
+        name: prometheus.instant(
+            q.replace("{cost}", str(fmt["cost"])).replace("{res}", str(res)), now
+        )
         for name, q in COST_QUERIES.items()
     }
 
@@ -169,13 +173,13 @@ def gather(
         key = endpoint_of(labels)
         if key is not None:
             ooms[key].append(recommender.Oom(now, limit))
-    replica_minutes = {endpoint_of(lb): v for lb, v in instant["replica_minutes"]}
+    replica_seconds = {endpoint_of(lb): v * res for lb, v in instant["replica_samples"]}
     requests = {endpoint_of(lb): v for lb, v in instant["requests"]}
 
     out: dict[Key, advisor.Observation] = {}
-    for key in set(per) | set(ooms) | {k for k in replica_minutes if k}:
+    for key in set(per) | set(ooms) | {k for k in replica_seconds if k}:
         signals = per.get(key, {})
-        out[key] = observe(signals, ooms.get(key, []), replica_minutes.get(key), requests.get(key))
+        out[key] = observe(signals, ooms.get(key, []), replica_seconds.get(key), requests.get(key))
     return out
 
 
@@ -186,7 +190,7 @@ def _no_cores(namespace: str, pod: str) -> float:
 def observe(
     signals: Mapping[str, list[tuple[float, float]]],
     ooms: list[recommender.Oom],
-    replica_minutes: float | None,
+    replica_seconds: float | None,
     requests: float | None,
 ) -> advisor.Observation:
     """One endpoint's series -> Observation (pure)."""
@@ -211,6 +215,6 @@ def observe(
         rps_per_replica=per_replica,
         gpu_utilization=util_p90,
         latency_ms=max(latency) / 1000 if latency else None,
-        replica_seconds=replica_minutes * 60 if replica_minutes is not None else None,
+        replica_seconds=replica_seconds,
         requests=requests,
     )

@@ -35,7 +35,7 @@ def test_observe_prefers_cadvisor_and_finds_the_peak() -> None:
             "latency_us": [(2.0, 4000.0)],
         },
         [],
-        replica_minutes=120,
+        replica_seconds=7200,
         requests=72_000,
     )
     assert obs.usage.cpu_cores == ((1.0, 0.5),)

@@ -1,0 +1,155 @@
+"""A short profiling run: a tritonclient load probe against one replica on one option.
+
+Closed-loop load at rising concurrency (1, 2, 4, ...): at each level every worker sends
+its next request as soon as the last one returns, for `seconds`. The option's profile is
+the highest throughput whose p99 latency still meets the target (or the highest seen when
+there is no target), and the p99 there. Inputs are zeros shaped from the model's own
+metadata, so any model with fixed or variable-size inputs can be probed.
+The result, as JSON, is what the `serving.tideserve.io/measured-profiles` annotation holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tritonclient.http as triton_http
+import tritonclient.utils as triton_utils
+
+from tideserve.rightsizing import accelerators
+
+
+@dataclasses.dataclass(frozen=True)
+class Level:
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+
+def p99(latencies_ms: Sequence[float]) -> float:
+    if not latencies_ms:
+        return math.inf
+    ordered = sorted(latencies_ms)
+    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
+
+
+def summarize(
+    option: str, levels: Sequence[Level], latency_target_ms: float | None
+) -> accelerators.Profile | None:
+    """The best level within the target (pure): its throughput and p99 are the profile."""
+    good = [
+        lv
+        for lv in levels
+        if lv.requests > 0
+        and lv.errors == 0
+        and (latency_target_ms is None or lv.p99_ms <= latency_target_ms)
+    ]
+    if not good:
+        return None
+    best = max(good, key=lambda lv: lv.rps)
+    return accelerators.Profile(
+        option=option,
+        max_rps=round(best.rps, 3),
+        p99_latency_ms=round(best.p99_ms, 3),
+        source=accelerators.Source.MEASURED,
+        cores=accelerators.cpu_cores_of(option),
+    )
+
+
+def _inputs(client: triton_http.InferenceServerClient, model: str) -> list[Any]:
+    metadata = client.get_model_metadata(model)
+    config = client.get_model_config(model)
+    batched = int(config.get("max_batch_size", 0)) > 0
+    inputs = []
+    for spec in metadata["inputs"]:
+        shape = [int(d) for d in spec["shape"]]
+        # Metadata includes the batch dimension (-1) when the model batches.
+        shape = [1 if d < 0 else d for d in shape]
+        if batched and (not shape or shape[0] != 1):
+            shape = [1, *shape]
+        dtype = triton_utils.triton_to_np_dtype(spec["datatype"])
+        tensor = triton_http.InferInput(spec["name"], shape, spec["datatype"])
+        if spec["datatype"] == "BYTES":
+            tensor.set_data_from_numpy(np.full(shape, b"0", dtype=np.object_))
+        else:
+            tensor.set_data_from_numpy(np.zeros(shape, dtype=dtype))
+        inputs.append(tensor)
+    return inputs
+
+
+def _level(address: str, model: str, concurrency: int, seconds: float) -> Level:
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def worker() -> None:
+        client = triton_http.InferenceServerClient(address, connection_timeout=10.0)
+        try:
+            inputs = _inputs(client, model)
+            mine = []
+            while time.monotonic() < deadline:
+                start = time.perf_counter()
+                try:
+                    client.infer(model, inputs)
+                except triton_utils.InferenceServerException:
+                    with lock:
+                        errors[0] += 1
+                    continue
+                mine.append((time.perf_counter() - start) * 1000)
+            with lock:
+                latencies.extend(mine)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    began = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=seconds + 30)
+    elapsed = max(time.monotonic() - began, 1e-9)
+    return Level(concurrency, len(latencies), errors[0], elapsed, p99(latencies))
+
+
+def probe(
+    address: str,
+    model: str,
+    option: str,
+    latency_target_ms: float | None = None,
+    concurrency: Sequence[int] = (1, 2, 4, 8),
+    seconds: float = 5.0,
+) -> tuple[accelerators.Profile | None, list[Level]]:
+    """Profile `model` on the Triton at `address` (host:port, HTTP), running on `option`.
+
+    Stops early once a level breaks the latency target or adds less than 5% throughput:
+    the knee has been passed.
+    """
+    levels: list[Level] = []
+    for c in concurrency:
+        level = _level(address, model, c, seconds)
+        levels.append(level)
+        if latency_target_ms is not None and level.p99_ms > latency_target_ms:
+            break
+        if len(levels) > 1 and level.rps < levels[-2].rps * 1.05:
+            break
+    return summarize(option, levels, latency_target_ms), levels
+
+
+def annotation(profiles: Sequence[accelerators.Profile]) -> list[dict[str, Any]]:
+    """Profiles as the measured-profiles annotation's JSON list."""
+    return [
+        {"option": p.option, "maxRequestsPerSecond": p.max_rps, "p99LatencyMs": p.p99_latency_ms}
+        for p in profiles
+    ]

@@ -1,0 +1,198 @@
+"""Right-sizing against the real things: Triton on CPU, Prometheus scraping it, the API
+server holding the InferenceService.
+
+- The profiling probe (tritonclient) measures a real replica's throughput and p99.
+- Triton's real usage metrics (nv_cpu_utilization, nv_cpu_memory_used_bytes), scraped by
+  the real Prometheus, become a CPU/memory recommendation in status, written by the
+  loop's pass with server-side apply, with an Event and cost figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import pathlib
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+from tideserve_testbed import fixtures
+
+from tideserve import settings as settings_mod
+from tideserve.api import crd, resource
+from tideserve.controller import kube as kube_api
+from tideserve.rightsizing import catalog, loop, profiling, quantities, signals
+
+pytestmark = pytest.mark.e2e
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def load(server: fixtures.Triton, concurrency: int) -> Iterator[list[int]]:
+    stop = threading.Event()
+    done = [0]
+
+    def worker() -> None:
+        client = httpclient.InferenceServerClient(server.http_address)
+        data = np.ones((1, 64), dtype=np.float32)
+        inp = httpclient.InferInput("INPUT0", list(data.shape), "FP32")
+        inp.set_data_from_numpy(data)
+        while not stop.is_set():
+            client.infer(server.model, [inp])
+            done[0] += 1
+        client.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    try:
+        yield done
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+
+
+def test_probe_measures_a_real_replica(start_triton: Callable[..., fixtures.Triton]) -> None:
+    server = start_triton()
+    profile, levels = profiling.probe(
+        server.http_address, server.model, "cpu-1", concurrency=(1, 4), seconds=2.0
+    )
+    assert profile is not None
+    assert levels[0].concurrency == 1
+    assert all(lv.errors == 0 for lv in levels)
+    # The tiny model sleeps 20 ms per batch: one client gets < 50 rps; batching lets
+    # four clients get more.
+    assert levels[0].rps < 50
+    assert profile.p99_latency_ms >= 20
+    assert profile.max_rps >= levels[0].rps
+    assert profile.cores == 1
+    # A target tighter than the model's own delay cannot be met.
+    impossible, _ = profiling.probe(
+        server.http_address, server.model, "cpu-1", 5.0, concurrency=(1,), seconds=1.0
+    )
+    assert impossible is None
+
+
+@pytest.fixture
+def namespace(kube: fixtures.Kube) -> Iterator[str]:
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.targets(ROOT)[0]))
+    kube.kubectl(
+        "wait", "--for=condition=Established",
+        f"crd/{resource.PLURAL}.{resource.GROUP}", "--timeout=60s",
+    )  # fmt: skip
+    name = f"rs-e2e-{uuid.uuid4().hex[:6]}"
+    kube.kubectl("create", "namespace", name)
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def isvc(namespace: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": resource.API_VERSION,
+        "kind": resource.KIND,
+        "metadata": {"namespace": namespace, "name": name},
+        "spec": {
+            "model": {"name": "tiny", "storageUri": "pvc://models/tiny"},
+            # Over-provisioned on purpose: 8 cores and 48Gi for a model that uses little.
+            "resources": {
+                "accelerator": "cpu", "cpu": "8", "memory": "48Gi",
+                "rightSizing": {"mode": "recommend"},
+            },
+        },
+    }  # fmt: skip
+
+
+def samples(prometheus: fixtures.Prometheus, metric: str, namespace: str) -> int:
+    result = prometheus.query(f'count_over_time({metric}{{namespace="{namespace}"}}[5m])')
+    return int(float(result[0]["value"][1])) if result else 0
+
+
+def test_real_usage_becomes_a_cpu_memory_recommendation(
+    kube: fixtures.Kube,
+    prometheus: fixtures.Prometheus,
+    start_triton: Callable[..., fixtures.Triton],
+    namespace: str,
+) -> None:
+    name = "tiny"
+    server = start_triton(
+        labels={"namespace": namespace, "name": name, "pod": f"{name}-predictor-abc12-xyz34"}
+    )
+    kube.apply(isvc(namespace, name))
+    with load(server, concurrency=4) as done:
+        fixtures.eventually(
+            lambda: samples(prometheus, "nv_cpu_utilization", namespace) >= 10 or None,
+            timeout=60, what="Prometheus scraping Triton's CPU metrics",
+        )  # fmt: skip
+        fixtures.eventually(
+            lambda: prometheus.query(
+                f'rate(nv_inference_request_success{{namespace="{namespace}"}}[10s]) > 0'
+            ) or None,
+            timeout=30, what="a request rate in Prometheus",
+        )  # fmt: skip
+    assert done[0] > 0
+
+    kube_api.configure(str(kube.kubeconfig))
+    settings = settings_mod.Settings(prometheus_url=prometheus.url, watch_namespaces=(namespace,))
+    config = loop.Config(
+        window=signals.Window(
+            history_seconds=300, step_seconds=1, rate_seconds=10, cost_seconds=120
+        )
+    )
+    prom = signals.Prometheus(prometheus.url)
+    try:
+        result = loop.tick(settings, catalog.DEFAULT, prom, config)
+    finally:
+        prom.close()
+    assert (namespace, name) in result.written
+    assert (namespace, name) in result.events
+
+    body = kube.get_json(
+        "inferenceservices.serving.tideserve.io", "-n", namespace, name, "--show-managed-fields"
+    )
+    rec = body["status"]["recommendation"]
+    assert rec["accelerator"] == "cpu"
+    # The figures come from Triton's own metrics, as Prometheus stored them.
+    util = max(
+        float(r["value"][1])
+        for r in prometheus.query(
+            f'max_over_time(nv_cpu_utilization{{namespace="{namespace}"}}[5m])'
+        )
+    )
+    used = max(
+        float(r["value"][1])
+        for r in prometheus.query(
+            f'max_over_time(nv_cpu_memory_used_bytes{{namespace="{namespace}"}}[5m])'
+        )
+    )
+    cores = quantities.parse(rec["cpu"])
+    assert 0.025 <= cores <= util * (os.cpu_count() or 1) * 1.15 * 1.06 + 0.001
+    memory = quantities.parse(rec["memory"])
+    assert used * 1.15 <= memory <= used * 1.15 * 1.06 + quantities.MIB
+    assert cores < 8  # over-provisioned CPU is called out
+    assert rec["costPerHourRecommended"] < rec["costPerHourNow"]
+    assert body["status"]["cost"]["perHour"] == 0  # status.replicas unset: nothing running
+    assert body["status"]["cost"].get("per1KInferences", 0) > 0
+    (condition,) = [c for c in body["status"]["conditions"] if c["type"] == "ResourcesFit"]
+    assert condition["status"] == "True"
+    managers = {m["manager"] for m in body["metadata"]["managedFields"]}
+    assert loop.FIELD_MANAGER in managers
+    events = kube.events(namespace, name)
+    assert any(e["reason"] == loop.EVENT_REASON for e in events)
+
+    # A second pass over the same data changes nothing: no write, no Event.
+    prom = signals.Prometheus(prometheus.url)
+    try:
+        again = loop.tick(
+            settings, catalog.DEFAULT, prom, config,
+            now=datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1),
+        )  # fmt: skip
+    finally:
+        prom.close()
+    assert (namespace, name) not in again.events
