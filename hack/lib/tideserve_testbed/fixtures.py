@@ -161,11 +161,14 @@ class Session:
         self.started: list[str] = []
 
     def __enter__(self) -> Session:
-        res = cli.up(owner=self.me)
-        self.started = res["started"]
-        users = self.d / "users"
-        users.mkdir(parents=True, exist_ok=True)
-        (users / str(os.getpid())).write_text(self.me)
+        # Up and registering as a user happen under one lock, so a session that is
+        # leaving cannot tear the test bed down between the two.
+        with procs.locked():
+            res = cli.up(owner=self.me)
+            self.started = res["started"]
+            users = self.d / "users"
+            users.mkdir(parents=True, exist_ok=True)
+            (users / str(os.getpid())).write_text(self.me)
         return self
 
     def kube(self) -> Kube:
@@ -177,25 +180,23 @@ class Session:
         )
 
     def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            (self.d / "users" / str(os.getpid())).unlink()
-        if os.environ.get("TIDESERVE_KEEP_CLUSTER") == "1":
-            return
         with procs.locked():
+            with contextlib.suppress(FileNotFoundError):
+                (self.d / "users" / str(os.getpid())).unlink()
+            if os.environ.get("TIDESERVE_KEEP_CLUSTER") == "1":
+                return
             others = [p for p in (self.d / "users").glob("*") if _pid_alive(p.name)]
             if others:
                 return  # the last session to leave cleans up
             owners = cli.state().get("owners", {})
-            pytest_cp = str(owners.get("controlplane", "")).startswith("pytest:")
-            pytest_prom = str(owners.get("prometheus", "")).startswith("pytest:")
-        if pytest_cp:
-            cli.down()
-        elif pytest_prom:
-            st = cli.state()
-            prometheus.down(st)
-            st.get("components", {}).pop("prometheus", None)
-            st.get("owners", {}).pop("prometheus", None)
-            procs.write_json(self.d / "state.json", st)
+            if str(owners.get("controlplane", "")).startswith("pytest:"):
+                cli.down()
+            elif str(owners.get("prometheus", "")).startswith("pytest:"):
+                st = cli.state()
+                prometheus.down(st)
+                st.get("components", {}).pop("prometheus", None)
+                st.get("owners", {}).pop("prometheus", None)
+                procs.write_json(self.d / "state.json", st)
 
 
 def _pid_alive(pid: str) -> bool:

@@ -39,14 +39,32 @@ def log(msg: str) -> None:
     print(f"cluster: [{time.monotonic() - _T0:5.1f}s] {msg}", flush=True)
 
 
+_LOCK_DEPTH = [0]
+
+
 @contextlib.contextmanager
-def locked(name: str = ".lock") -> Iterator[None]:
-    """Serialise up/down/triton across processes (CLI, several pytest sessions)."""
+def locked() -> Iterator[None]:
+    """Serialise up/down across processes (CLI, several pytest sessions).
+
+    Re-entrant within a process, so a pytest session can hold it across `up` plus
+    registering itself (or across deciding to tear down plus `down`).
+    """
+    if _LOCK_DEPTH[0]:
+        _LOCK_DEPTH[0] += 1
+        try:
+            yield
+        finally:
+            _LOCK_DEPTH[0] -= 1
+        return
     d = state_dir()
-    d.mkdir(parents=True, exist_ok=True)
-    with open(d.parent / f".{d.name}{name}", "w") as fh:
+    d.parent.mkdir(parents=True, exist_ok=True)
+    with open(d.parent / f".{d.name}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
+        _LOCK_DEPTH[0] = 1
+        try:
+            yield
+        finally:
+            _LOCK_DEPTH[0] = 0
 
 
 def read_json(path: pathlib.Path) -> dict[str, Any]:
