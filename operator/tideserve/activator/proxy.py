@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 
 import aiohttp
+import yarl
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -44,13 +45,18 @@ HOP_BY_HOP = frozenset(
 BUFFER_LIMIT = 1 << 20
 
 ACTIVATOR_KEY = web.AppKey("activator", holding.Activator)
-SESSION_KEY = web.AppKey("session", aiohttp.ClientSession)
 METRICS_KEY = web.AppKey("metrics", metrics_mod.Metrics)
-UPSTREAMS_KEY = web.AppKey("upstreams", dict[queueing.EndpointKey, str])
+
+NO_ENDPOINT = queueing.Refusal(
+    400,
+    0,
+    "cannot tell which endpoint this request is for: call "
+    "<name>.<namespace>.svc or set X-Tideserve-Endpoint: <namespace>/<name>",
+)
 
 
 def _forward_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP)
+    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP])
 
 
 def refusal_response(refusal: queueing.Refusal) -> web.Response:
@@ -62,105 +68,95 @@ def refusal_response(refusal: queueing.Refusal) -> web.Response:
     )
 
 
-def _count(metrics: metrics_mod.Metrics, key: queueing.EndpointKey | None, code: int) -> None:
-    namespace, name = (key.namespace, key.name) if key else ("", "")
-    metrics.requests.labels(namespace, name, str(code)).inc()
+class Proxy:
+    """The proxy port's only handler. It runs on aiohttp's low-level server (no router,
+    no middlewares): every request takes the same path, and each microsecond saved here
+    is a microsecond less added to every pass-through request."""
 
+    def __init__(
+        self,
+        activator: holding.Activator,
+        session: aiohttp.ClientSession,
+        metrics: metrics_mod.Metrics,
+        upstreams: Mapping[queueing.EndpointKey, str],
+    ) -> None:
+        self._activator = activator
+        self._session = session
+        self._metrics = metrics
+        self._upstreams = upstreams
 
-async def handle(request: web.Request) -> web.StreamResponse:
-    app = request.app
-    metrics = app[METRICS_KEY]
-    key = routing.endpoint_for(request.headers)
-    if key is None:
-        _count(metrics, None, 400)
-        return refusal_response(
-            queueing.Refusal(
-                400,
-                0,
-                "cannot tell which endpoint this request is for: call "
-                "<name>.<namespace>.svc or set X-Tideserve-Endpoint: <namespace>/<name>",
+    def _count(self, key: queueing.EndpointKey | None, code: int) -> None:
+        namespace, name = (key.namespace, key.name) if key else ("", "")
+        self._metrics.requests.labels(namespace, name, str(code)).inc()
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        key = routing.endpoint_for(request.headers)
+        if key is None:
+            self._count(None, 400)
+            return refusal_response(NO_ENDPOINT)
+        # One retry when the upstream refused the connection: the request was never sent,
+        # so holding it again until the model answers its probe is safe and invisible.
+        for attempt in range(2):
+            outcome = await self._activator.admit(key)
+            if isinstance(outcome, queueing.Refusal):
+                self._count(key, outcome.status)
+                return refusal_response(outcome)
+            try:
+                response = await self._forward(request, key, outcome)
+            except aiohttp.ClientConnectorError as error:
+                self._activator.upstream_failed(key)
+                if attempt == 0:
+                    continue
+                self._count(key, 502)
+                return refusal_response(
+                    queueing.Refusal(502, 1, f"endpoint {key} upstream unreachable: {error}")
+                )
+            self._count(key, response.status)
+            return response
+        raise AssertionError("unreachable")
+
+    async def _forward(
+        self,
+        request: web.BaseRequest,
+        key: queueing.EndpointKey,
+        outcome: queueing.Forward | holding.Released,
+    ) -> web.StreamResponse:
+        url = routing.http_upstream(key, self._upstreams) + request.raw_path
+        body = await request.read()
+        started = time.perf_counter()
+        async with self._session.request(
+            request.method,
+            yarl.URL(url, encoded=True),
+            data=body,
+            headers=_forward_headers(request.headers),
+            allow_redirects=False,
+        ) as upstream:
+            self._metrics.proxy_seconds.observe(time.perf_counter() - started)
+            headers = _forward_headers(upstream.headers)
+            if isinstance(outcome, holding.Released):
+                # Say that (and how long) the request was held, as KEDA's interceptor does
+                # with X-KEDA-HTTP-Cold-Start; sequence numbers let tests check the order.
+                headers["X-Tideserve-Held-Seconds"] = f"{outcome.held_seconds:.3f}"
+                headers["X-Tideserve-Held-Seq"] = str(outcome.ticket.seq)
+                headers["X-Tideserve-Forward-Seq"] = str(outcome.forward_seq)
+            length = upstream.content_length
+            if length is not None and length <= BUFFER_LIMIT:
+                return web.Response(
+                    status=upstream.status,
+                    reason=upstream.reason,
+                    headers=headers,
+                    body=await upstream.read(),
+                )
+            streamed = web.StreamResponse(
+                status=upstream.status, reason=upstream.reason, headers=headers
             )
-        )
-    activator = app[ACTIVATOR_KEY]
-    # One retry when the upstream refused the connection: the request was never sent, so
-    # holding it again until the model answers its probe is safe and invisible to users.
-    for attempt in range(2):
-        outcome = await activator.admit(key)
-        if isinstance(outcome, queueing.Refusal):
-            _count(metrics, key, outcome.status)
-            return refusal_response(outcome)
-        try:
-            response = await _forward(request, key, outcome)
-        except aiohttp.ClientConnectorError as error:
-            activator.upstream_failed(key)
-            if attempt == 0:
-                continue
-            _count(metrics, key, 502)
-            return refusal_response(
-                queueing.Refusal(502, 1, f"endpoint {key} upstream unreachable: {error}")
-            )
-        _count(metrics, key, response.status)
-        return response
-    raise AssertionError("unreachable")
-
-
-async def _forward(
-    request: web.Request, key: queueing.EndpointKey, outcome: queueing.Forward | holding.Released
-) -> web.StreamResponse:
-    app = request.app
-    upstreams = app[UPSTREAMS_KEY]
-    upstream = routing.http_upstream(key, upstreams)
-    body = await request.read()
-    started = time.perf_counter()
-    async with app[SESSION_KEY].request(
-        request.method,
-        upstream + request.rel_url.raw_path_qs,
-        data=body,
-        headers=_forward_headers(request.headers),
-        allow_redirects=False,
-        auto_decompress=False,
-    ) as upstream_response:
-        app[METRICS_KEY].proxy_seconds.observe(time.perf_counter() - started)
-        headers = _forward_headers(upstream_response.headers)
-        if isinstance(outcome, holding.Released):
-            # Say that (and how long) the request was held, as KEDA's interceptor does with
-            # X-KEDA-HTTP-Cold-Start; the sequence numbers let tests check arrival order.
-            headers["X-Tideserve-Held-Seconds"] = f"{outcome.held_seconds:.3f}"
-            headers["X-Tideserve-Held-Seq"] = str(outcome.ticket.seq)
-            headers["X-Tideserve-Forward-Seq"] = str(outcome.forward_seq)
-        length = upstream_response.content_length
-        if length is not None and length <= BUFFER_LIMIT:
-            return web.Response(
-                status=upstream_response.status,
-                reason=upstream_response.reason,
-                headers=headers,
-                body=await upstream_response.read(),
-            )
-        streamed = web.StreamResponse(
-            status=upstream_response.status, reason=upstream_response.reason, headers=headers
-        )
-        if length is not None:
-            streamed.content_length = length
-        await streamed.prepare(request)
-        async for chunk in upstream_response.content.iter_any():
-            await streamed.write(chunk)
-        await streamed.write_eof()
-        return streamed
-
-
-def proxy_app(
-    activator: holding.Activator,
-    session: aiohttp.ClientSession,
-    metrics: metrics_mod.Metrics,
-    upstreams: dict[queueing.EndpointKey, str],
-) -> web.Application:
-    app = web.Application(client_max_size=1 << 30)
-    app[ACTIVATOR_KEY] = activator
-    app[SESSION_KEY] = session
-    app[METRICS_KEY] = metrics
-    app[UPSTREAMS_KEY] = upstreams
-    app.router.add_route("*", "/{tail:.*}", handle)
-    return app
+            if length is not None:
+                streamed.content_length = length
+            await streamed.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await streamed.write(chunk)
+            await streamed.write_eof()
+            return streamed
 
 
 def make_probe(

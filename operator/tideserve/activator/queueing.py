@@ -159,9 +159,10 @@ def unknown_refusal(key: EndpointKey) -> Refusal:
     )
 
 
-def probe_delay(attempt: int, *, base: float = 0.1, cap: float = 1.0) -> float:
-    """Seconds between model-ready probes: fast at first (a warm pod answers at once), then
-    capped so a slow model load costs one probe per second, not a busy loop."""
+def probe_delay(attempt: int, *, base: float = 0.02, cap: float = 0.1) -> float:
+    """Seconds between model-ready probes while requests may be waiting: fast at first (a
+    ready replica usually has its model loaded already), then capped low, because a probe
+    is one cheap GET and every interval of delay is added to every held request's wait."""
     return float(min(cap, base * (2 ** min(attempt, 16))))
 
 

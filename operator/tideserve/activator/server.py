@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -23,6 +23,8 @@ from tideserve.activator import grpc_passthrough, holding, proxy, queueing, rout
 from tideserve.activator import metrics as metrics_mod
 
 log = logging.getLogger("tideserve.activator")
+
+MAX_BODY_BYTES = 1 << 30
 
 
 def parse_args(argv: Sequence[str], env: dict[str, str]) -> argparse.Namespace:
@@ -99,6 +101,12 @@ def parse_args(argv: Sequence[str], env: dict[str, str]) -> argparse.Namespace:
         default=int(default("TIDESERVE_ACTIVATOR_UPSTREAM_CONNECTIONS", "512")),
         help="pooled upstream connections in total",
     )
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default=default("TIDESERVE_ACTIVATOR_LOOP", "asyncio"),
+        help="event loop: uvloop when installed (auto), or force one",
+    )
     parser.add_argument("--log-level", default=default("TIDESERVE_LOG_LEVEL", "INFO"))
     args = parser.parse_args(list(argv))
     if args.namespace is None:
@@ -130,6 +138,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         timeout=timeout,
         auto_decompress=False,
         skip_auto_headers=["User-Agent", "Accept-Encoding", "Accept"],
+        cookie_jar=aiohttp.DummyCookieJar(),  # a proxy must not keep users' cookies
     )
     activator = holding.Activator(proxy.make_probe(session, upstreams), metrics)
     for state in static_states(args.static):
@@ -156,15 +165,29 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         )
         watcher.start()
 
-    runners = []
-    for app, port in (
-        (proxy.proxy_app(activator, session, metrics, upstreams), args.http_port),
-        (proxy.control_app(activator, metrics), args.control_port),
-    ):
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    def request_factory(
+        message: Any, payload: Any, protocol: Any, writer: Any, task: Any
+    ) -> web.BaseRequest:
+        # The low-level server's default caps bodies at 1 MiB; tensors can be larger.
+        return web.BaseRequest(
+            message, payload, protocol, writer, task, loop, client_max_size=MAX_BODY_BYTES
+        )
+
+    proxy_server = web.Server(
+        proxy.Proxy(activator, session, metrics, upstreams),
+        request_factory=request_factory,
+        handler_cancellation=True,
+        access_log=None,
+        # Bodies pass through as the client encoded them (Content-Encoding kept).
+        auto_decompress=False,
+    )
+    runners: list[web.BaseRunner] = [
+        web.ServerRunner(proxy_server),
+        web.AppRunner(proxy.control_app(activator, metrics), access_log=None),
+    ]
+    for runner, port in zip(runners, (args.http_port, args.control_port), strict=True):
         await runner.setup()
         await web.TCPSite(runner, args.host, port, backlog=2048).start()
-        runners.append(runner)
     grpc_server = None
     if args.grpc_port:
         grpc_server = await grpc_passthrough.start(
@@ -206,5 +229,20 @@ def main(argv: list[str]) -> int:
                 loop.add_signal_handler(sig, stop.set)
         await serve(args, stop)
 
-    asyncio.run(run())
+    with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
+        runner.run(run())
     return 0
+
+
+def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The stdlib loop by default; uvloop on request (it is not a dependency, and on the
+    test machine it was no faster: docs/benchmarks/activator.md compares both)."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop  # noqa: PLC0415  (optional dependency)
+    except ImportError:
+        if choice == "uvloop":
+            raise
+        return None
+    return uvloop.new_event_loop
