@@ -100,12 +100,18 @@ def _reason(conditions: list[dict[str, Any]]) -> str:
     return ""
 
 
-def state_from_object(obj: Mapping[str, Any]) -> queueing.EndpointState:
+def state_from_object(
+    obj: Mapping[str, Any],
+    *,
+    default_max_held: int = DEFAULT_MAX_HELD,
+    default_wake_deadline: float = DEFAULT_WAKE_DEADLINE_SECONDS,
+) -> queueing.EndpointState:
     """An InferenceService as read from the API server -> the activator's view of it.
 
     Read leniently on purpose: the activator must keep answering even when an object
     fails the operator's stricter validation, so it takes only the fields it needs and
-    falls back to the API's defaults.
+    falls back to the defaults (the API's, or the chart's activator settings) for limits
+    the object does not spell out.
     """
     metadata = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
@@ -117,9 +123,7 @@ def state_from_object(obj: Mapping[str, Any]) -> queueing.EndpointState:
         model=str((spec.get("model") or {}).get("name") or key.name),
         ready_replicas=int(status.get("readyReplicas") or 0),
         off_until=_parse_time(status.get("offUntil")),
-        max_held_requests=int(limits.get("maxHeldRequests") or DEFAULT_MAX_HELD),
-        wake_deadline_seconds=float(
-            limits.get("wakeDeadlineSeconds") or DEFAULT_WAKE_DEADLINE_SECONDS
-        ),
+        max_held_requests=int(limits.get("maxHeldRequests") or default_max_held),
+        wake_deadline_seconds=float(limits.get("wakeDeadlineSeconds") or default_wake_deadline),
         message=_reason(list(status.get("conditions") or [])),
     )

@@ -141,6 +141,14 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         cookie_jar=aiohttp.DummyCookieJar(),  # a proxy must not keep users' cookies
     )
     activator = holding.Activator(proxy.make_probe(session, upstreams), metrics)
+
+    def to_state(obj: dict[str, Any]) -> queueing.EndpointState:
+        return routing.state_from_object(
+            obj,
+            default_max_held=args.default_max_held,
+            default_wake_deadline=args.default_wake_deadline,
+        )
+
     for state in static_states(args.static):
         activator.upsert(state)
 
@@ -150,11 +158,11 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
     else:
 
         def on_snapshot(items: list[dict[str, Any]], namespace: str | None) -> None:
-            states = [routing.state_from_object(i) for i in items]
+            states = [to_state(i) for i in items]
             loop.call_soon_threadsafe(activator.replace, states, namespace)
 
         def on_event(kind: str, obj: dict[str, Any]) -> None:
-            state = routing.state_from_object(obj)
+            state = to_state(obj)
             if kind == "DELETED":
                 loop.call_soon_threadsafe(activator.remove, state.key)
             else:

@@ -95,3 +95,9 @@ def test_state_from_a_fresh_object_uses_the_api_defaults() -> None:
     assert state.off_until is None
     assert state.max_held_requests == routing.DEFAULT_MAX_HELD
     assert state.wake_deadline_seconds == routing.DEFAULT_WAKE_DEADLINE_SECONDS
+
+
+def test_limits_the_object_does_not_set_come_from_the_activator_defaults() -> None:
+    obj = {"metadata": {"namespace": "ml", "name": "resnet"}, "spec": {"scaling": {}}}
+    state = routing.state_from_object(obj, default_max_held=7, default_wake_deadline=60)
+    assert (state.max_held_requests, state.wake_deadline_seconds) == (7, 60.0)
