@@ -96,6 +96,27 @@ def parse_args(argv: Sequence[str], env: dict[str, str]) -> argparse.Namespace:
         "--no-watch", action="store_true", help="do not watch InferenceServices (use with --static)"
     )
     parser.add_argument(
+        "--default-max-held",
+        type=int,
+        default=int(
+            default("TIDESERVE_ACTIVATOR_MAX_HELD_REQUESTS", str(routing.DEFAULT_MAX_HELD))
+        ),
+        help="maxHeldRequests for objects that do not set it "
+        "(env TIDESERVE_ACTIVATOR_MAX_HELD_REQUESTS)",
+    )
+    parser.add_argument(
+        "--default-wake-deadline",
+        type=float,
+        default=float(
+            default(
+                "TIDESERVE_ACTIVATOR_WAKE_DEADLINE_SECONDS",
+                str(routing.DEFAULT_WAKE_DEADLINE_SECONDS),
+            )
+        ),
+        help="wakeDeadlineSeconds for objects that do not set it "
+        "(env TIDESERVE_ACTIVATOR_WAKE_DEADLINE_SECONDS)",
+    )
+    parser.add_argument(
         "--upstream-connections",
         type=int,
         default=int(default("TIDESERVE_ACTIVATOR_UPSTREAM_CONNECTIONS", "512")),
