@@ -76,11 +76,9 @@ def _queue_load(
         return per * millis / target.value, millis, f"queue time {millis:.0f}ms"
     if target.type == spec_api.TargetType.CONCURRENCY:
         # Triton exports queued requests, not in-flight ones: add one per busy replica,
-        # estimated from the learned capacity (or all ready replicas when unknown).
-        if capacity.per_replica:
-            busy = min(float(ready), arrival / capacity.per_replica)
-        else:
-            busy = float(ready) if arrival > ACTIVE_RATE else 0.0
+        # estimated from the learned capacity. Unknown capacity counts none: counting
+        # every ready replica as busy would ask for one more each tick, without end.
+        busy = min(float(ready), arrival / capacity.per_replica) if capacity.per_replica else 0.0
         in_flight = pending + busy
         return in_flight / target.value, in_flight / per, f"concurrency {in_flight:.3g}"
     return pending / target.value, pending / per, f"queue {pending:.3g}"
@@ -116,7 +114,12 @@ def estimate(
     )
     if ready < current or current == 0:
         queue_need = min(queue_need, float(max(current, 1)))
-    saturated = ready > 0 and load >= target.value * (1.0 - tolerance)
+    if target.type == spec_api.TargetType.CONCURRENCY:
+        # Judged on the queue alone: the in-flight estimate uses the capacity, and
+        # learning capacity from it would feed on itself.
+        saturated = ready > 0 and pending >= ready
+    else:
+        saturated = ready > 0 and load >= target.value * (1.0 - tolerance)
     unit = "ms" if target.type == spec_api.TargetType.QUEUE_TIME else "/replica"
     compare = ">" if load > target.value else "<"
     text = f"{words} {compare} {target.value:g}{unit} x {ready}"

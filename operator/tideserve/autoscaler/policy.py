@@ -170,6 +170,9 @@ def _bounded(decision: Decision, bounds: schedules.Bounds, current: int) -> Deci
     else:
         side = "minReplicas" if desired > decision.desired else "maxReplicas"
         why = f"{side} {desired}"
+    if desired < decision.desired:
+        # A ceiling caps the demand: keep the demand's words, they say why it pushed.
+        why = f"{decision.reason.split(', held at')[0]}, capped at {why}"
     kind = "Schedule" if (bounds.window or bounds.prewarm) else decision.kind
     if kind not in {"Schedule", "Hold"}:
         kind = "ScaleUp" if desired > current else "ScaleDown" if desired < current else "Stable"
@@ -313,8 +316,10 @@ def _scale(
     latest = state.needs[-1][1]
     if latest > current * (1 + band):
         recommendation = demand_lib.replicas(latest)
-    elif stable < current * (1 - band):
-        recommendation = demand_lib.replicas(stable)
+    elif max(stable, latest) < current * (1 - band):
+        # Never below the latest need: just after a rise the average still remembers
+        # the quieter past, and scaling down on it would undo the scale up.
+        recommendation = demand_lib.replicas(max(stable, latest))
     else:
         recommendation = current
     started = state.started or now

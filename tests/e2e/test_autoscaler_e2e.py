@@ -1,0 +1,320 @@
+"""The autoscaler against the real things: a real Triton (CPU) under tritonclient load,
+a real Prometheus scraping it with the namespace/name labels, a real API server holding
+the InferenceService and its predictor Deployment (kwok runs the pods).
+
+The loop runs in-process (tideserve.autoscaler.loop.run, as the operator starts it),
+with a 1 s tick and short windows in the spec so each behaviour shows within a minute.
+The predictor Deployment is created by the test (the reconciler's own tests cover
+it); its replicas are written by the autoscaler only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import pathlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+from tideserve_testbed import fixtures
+from tideserve_testbed import prometheus as testbed_prometheus
+
+from tideserve import settings as settings_mod
+from tideserve.api import crd, resource
+from tideserve.autoscaler import loop
+from tideserve.controller import kube as kube_api
+from tideserve.render import names
+
+pytestmark = pytest.mark.e2e
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ISVC = f"{resource.PLURAL}.{resource.GROUP}"
+# Short windows so a test sees each phase within seconds, not minutes.
+FAST_BEHAVIOR = {
+    "stableWindowSeconds": 5,
+    "panicWindowSeconds": 2,
+    "scaleUp": {"stabilizationSeconds": 0, "maxPercent": 100, "maxReplicasChange": 4,
+                "periodSeconds": 5},
+    "scaleDown": {"stabilizationSeconds": 5, "maxPercent": 100, "maxReplicasChange": 5,
+                  "periodSeconds": 5},
+}  # fmt: skip
+
+
+@contextlib.contextmanager
+def load(server: fixtures.Triton, concurrency: int) -> Iterator[list[int]]:
+    """Closed-loop clients: `concurrency` requests in flight until the block ends."""
+    stop = threading.Event()
+    done = [0]
+
+    def worker() -> None:
+        client = httpclient.InferenceServerClient(server.http_address, network_timeout=60)
+        data = np.ones((1, 16), dtype=np.float32)
+        inp = httpclient.InferInput("INPUT0", list(data.shape), "FP32")
+        inp.set_data_from_numpy(data)
+        while not stop.is_set():
+            client.infer(server.model, [inp])
+            done[0] += 1
+        client.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    try:
+        yield done
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+
+
+@contextlib.contextmanager
+def autoscaler(settings: settings_mod.Settings) -> Iterator[None]:
+    """tideserve.autoscaler.loop.run in its own event loop, as the operator runs it."""
+    event_loop = asyncio.new_event_loop()
+    stop: list[asyncio.Event] = []
+    started = threading.Event()
+
+    async def main() -> None:
+        stop.append(asyncio.Event())
+        started.set()
+        await loop.run(settings, stop[0])
+
+    thread = threading.Thread(target=event_loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    started.wait(10)
+    try:
+        yield
+    finally:
+        event_loop.call_soon_threadsafe(stop[0].set)
+        thread.join(timeout=30)
+        event_loop.close()
+
+
+@pytest.fixture
+def namespace(kube: fixtures.Kube) -> Iterator[str]:
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.targets(ROOT)[0]))
+    kube.kubectl("wait", "--for=condition=Established", f"crd/{ISVC}", "--timeout=60s")
+    name = f"as-e2e-{uuid.uuid4().hex[:6]}"
+    kube.kubectl("create", "namespace", name)
+    kube_api.configure(str(kube.kubeconfig))
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def create_endpoint(
+    kube: fixtures.Kube, namespace: str, name: str, scaling: dict[str, Any], replicas: int
+) -> None:
+    kube.apply({
+        "apiVersion": resource.API_VERSION,
+        "kind": resource.KIND,
+        "metadata": {"namespace": namespace, "name": name},
+        "spec": {
+            "model": {"name": "tiny", "storageUri": "pvc://models/tiny"},
+            "resources": {"accelerator": "cpu", "cpu": "1", "memory": "1Gi"},
+            "scaling": scaling,
+        },
+    })  # fmt: skip
+    labels = names.selector_labels(name)
+    kube.apply({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"namespace": namespace, "name": names.predictor(name),
+                     "labels": names.common_labels(name)},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "triton", "image": "tritonserver:e2e"}]},
+            },
+        },
+    }, "--server-side", f"--field-manager={resource.FIELD_MANAGER}")  # fmt: skip
+
+
+def replicas(kube: fixtures.Kube, namespace: str, name: str) -> int:
+    deployment = kube.get_json("deployment", "-n", namespace, names.predictor(name))
+    return int(deployment["spec"]["replicas"])
+
+
+def status(kube: fixtures.Kube, namespace: str, name: str) -> dict[str, Any]:
+    body = kube.get_json(ISVC, "-n", namespace, name)
+    return dict(body.get("status") or {})
+
+
+def condition(kube: fixtures.Kube, namespace: str, name: str, kind: str) -> dict[str, Any]:
+    for item in status(kube, namespace, name).get("conditions") or []:
+        if item["type"] == kind:
+            return dict(item)
+    return {}
+
+
+def wait_replicas(
+    kube: fixtures.Kube, namespace: str, name: str, check: Callable[[int], bool],
+    timeout: float, what: str,
+) -> int:  # fmt: skip
+    found = fixtures.eventually(
+        lambda: (n,) if check(n := replicas(kube, namespace, name)) else None,
+        timeout=timeout, what=what, interval=0.2,
+    )  # fmt: skip
+    return found[0]
+
+
+def served(prometheus_url: str, namespace: str) -> bool:
+    rows = testbed_prometheus.query(
+        prometheus_url, f'nv_inference_pending_request_count{{namespace="{namespace}"}}'
+    )
+    return bool(rows)
+
+
+def test_load_step_scales_up_then_down_after_stabilization_and_to_zero_when_idle(
+    kube: fixtures.Kube,
+    prometheus: fixtures.Prometheus,
+    start_triton: Callable[..., fixtures.Triton],
+    namespace: str,
+) -> None:
+    name = "tiny"
+    # 100 ms per batch of up to 8: ~80 requests/s; 32 clients keep ~24 queued.
+    server = start_triton(
+        labels={"namespace": namespace, "name": name, "pod": f"{name}-predictor-0"},
+        delay_ms=100,
+    )
+    create_endpoint(kube, namespace, name, {
+        "minReplicas": 0, "maxReplicas": 6, "target": {"type": "queueDepth", "value": 2},
+        "scaleToZero": {"idleSeconds": 10}, "behavior": FAST_BEHAVIOR,
+    }, replicas=1)  # fmt: skip
+    fixtures.eventually(lambda: served(prometheus.url, namespace), 30, "Triton scraped")
+    settings = settings_mod.Settings(
+        prometheus_url=prometheus.url, tick_seconds=1.0, watch_namespaces=(namespace,)
+    )
+    with autoscaler(settings):
+        fixtures.eventually(
+            lambda: condition(kube, namespace, name, "MetricsAvailable").get("status") == "True",
+            20, "MetricsAvailable=True",
+        )  # fmt: skip
+        with load(server, concurrency=32) as done:
+            stepped = time.monotonic()
+            wait_replicas(kube, namespace, name, lambda n: n > 1, 20, "a scale up")
+            reaction = time.monotonic() - stepped
+            wait_replicas(kube, namespace, name, lambda n: n == 6, 30, "max replicas")
+            up = status(kube, namespace, name)
+        assert done[0] > 0
+        stopped = time.monotonic()
+        wait_replicas(kube, namespace, name, lambda n: n < 6, 90, "a scale down")
+        down_after = time.monotonic() - stopped
+        wait_replicas(kube, namespace, name, lambda n: n == 0, 120, "scale to zero")
+        zero_after = time.monotonic() - stopped
+        fixtures.eventually(
+            lambda: condition(kube, namespace, name, "ScaledToZero").get("status") == "True",
+            10, "ScaledToZero=True",
+        )  # fmt: skip
+    print(f"\nload step -> first replica patch: {reaction:.1f}s; load stop -> first scale "
+          f"down {down_after:.1f}s, -> zero {zero_after:.1f}s")  # fmt: skip
+    assert reaction < 10  # a few 1 s ticks plus the 1 s scrape
+    assert up["lastScaling"]["kind"] in {"ScaleUp", "Panic"}
+    assert "queue" in up["lastScaling"]["reason"]
+    assert up["desiredReplicas"] == 6
+    final = status(kube, namespace, name)
+    assert final["desiredReplicas"] == 0
+    assert final["lastScaling"]["kind"] == "Idle"
+    assert final["lastScaling"]["reason"].startswith("idle ")
+    kinds = {e["reason"] for e in kube.events(namespace, name)}
+    assert "Idle" in kinds
+    assert kinds & {"ScaleUp", "Panic"}
+    body = kube.get_json("deployment", "-n", namespace, names.predictor(name))
+    managers = {m["manager"] for m in body["metadata"]["managedFields"]}
+    assert resource.AUTOSCALER_FIELD_MANAGER in managers
+
+
+def test_schedule_window_forces_zero_and_releases(
+    kube: fixtures.Kube, prometheus: fixtures.Prometheus, namespace: str
+) -> None:
+    name = "nightly"
+    now = datetime.datetime.now(datetime.UTC)
+    # Open now, closing at the next full minute at least 15 s away.
+    end = (now + datetime.timedelta(seconds=75)).replace(second=0, microsecond=0)
+    window = {"name": "off", "timeZone": "UTC", "start": now.strftime("%H:%M"),
+              "end": end.strftime("%H:%M"), "maxReplicas": 0}  # fmt: skip
+    create_endpoint(kube, namespace, name, {
+        "minReplicas": 2, "maxReplicas": 4, "schedules": [window], "behavior": FAST_BEHAVIOR,
+    }, replicas=2)  # fmt: skip
+    settings = settings_mod.Settings(
+        prometheus_url=prometheus.url, tick_seconds=1.0, watch_namespaces=(namespace,)
+    )
+    with autoscaler(settings):
+        wait_replicas(kube, namespace, name, lambda n: n == 0, 15, "the window's zero")
+        off = fixtures.eventually(
+            lambda: (s := status(kube, namespace, name)).get("offUntil") and s, 10, "offUntil"
+        )
+        assert off["offUntil"] == end.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert off["activeSchedule"] == "off"
+        assert off["lastScaling"]["reason"] == "schedule off (UTC) max 0"
+        assert condition(kube, namespace, name, "ScaledToZero")["reason"] == "Schedule"
+        remaining = (end - datetime.datetime.now(datetime.UTC)).total_seconds()
+        wait_replicas(kube, namespace, name, lambda n: n == 2, remaining + 15, "the release")
+        released = datetime.datetime.now(datetime.UTC)
+        after = fixtures.eventually(
+            lambda: "offUntil" not in (s := status(kube, namespace, name)) and s, 10,
+            "offUntil cleared",
+        )  # fmt: skip
+    assert released >= end
+    assert "activeSchedule" not in after
+    assert after["desiredReplicas"] == 2
+
+
+def test_stopping_prometheus_holds_replicas_and_restarting_recovers(
+    kube: fixtures.Kube,
+    start_triton: Callable[..., fixtures.Triton],
+    namespace: str,
+    tmp_path: pathlib.Path,
+) -> None:
+    # A Prometheus of this test's own (the shared one serves other tests): the same
+    # Debian binary and config template, scraping the same kind of target.
+    name = "tiny"
+    labels = {"namespace": namespace, "name": name, "pod": f"{name}-predictor-0"}
+    server = start_triton(delay_ms=100)
+    state: dict[str, Any] = {}
+    testbed_prometheus.up(tmp_path, state)
+    try:
+        url = testbed_prometheus.url(state)
+        testbed_prometheus.register("triton", server.metrics_address, d=tmp_path, **labels)
+        fixtures.eventually(lambda: served(url, namespace), 30, "Triton scraped")
+        create_endpoint(kube, namespace, name, {
+            "minReplicas": 0, "maxReplicas": 4, "target": {"type": "queueDepth", "value": 2},
+            "scaleToZero": {"idleSeconds": 5}, "behavior": FAST_BEHAVIOR,
+        }, replicas=1)  # fmt: skip
+        settings = settings_mod.Settings(
+            prometheus_url=url, tick_seconds=1.0, watch_namespaces=(namespace,)
+        )
+        with autoscaler(settings):
+            with load(server, concurrency=32):
+                wait_replicas(kube, namespace, name, lambda n: n == 4, 30, "max replicas")
+            testbed_prometheus.down(state)
+            fixtures.eventually(
+                lambda: condition(kube, namespace, name, "MetricsAvailable").get("reason")
+                == "PrometheusUnavailable",
+                15, "MetricsAvailable=False",
+            )  # fmt: skip
+            assert condition(kube, namespace, name, "MetricsAvailable")["status"] == "False"
+            # Far longer than stabilization + idle: without data nothing is released.
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                assert replicas(kube, namespace, name) == 4
+                time.sleep(0.5)
+            assert status(kube, namespace, name)["lastScaling"]["to"] == 4
+
+            testbed_prometheus.up(tmp_path, state)
+            fixtures.eventually(
+                lambda: condition(kube, namespace, name, "MetricsAvailable").get("status")
+                == "True",
+                30, "MetricsAvailable=True again",
+            )  # fmt: skip
+            wait_replicas(kube, namespace, name, lambda n: n == 0, 120, "idle to zero")
+    finally:
+        testbed_prometheus.down(state)
