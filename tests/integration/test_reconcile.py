@@ -35,8 +35,14 @@ class Operator:
     """`tideserve run` against the test cluster, watching one namespace."""
 
     def __init__(
-        self, kubeconfig: pathlib.Path, namespace: str, log: pathlib.Path, **env: str
+        self,
+        kubeconfig: pathlib.Path,
+        namespace: str,
+        log: pathlib.Path,
+        args: tuple[str, ...] = (),
+        **env: str,
     ) -> None:
+        self.args = args
         self.kubeconfig = kubeconfig
         self.namespace = namespace
         self.log = log
@@ -58,7 +64,15 @@ class Operator:
         )
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(TIDESERVE), "run", "--bind", "127.0.0.1", "--namespace", self.namespace],
+                [
+                    str(TIDESERVE),
+                    "run",
+                    "--bind",
+                    "127.0.0.1",
+                    "--namespace",
+                    self.namespace,
+                    *self.args,
+                ],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -158,8 +172,13 @@ def operator(
     kube: fixtures.Kube, namespace: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
     log = tmp_path_factory.mktemp("operator") / "operator.log"
+    # The reconciler alone: these tests scale Deployments by hand, as the autoscaler would.
     op = Operator(
-        kube.kubeconfig, namespace, log, TIDESERVE_ACTIVATOR_SERVICE=f"{namespace}/activator"
+        kube.kubeconfig,
+        namespace,
+        log,
+        ("--without", "autoscaler", "--without", "rightsizing"),
+        TIDESERVE_ACTIVATOR_SERVICE=f"{namespace}/activator",
     )
     with running(op):
         yield op
@@ -385,3 +404,13 @@ def test_operator_liveness_endpoint_answers(operator: Operator) -> None:
             return bool(r.status == 200)
 
     fixtures.eventually(alive, 30, "liveness")
+
+
+def test_operator_starts_the_autoscaler_loop_beside_kopf(
+    kube: fixtures.Kube, namespace: str, tmp_path: pathlib.Path
+) -> None:
+    op = Operator(kube.kubeconfig, f"{namespace}-unused", tmp_path / "operator.log")
+    with running(op):
+        fixtures.eventually(
+            lambda: "starting tideserve.autoscaler.loop" in op.tail(200), 60, "autoscaler start"
+        )

@@ -15,10 +15,16 @@ from typing import Any
 import kopf
 
 from tideserve.api import resource
-from tideserve.controller import reconcile, store
+from tideserve.controller import reconcile, sizing, store
 from tideserve.render import names
 
 ISVC = (resource.GROUP, resource.VERSION, resource.PLURAL)
+# Loops that run inside the operator process, started after kopf is up: name -> module
+# with `run(settings, stop)`. Imported lazily; a missing module is logged, not fatal.
+LOOPS = {
+    "autoscaler": "tideserve.autoscaler.loop",
+    "rightsizing": "tideserve.rightsizing.loop",
+}
 # Watch timeouts: without them a watch can go silent for good after a network blip.
 SERVER_TIMEOUT = 300
 CLIENT_TIMEOUT = 330
@@ -63,7 +69,11 @@ async def _start_loop(
     return asyncio.get_running_loop().create_task(guarded(), name=module_name)
 
 
-def register(registry: kopf.OperatorRegistry, rec: reconcile.Reconciler) -> None:
+def register(
+    registry: kopf.OperatorRegistry,
+    rec: reconcile.Reconciler,
+    loop_modules: tuple[str, ...] = tuple(LOOPS.values()),
+) -> None:
     """Register every handler on `registry`, bound to one Reconciler."""
     refresher: list[reconcile.Refresher] = []
     stop = asyncio.Event()
@@ -85,7 +95,7 @@ def register(registry: kopf.OperatorRegistry, rec: reconcile.Reconciler) -> None
     async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
         configure(settings)
         refresher.append(reconcile.Refresher(refresh))
-        for module_name in ("tideserve.autoscaler.loop", "tideserve.rightsizing.loop"):
+        for module_name in loop_modules:
             task = await _start_loop(module_name, rec.settings, stop, logger)
             if task is not None:
                 loops.append(task)
@@ -121,6 +131,8 @@ def register(registry: kopf.OperatorRegistry, rec: reconcile.Reconciler) -> None
             rec.forget(key)
         else:
             rec.store.put_isvc(key, body)
+            if sizing.wants_auto(body):
+                schedule(key)  # a new recommendation in status may change the hardware
 
     @kopf.on.event(
         "apps",

@@ -36,6 +36,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default="0.0.0.0",  # noqa: S104
         help="address for the metrics and liveness servers",
     )
+    parser.add_argument(
+        "--without",
+        action="append",
+        choices=sorted(handlers.LOOPS),
+        default=[],
+        help="do not start this in-process loop (repeatable); e.g. to test the reconciler alone",
+    )
     parser.add_argument("--kubeconfig", default=None, help="default: in-cluster or $KUBECONFIG")
     parser.add_argument("--verbose", "-v", action="store_true")
     parser.add_argument("--debug", action="store_true")
@@ -54,8 +61,11 @@ def main(argv: list[str]) -> int:
     log = logging.getLogger("tideserve.controller")
     kube.configure(args.kubeconfig)
     namespaces = tuple(args.namespace or settings.watch_namespaces)
+    # The loops started beside kopf (autoscaler, right-sizing) see the same namespaces.
+    settings = settings.model_copy(update={"watch_namespaces": namespaces})
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, reconcile.Reconciler(settings))
+    loops = tuple(module for name, module in handlers.LOOPS.items() if name not in args.without)
+    handlers.register(registry, reconcile.Reconciler(settings), loops)
     if settings.metrics_port:
         prometheus_client.start_http_server(settings.metrics_port, addr=args.bind)
     liveness = (

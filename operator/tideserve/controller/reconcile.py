@@ -24,8 +24,9 @@ import pydantic
 
 from tideserve import settings as settings_mod
 from tideserve.api import resource
-from tideserve.controller import checks, kube, metrics, routes, status, store
+from tideserve.controller import checks, kube, metrics, routes, sizing, status, store
 from tideserve.render import children, names, network
+from tideserve.render import hardware as hardware_mod
 
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 # A blocking problem (missing Secret) is re-checked this often: a slow poll, not a hot loop.
@@ -43,6 +44,7 @@ class Facts:
     url: str
     accelerator: str
     problems: tuple[status.Problem, ...] = ()
+    hardware: hardware_mod.Hardware | None = None  # what was applied
 
 
 class Reconciler:
@@ -69,9 +71,14 @@ class Reconciler:
                 )
                 metrics.RECONCILES.labels(result="invalid").inc()
                 raise kopf.PermanentError(f"invalid spec: {message}") from exc
+            _, deployment, _ = self.store.snapshot(key)
+            previous = self._facts.get(key)
             options = children.Options(
                 triton_image=self.settings.triton_image,
                 service_monitor=kube.crd_exists(SERVICE_MONITOR_CRD),
+                hardware=sizing.effective(
+                    spec, body.get("status"), deployment, previous.hardware if previous else None
+                ),
             )
             hw = children.hardware(spec, options)
             url = names.url(owner, spec.runtime.protocol.value)
@@ -80,7 +87,6 @@ class Reconciler:
             secret_ok = ref is None or kube.get("Secret", owner.namespace, ref) is not None
             problems += checks.secret_problems(spec.model, secret_ok)
             blocking = [p for p in problems if p.blocking]
-            previous = self._facts.get(key)
             if blocking:
                 # Keep the last good generation: the children still run what it asked for.
                 generation = previous.generation if previous else None
@@ -100,7 +106,7 @@ class Reconciler:
                 )
                 metrics.RECONCILES.labels(result="invalid").inc()
                 raise kopf.PermanentError(message) from exc
-            self._remember(Facts(owner, owner.generation, url, hw.label, tuple(problems)))
+            self._remember(Facts(owner, owner.generation, url, hw.label, tuple(problems), hw))
             metrics.RECONCILES.labels(result="applied").inc()
             logger.info(
                 "applied %d children (%s) for generation %s",
@@ -146,8 +152,26 @@ class Reconciler:
             activator=self.settings.activator is not None,
         )
         self._write_status(key, body, obs)
-        if facts.accelerator:  # children were applied at least once
+        if facts.hardware is not None:  # children were applied at least once
             self._write_route(key, facts.owner, pods)
+            if sizing.wants_auto(body):
+                self._resize(body, deployment, facts.hardware)
+
+    def _resize(
+        self,
+        body: dict[str, Any],
+        deployment: dict[str, Any] | None,
+        applied: hardware_mod.Hardware,
+    ) -> None:
+        """Re-apply when right-sizing (auto) now wants other hardware than was applied."""
+        try:
+            spec = resource.parse_spec(dict(body["spec"]))
+        except pydantic.ValidationError:
+            return
+        wanted = sizing.effective(spec, body.get("status"), deployment, applied)
+        if wanted is not None and wanted != applied:
+            log.info("right-sizing: %s -> %s", applied.label, wanted.label)
+            self.apply(body, log)
 
     def _write_status(self, key: store.Key, body: dict[str, Any], obs: status.Observed) -> None:
         current = self._written_status.get(key) or body.get("status") or {}

@@ -153,7 +153,12 @@ def deployment(
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": names.metadata(owner, names.predictor(owner.name), "predictor")
-        | {"annotations": {names.ACCELERATOR_ANNOTATION: hw.label}},
+        | {
+            "annotations": {
+                names.ACCELERATOR_ANNOTATION: hw.label,
+                names.HARDWARE_ANNOTATION: hardware_mod.to_annotation(hw),
+            }
+        },
         "spec": {
             "selector": {"matchLabels": names.selector_labels(owner.name)},
             "strategy": {

@@ -8,6 +8,7 @@ own `Hardware` to the builder without rewriting the user's spec.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from tideserve.api import spec as spec_api
@@ -41,6 +42,35 @@ class Hardware:
     @property
     def uses_gpu(self) -> bool:
         return self.kind in {"gpu", "mig"}
+
+
+def to_annotation(hw: Hardware) -> str:
+    """The hardware a Deployment runs, stamped on it so the next reconcile knows."""
+    return json.dumps(dataclasses.asdict(hw), sort_keys=True, separators=(",", ":"))
+
+
+def from_annotation(text: str | None) -> Hardware | None:
+    if not text:
+        return None
+    try:
+        return Hardware(**json.loads(text))
+    except (ValueError, TypeError):
+        return None
+
+
+def to_resources(hw: Hardware, base: spec_api.ResourcesSpec) -> spec_api.ResourcesSpec:
+    """`base` with this hardware (what right-sizing's `current` argument expects)."""
+    gpu = spec_api.GpuSpec(product=hw.gpu_product, count=hw.gpu_count) if hw.kind == "gpu" else None
+    mig = spec_api.MigSpec(profile=hw.mig_profile) if hw.kind == "mig" and hw.mig_profile else None
+    return base.model_copy(
+        update={
+            "accelerator": spec_api.Accelerator(hw.kind),
+            "gpu": gpu,
+            "mig": mig,
+            "cpu": hw.cpu,
+            "memory": hw.memory,
+        }
+    )
 
 
 def from_spec(resources: spec_api.ResourcesSpec) -> Hardware:

@@ -14,6 +14,7 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "tideserve"
 CONFIG_HASH_ANNOTATION = f"{resource.LABEL_PREFIX}/config-hash"
 ACCELERATOR_ANNOTATION = f"{resource.LABEL_PREFIX}/accelerator"
+HARDWARE_ANNOTATION = f"{resource.LABEL_PREFIX}/hardware"
 
 HTTP_PORT = 8000
 GRPC_PORT = 8001
