@@ -72,6 +72,10 @@ class Activator:
             interval=0.05,
         )  # fmt: skip
 
+    def knows(self, name: str) -> bool:
+        endpoints = httpx.get(f"{self.control}/endpoints", timeout=5).json()["endpoints"]
+        return any(e["name"] == name for e in endpoints)
+
     def metrics(self) -> str:
         return httpx.get(f"{self.control}/metrics", timeout=5).text
 
@@ -88,7 +92,7 @@ class Activator:
 # Endpoint names used below; each test owns one, so the tests stay independent.
 ENDPOINTS = (
     "wake200", "order", "capped", "nonode", "notloaded", "offhours", "killed", "termed",
-    "grpcwake", "ready",
+    "grpcwake", "grpcbymodel", "ready",
 )  # fmt: skip
 
 
@@ -391,6 +395,29 @@ async def test_grpc_unary_infer_is_held_and_forwarded(
     set_status(kube, "grpcwake", {"replicas": 1, "readyReplicas": 1})
     result = await asyncio.wait_for(pending, 60)
     assert result.tolist() == [[6.0, 7.0]]
+
+
+async def test_grpc_call_without_endpoint_metadata_is_routed_by_its_model_name(
+    kube: fixtures.Kube, activator: Activator
+) -> None:
+    # Only this endpoint serves a model named "onlyhere" (Triton does not have it, so the
+    # wake cannot complete): the call is held for it and refused after its deadline.
+    create_endpoint(kube, "grpcbymodel", model="onlyhere", deadline=2)
+    fixtures.eventually(
+        lambda: activator.knows("grpcbymodel"), 10, "the activator to list grpcbymodel"
+    )
+
+    def call() -> Exception:
+        grpc = grpcclient.InferenceServerClient(activator.grpc)
+        try:
+            grpc.is_model_ready("onlyhere", client_timeout=30)
+        except Exception as error:
+            return error
+        raise AssertionError("a model that never loads cannot be ready")
+
+    error = await asyncio.to_thread(call)
+    assert "UNAVAILABLE" in str(error)
+    assert f"endpoint {NAMESPACE}/grpcbymodel did not become ready within 2 s" in str(error)
 
 
 @pytest.mark.parametrize(("name", "sig"), [("killed", signal.SIGKILL), ("termed", signal.SIGTERM)])

@@ -6,8 +6,9 @@ responses stay bytes, so the activator needs no Triton protobufs. Streaming meth
 (ModelStreamInfer) are answered UNIMPLEMENTED: they cannot be told apart from unary ones
 by name alone, except Triton's one known stream method, which is listed here.
 
-Which endpoint: metadata `x-tideserve-endpoint: <namespace>/<name>`, else the
-`:authority` the client dialled (`<name>.<namespace>.svc:<port>`).
+Which endpoint: metadata `x-tideserve-endpoint: <namespace>/<name>`; else the model name
+in the request (field 1 of Triton's requests) when exactly one watched endpoint serves
+that model. grpcio does not expose the `:authority` the client dialled.
 """
 
 from __future__ import annotations
@@ -77,16 +78,18 @@ class _Passthrough(grpc.GenericRpcHandler):  # type: ignore[misc]
         metadata = tuple(context.invocation_metadata() or ())
         headers = {str(k): str(v) for k, v in metadata}
         key = routing.endpoint_for(
-            {
-                routing.ENDPOINT_HEADER: headers.get("x-tideserve-endpoint", ""),
-                "Host": headers.get(":authority", ""),
-            }
+            {routing.ENDPOINT_HEADER: headers.get("x-tideserve-endpoint", "")}
         )
+        if key is None:
+            model = routing.model_from_grpc_request(request)
+            states = (e.state for e in self._activator.endpoints.values())
+            key = routing.endpoint_for_model(model, states) if model else None
         if key is None:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "cannot tell which endpoint this call is for: set metadata "
-                "x-tideserve-endpoint: <namespace>/<name>",
+                "x-tideserve-endpoint: <namespace>/<name> (the model name alone is "
+                "ambiguous or unknown)",
             )
         assert key is not None
         outcome = await self._activator.admit(key)

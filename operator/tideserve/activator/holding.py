@@ -167,6 +167,24 @@ class Activator:
             if len(endpoint.queue)
         ]
 
+    def describe(self) -> list[dict[str, object]]:
+        """What the activator knows about each endpoint (GET /endpoints, for debugging)."""
+        return [
+            {
+                "namespace": key.namespace,
+                "name": key.name,
+                "model": e.state.model,
+                "readyReplicas": e.state.ready_replicas,
+                "modelReady": e.model_ready,
+                "offUntil": e.state.off_until.isoformat() if e.state.off_until else None,
+                "maxHeldRequests": e.state.max_held_requests,
+                "wakeDeadlineSeconds": e.state.wake_deadline_seconds,
+                "held": len(e.queue),
+                "message": e.state.message,
+            }
+            for key, e in sorted(self.endpoints.items())
+        ]
+
     def close(self) -> None:
         """Shutting down: every held request gets a retryable 503 now, not a reset later."""
         self._closing = True

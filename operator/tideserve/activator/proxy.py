@@ -178,6 +178,10 @@ async def _demand(request: web.Request) -> web.Response:
     return web.json_response({"endpoints": request.app[ACTIVATOR_KEY].demand()})
 
 
+async def _endpoints(request: web.Request) -> web.Response:
+    return web.json_response({"endpoints": request.app[ACTIVATOR_KEY].describe()})
+
+
 async def _metrics(request: web.Request) -> web.Response:
     return web.Response(
         body=request.app[METRICS_KEY].exposition(),
@@ -199,6 +203,7 @@ def control_app(activator: holding.Activator, metrics: metrics_mod.Metrics) -> w
     app[ACTIVATOR_KEY] = activator
     app[METRICS_KEY] = metrics
     app.router.add_get("/demand", _demand)
+    app.router.add_get("/endpoints", _endpoints)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)

@@ -127,3 +127,39 @@ def state_from_object(
         wake_deadline_seconds=float(limits.get("wakeDeadlineSeconds") or default_wake_deadline),
         message=_reason(list(status.get("conditions") or [])),
     )
+
+
+def model_from_grpc_request(raw: bytes) -> str | None:
+    """The model name in a serialized Triton gRPC request, without the protobufs.
+
+    ModelInferRequest, ModelReadyRequest, ModelMetadataRequest and ModelConfigRequest all
+    carry the model name as field 1 (a string), which serializers write first. Python's
+    gRPC server does not expose the :authority a client dialled, so when a call has no
+    x-tideserve-endpoint metadata, the model name is the only routing hint left.
+    """
+    if len(raw) < 2 or raw[0] != 0x0A:  # field 1, wire type 2 (length-delimited)
+        return None
+    length, shift, index = 0, 0, 1
+    while index < len(raw) and shift < 35:
+        byte = raw[index]
+        length |= (byte & 0x7F) << shift
+        index += 1
+        if not byte & 0x80:
+            break
+        shift += 7
+    else:
+        return None
+    if length == 0 or index + length > len(raw):
+        return None
+    try:
+        return raw[index : index + length].decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def endpoint_for_model(
+    model: str, states: Iterable[queueing.EndpointState]
+) -> queueing.EndpointKey | None:
+    """The one endpoint serving `model`; None when none or several do (ambiguous)."""
+    keys = [s.key for s in states if s.model == model]
+    return keys[0] if len(keys) == 1 else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from tritonclient.grpc import service_pb2
 
 from tideserve.activator import queueing, routing
 
@@ -101,3 +102,25 @@ def test_limits_the_object_does_not_set_come_from_the_activator_defaults() -> No
     obj = {"metadata": {"namespace": "ml", "name": "resnet"}, "spec": {"scaling": {}}}
     state = routing.state_from_object(obj, default_max_held=7, default_wake_deadline=60)
     assert (state.max_held_requests, state.wake_deadline_seconds) == (7, 60.0)
+
+
+def test_model_name_is_read_from_a_serialized_triton_grpc_request() -> None:
+    request = service_pb2.ModelInferRequest(model_name="resnet50", id="7")
+    assert routing.model_from_grpc_request(request.SerializeToString()) == "resnet50"
+    long_name = "m" * 200  # a two-byte length varint
+    request = service_pb2.ModelReadyRequest(name=long_name)
+    assert routing.model_from_grpc_request(request.SerializeToString()) == long_name
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x0a", b"\x12\x03abc", b"\x0a\x05ab", b"\x0a\x02\xff\xfe"])
+def test_requests_without_a_readable_model_name_give_none(raw: bytes) -> None:
+    assert routing.model_from_grpc_request(raw) is None
+
+
+def test_a_model_name_routes_only_when_one_endpoint_serves_it() -> None:
+    a = queueing.EndpointState(key=queueing.EndpointKey("ml", "a"), model="resnet")
+    b = queueing.EndpointState(key=queueing.EndpointKey("ml", "b"), model="bert")
+    c = queueing.EndpointState(key=queueing.EndpointKey("dev", "c"), model="bert")
+    assert routing.endpoint_for_model("resnet", [a, b, c]) == a.key
+    assert routing.endpoint_for_model("bert", [a, b, c]) is None
+    assert routing.endpoint_for_model("gpt", [a, b, c]) is None
