@@ -1,7 +1,8 @@
 """The HTTP side: aiohttp handlers for the proxy port (KServe v2 REST) and the control port.
 
 The proxy handler asks the Activator what to do, then either answers with the refusal or
-forwards the request to the endpoint's Triton through one pooled aiohttp ClientSession.
+forwards the request to the endpoint's Triton through the keep-alive pool of
+tideserve.activator.upstream (the model-ready probe uses an aiohttp ClientSession).
 Request bodies are read only once a request may go (held requests leave their bodies in
 the socket buffers instead of in memory); response bodies are streamed when large.
 """
@@ -18,7 +19,7 @@ import yarl
 from aiohttp import web
 from multidict import CIMultiDict
 
-from tideserve.activator import holding, queueing, routing
+from tideserve.activator import holding, queueing, routing, upstream
 from tideserve.activator import metrics as metrics_mod
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,6 @@ NO_ENDPOINT = queueing.Refusal(
 )
 
 
-def _forward_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
-    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP])
-
-
 def refusal_response(refusal: queueing.Refusal) -> web.Response:
     return web.Response(
         status=refusal.status,
@@ -76,18 +73,26 @@ class Proxy:
     def __init__(
         self,
         activator: holding.Activator,
-        session: aiohttp.ClientSession,
+        pool: upstream.Pool,
         metrics: metrics_mod.Metrics,
         upstreams: Mapping[queueing.EndpointKey, str],
     ) -> None:
         self._activator = activator
-        self._session = session
+        self._pool = pool
         self._metrics = metrics
         self._upstreams = upstreams
+        self._addresses: dict[queueing.EndpointKey, tuple[str, int]] = {}
 
     def _count(self, key: queueing.EndpointKey | None, code: int) -> None:
         namespace, name = (key.namespace, key.name) if key else ("", "")
         self._metrics.requests.labels(namespace, name, str(code)).inc()
+
+    def _address(self, key: queueing.EndpointKey) -> tuple[str, int]:
+        address = self._addresses.get(key)
+        if address is None:
+            url = yarl.URL(routing.http_upstream(key, self._upstreams))
+            address = self._addresses[key] = (url.host or "", url.port or 80)
+        return address
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         key = routing.endpoint_for(request.headers)
@@ -103,17 +108,20 @@ class Proxy:
                 return refusal_response(outcome)
             try:
                 response = await self._forward(request, key, outcome)
-            except aiohttp.ClientConnectorError as error:
+            except upstream.ConnectError as error:
                 self._activator.upstream_failed(key)
                 if attempt == 0:
                     continue
-                self._count(key, 502)
-                return refusal_response(
-                    queueing.Refusal(502, 1, f"endpoint {key} upstream unreachable: {error}")
-                )
+                return self._bad_gateway(key, f"endpoint {key} upstream unreachable: {error}")
+            except upstream.ProtocolError as error:
+                return self._bad_gateway(key, f"endpoint {key} upstream failed: {error}")
             self._count(key, response.status)
             return response
         raise AssertionError("unreachable")
+
+    def _bad_gateway(self, key: queueing.EndpointKey, message: str) -> web.Response:
+        self._count(key, 502)
+        return refusal_response(queueing.Refusal(502, 1, message))
 
     async def _forward(
         self,
@@ -121,42 +129,36 @@ class Proxy:
         key: queueing.EndpointKey,
         outcome: queueing.Forward | holding.Released,
     ) -> web.StreamResponse:
-        url = routing.http_upstream(key, self._upstreams) + request.raw_path
+        host, port = self._address(key)
         body = await request.read()
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
         started = time.perf_counter()
-        async with self._session.request(
-            request.method,
-            yarl.URL(url, encoded=True),
-            data=body,
-            headers=_forward_headers(request.headers),
-            allow_redirects=False,
-        ) as upstream:
+        answer = await self._pool.send(host, port, request.method, request.raw_path, headers, body)
+        try:
             self._metrics.proxy_seconds.observe(time.perf_counter() - started)
-            headers = _forward_headers(upstream.headers)
+            head = answer.head
+            out = CIMultiDict([(k, v) for k, v in head.headers if k.lower() not in HOP_BY_HOP])
             if isinstance(outcome, holding.Released):
                 # Say that (and how long) the request was held, as KEDA's interceptor does
                 # with X-KEDA-HTTP-Cold-Start; sequence numbers let tests check the order.
-                headers["X-Tideserve-Held-Seconds"] = f"{outcome.held_seconds:.3f}"
-                headers["X-Tideserve-Held-Seq"] = str(outcome.ticket.seq)
-                headers["X-Tideserve-Forward-Seq"] = str(outcome.forward_seq)
-            length = upstream.content_length
+                out["X-Tideserve-Held-Seconds"] = f"{outcome.held_seconds:.3f}"
+                out["X-Tideserve-Held-Seq"] = str(outcome.ticket.seq)
+                out["X-Tideserve-Forward-Seq"] = str(outcome.forward_seq)
+            length = head.content_length
             if length is not None and length <= BUFFER_LIMIT:
                 return web.Response(
-                    status=upstream.status,
-                    reason=upstream.reason,
-                    headers=headers,
-                    body=await upstream.read(),
+                    status=head.status, reason=head.reason, headers=out, body=await answer.read()
                 )
-            streamed = web.StreamResponse(
-                status=upstream.status, reason=upstream.reason, headers=headers
-            )
+            streamed = web.StreamResponse(status=head.status, reason=head.reason, headers=out)
             if length is not None:
                 streamed.content_length = length
             await streamed.prepare(request)
-            async for chunk in upstream.content.iter_any():
+            async for chunk in answer.iter_chunks():
                 await streamed.write(chunk)
             await streamed.write_eof()
             return streamed
+        finally:
+            answer.release()
 
 
 def make_probe(

@@ -19,7 +19,15 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tideserve.activator import grpc_passthrough, holding, proxy, queueing, routing, watch
+from tideserve.activator import (
+    grpc_passthrough,
+    holding,
+    proxy,
+    queueing,
+    routing,
+    upstream,
+    watch,
+)
 from tideserve.activator import metrics as metrics_mod
 
 log = logging.getLogger("tideserve.activator")
@@ -120,7 +128,7 @@ def parse_args(argv: Sequence[str], env: dict[str, str]) -> argparse.Namespace:
         "--upstream-connections",
         type=int,
         default=int(default("TIDESERVE_ACTIVATOR_UPSTREAM_CONNECTIONS", "512")),
-        help="pooled upstream connections in total",
+        help="keep-alive connections to each upstream Triton, at most",
     )
     parser.add_argument(
         "--loop",
@@ -161,6 +169,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         skip_auto_headers=["User-Agent", "Accept-Encoding", "Accept"],
         cookie_jar=aiohttp.DummyCookieJar(),  # a proxy must not keep users' cookies
     )
+    pool = upstream.Pool(limit=args.upstream_connections)
     activator = holding.Activator(proxy.make_probe(session, upstreams), metrics)
 
     def to_state(obj: dict[str, Any]) -> queueing.EndpointState:
@@ -203,7 +212,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         )
 
     proxy_server = web.Server(
-        proxy.Proxy(activator, session, metrics, upstreams),
+        proxy.Proxy(activator, pool, metrics, upstreams),
         request_factory=request_factory,
         handler_cancellation=True,
         access_log=None,
@@ -242,6 +251,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
     for runner in runners:
         await runner.cleanup()
     await session.close()
+    await pool.close()
 
 
 def main(argv: list[str]) -> int:
