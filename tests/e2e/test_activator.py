@@ -378,6 +378,28 @@ async def test_pass_through_when_ready_adds_no_hold(
     assert second.headers["Content-Type"] == "application/json"
 
 
+async def test_large_tensors_pass_through_both_ways(
+    kube: fixtures.Kube, activator: Activator
+) -> None:
+    # About 2.5 MB each way: above the activator's 1 MiB buffering limit, so the response
+    # is streamed, and above aiohttp's default 1 MiB request limit.
+    create_endpoint(kube, "ready", status={"replicas": 1, "readyReplicas": 1})
+    values = [float(i % 1000) for i in range(300_000)]
+    body = {
+        "inputs": [
+            {"name": "INPUT0", "shape": [1, len(values)], "datatype": "FP32", "data": values}
+        ]
+    }
+    async with client() as http:
+        response = await http.post(
+            f"{activator.url}/v2/models/tiny/infer",
+            json=body,
+            headers={"X-Tideserve-Endpoint": f"{NAMESPACE}/ready"},
+        )
+    assert response.status_code == 200, response.text[:300]
+    assert output(response) == [v + 1 for v in values]
+
+
 async def test_grpc_unary_infer_is_held_and_forwarded(
     kube: fixtures.Kube, activator: Activator
 ) -> None:
