@@ -207,7 +207,9 @@ class Activator:
             self._release(endpoint)
 
     async def _wake(self, endpoint: Endpoint) -> None:
-        """Probe the model until it is ready, then release everything held, in order."""
+        """Probe the model until it is ready, then release everything held, in order.
+        Runs once when a replica becomes ready (so the first request usually finds the
+        model verified already), and for as long as requests are held."""
         attempt = 0
         while endpoint.state.ready_replicas > 0 and not endpoint.model_ready:
             try:
@@ -218,6 +220,10 @@ class Activator:
             if ready:
                 endpoint.model_ready = True
                 break
+            if not len(endpoint.queue):
+                # Nobody waits: stop here rather than poll every endpoint forever; the
+                # next request for it starts probing again.
+                return
             await asyncio.sleep(queueing.probe_delay(attempt))
             attempt += 1
         if endpoint.model_ready and self.endpoints.get(endpoint.state.key) is endpoint:

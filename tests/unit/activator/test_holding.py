@@ -137,3 +137,14 @@ async def test_unknown_endpoint_is_404_once_listed() -> None:
     outcome = await activator.admit(queueing.EndpointKey("ml", "other"))
     assert isinstance(outcome, queueing.Refusal)
     assert outcome.status == 404
+
+
+async def test_probing_stops_when_nobody_waits_and_resumes_with_the_next_request() -> None:
+    activator, probe = make(dataclasses.replace(AT_ZERO, ready_replicas=1))
+    await asyncio.sleep(0.3)
+    assert probe.calls == 1
+    held = asyncio.create_task(activator.admit(KEY))
+    await wait_held(activator, 1)
+    probe.ready = True
+    assert isinstance(await asyncio.wait_for(held, 2), holding.Released)
+    assert probe.calls >= 2
