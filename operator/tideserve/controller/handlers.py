@@ -8,6 +8,8 @@ garbage-collected through ownerReferences, so kopf adds no finalizer to user obj
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import importlib
 import logging
 from typing import Any
@@ -25,9 +27,22 @@ LOOPS = {
     "autoscaler": "tideserve.autoscaler.loop",
     "rightsizing": "tideserve.rightsizing.loop",
 }
+APPLY_THREADS = 8
+REFRESH_THREADS = 4
 # Watch timeouts: without them a watch can go silent for good after a network blip.
 SERVER_TIMEOUT = 300
 CLIENT_TIMEOUT = 330
+
+
+class QuietWatchHandlers(logging.Filter):
+    """Drop kopf's per-event "Handler 'watch-...' succeeded" lines: the watch handlers
+    only feed the cache, and at hundreds of objects those lines drown everything else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        message = record.getMessage()
+        return not (message.startswith("Handler 'watch-") and message.endswith("succeeded."))
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -76,6 +91,10 @@ def register(
 ) -> None:
     """Register every handler on `registry`, bound to one Reconciler."""
     refresher: list[reconcile.Refresher] = []
+    # Separate pools: a burst of creations must not starve status and routing updates of
+    # the objects already applied (the client blocks; these threads wait on the API).
+    apply_pool = concurrent.futures.ThreadPoolExecutor(APPLY_THREADS, "tideserve-apply")
+    refresh_pool = concurrent.futures.ThreadPoolExecutor(REFRESH_THREADS, "tideserve-refresh")
     stop = asyncio.Event()
     loops: list[asyncio.Task[Any]] = []
 
@@ -84,7 +103,7 @@ def register(
             refresher[0].schedule(key)
 
     async def refresh(key: store.Key) -> None:
-        await asyncio.to_thread(rec.refresh, key)
+        await asyncio.get_running_loop().run_in_executor(refresh_pool, rec.refresh, key)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -110,20 +129,25 @@ def register(
                 task.cancel()
         if refresher:
             await refresher[0].close()
+        apply_pool.shutdown(wait=False, cancel_futures=True)
+        refresh_pool.shutdown(wait=False, cancel_futures=True)
 
-    @kopf.on.resume(*ISVC, registry=registry)
-    @kopf.on.create(*ISVC, registry=registry)
-    @kopf.on.update(*ISVC, field="spec", registry=registry)
-    async def apply(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    @kopf.on.resume(*ISVC, id="apply", registry=registry)
+    @kopf.on.create(*ISVC, id="apply", registry=registry)
+    @kopf.on.update(*ISVC, field="spec", id="apply", registry=registry)
+    async def apply(body: kopf.Body, reason: str, logger: kopf.Logger, **_: Any) -> None:
         key = (str(body.metadata.namespace), str(body.metadata.name))
         rec.store.put_isvc(key, body)
         try:
-            await asyncio.to_thread(rec.apply, dict(body), logger)
+            fresh = reason == "create"
+            await asyncio.get_running_loop().run_in_executor(
+                apply_pool, functools.partial(rec.apply, dict(body), logger, fresh=fresh)
+            )
         finally:
             # Also after a failure: status then says why (invalid spec, missing Secret).
             schedule(key)
 
-    @kopf.on.event(*ISVC, registry=registry)
+    @kopf.on.event(*ISVC, id="watch-inferenceservices", registry=registry)
     async def isvc_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         key = (str(body.metadata.namespace), str(body.metadata.name))
         if event["type"] == "DELETED":
@@ -139,6 +163,7 @@ def register(
         "v1",
         "deployments",
         labels={names.MANAGED_BY_LABEL: names.MANAGED_BY},
+        id="watch-deployments",
         registry=registry,
     )
     async def deployment_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
@@ -168,6 +193,7 @@ def register(
             "v1",
             "endpointslices",
             labels={"kubernetes.io/service-name": activator_name},
+            id="watch-activator",
             registry=registry,
         )
         async def activator_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:

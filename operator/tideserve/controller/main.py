@@ -59,6 +59,7 @@ def main(argv: list[str]) -> int:
         log_format=kopf.LogFormat[args.log_format.upper()],
     )
     log = logging.getLogger("tideserve.controller")
+    logging.getLogger("kopf.objects").addFilter(handlers.QuietWatchHandlers())
     kube.configure(args.kubeconfig)
     namespaces = tuple(args.namespace or settings.watch_namespaces)
     # The loops started beside kopf (autoscaler, right-sizing) see the same namespaces.

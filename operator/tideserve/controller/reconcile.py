@@ -45,6 +45,7 @@ class Facts:
     accelerator: str
     problems: tuple[status.Problem, ...] = ()
     hardware: hardware_mod.Hardware | None = None  # what was applied
+    fresh: bool = False  # created while this process ran: no route slice can exist yet
 
 
 class Reconciler:
@@ -58,7 +59,10 @@ class Reconciler:
 
     # -- apply ---------------------------------------------------------------------------
 
-    def apply(self, body: kopf.Body | dict[str, Any], logger: logging.Logger | Any) -> None:
+    def apply(
+        self, body: kopf.Body | dict[str, Any], logger: logging.Logger | Any, fresh: bool = False
+    ) -> None:
+        """Render and apply. `fresh`: a new object, so there are no stale children to delete."""
         owner = names.Owner.from_body(body)
         key = (owner.namespace, owner.name)
         with metrics.RECONCILE_SECONDS.time():
@@ -97,7 +101,7 @@ class Reconciler:
             try:
                 for manifest in plan.apply:
                     kube.apply(manifest)
-                for kind, name in plan.delete:
+                for kind, name in () if fresh else plan.delete:
                     kube.delete(kind, owner.namespace, name)
             except kube.InvalidError as exc:
                 message = f"the API server refused a child: {exc}"
@@ -106,7 +110,9 @@ class Reconciler:
                 )
                 metrics.RECONCILES.labels(result="invalid").inc()
                 raise kopf.PermanentError(message) from exc
-            self._remember(Facts(owner, owner.generation, url, hw.label, tuple(problems), hw))
+            self._remember(
+                Facts(owner, owner.generation, url, hw.label, tuple(problems), hw, fresh)
+            )
             metrics.RECONCILES.labels(result="applied").inc()
             logger.info(
                 "applied %d children (%s) for generation %s",
@@ -153,7 +159,7 @@ class Reconciler:
         )
         self._write_status(key, body, obs)
         if facts.hardware is not None:  # children were applied at least once
-            self._write_route(key, facts.owner, pods)
+            self._write_route(key, facts, pods)
             if sizing.wants_auto(body):
                 self._resize(body, deployment, facts.hardware)
 
@@ -202,13 +208,18 @@ class Reconciler:
             "Ready %s -> %s (%s): %s", before[0] if before else "unset", ready, reason, message
         )
 
-    def _write_route(self, key: store.Key, owner: names.Owner, pods: list[dict[str, Any]]) -> None:
+    def _write_route(self, key: store.Key, facts: Facts, pods: list[dict[str, Any]]) -> None:
         activator = None
         if self.settings.activator is not None:
             activator = routes.activator_backends(self.store.activator())
         backends = network.choose_backends(routes.predictor_endpoints(pods), activator)
-        wanted = network.route_slice(owner, backends)
-        if self._written_route.get(key) == wanted:
+        wanted = network.route_slice(facts.owner, backends)
+        written = self._written_route.get(key)
+        if written == wanted:
+            return
+        if written is None and facts.fresh and not wanted["endpoints"]:
+            # A new object with nothing to route to yet: no slice means no endpoints too,
+            # and skipping the empty one saves a write per object in a burst.
             return
         kube.apply(wanted)
         with self._lock:
@@ -221,7 +232,7 @@ class Refresher:
     def __init__(
         self,
         work: Callable[[store.Key], Awaitable[None]],
-        debounce: float = 0.2,
+        debounce: float = 0.5,
         concurrency: int = 8,
     ) -> None:
         self._work = work
