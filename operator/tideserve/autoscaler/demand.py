@@ -33,6 +33,8 @@ ACTIVE_RATE = 1e-3
 PROBE_FRACTION = 0.5
 # No need is larger than this (the API caps maxReplicas at 10,000); guards the rounding.
 MAX_REPLICAS = 1_000_000
+# Above target, the backlog beyond target is worked off over this many seconds.
+DRAIN_S = 60.0
 # A probe releases this fraction of the replicas at most (a quarter down per step).
 PROBE_STEP = 0.75
 # How much of a new saturated measurement replaces the old one.
@@ -98,10 +100,13 @@ def estimate(
 ) -> Demand:
     """The replicas this tick's signals ask for.
 
-    While replicas are starting (ready < current, or waking from zero) the backlog is
-    left to them: only arrivals they will not keep up with ask for more. A backlog that
-    built during a cold start is a one-off, and sizing for it would keep idle replicas
-    through a whole scale-down window.
+    Above target, a known per-replica rate sizes the answer: arrivals plus the excess
+    backlog worked off over DRAIN_S, over what one replica serves, bounded above by the
+    HPA-style ratio. Sizing on the backlog alone (pending / target) asks for a replica
+    per few queued requests: after a burst, or a cold start during which requests
+    piled up, that is many times what the arrivals need, and a scale-down window keeps
+    them. Without any rate known the ratio stands, but while replicas are starting
+    (ready < current, or waking from zero) the backlog is left to them.
     """
     arrival = rate + max(0.0, growth)
     queue_need, load, words = _queue_load(
@@ -112,8 +117,6 @@ def estimate(
         ready=ready,
         capacity=capacity,
     )
-    if ready < current or current == 0:
-        queue_need = min(queue_need, float(max(current, 1)))
     if target.type == spec_api.TargetType.CONCURRENCY:
         # Judged on the queue alone: the in-flight estimate uses the capacity, and
         # learning capacity from it would feed on itself.
@@ -123,6 +126,24 @@ def estimate(
     unit = "ms" if target.type == spec_api.TargetType.QUEUE_TIME else "/replica"
     compare = ">" if load > target.value else "<"
     text = f"{words} {compare} {target.value:g}{unit} x {ready}"
+
+    serving = capacity.per_replica
+    if saturated and rate > ACTIVE_RATE and not capacity.measured:
+        # Busy replicas serve what they can: a better figure than a lower bound.
+        serving = max(serving or 0.0, rate / ready)
+    above = queue_need > max(ready, 1) * (1 + tolerance) or (ready == 0 and pending > 0)
+    if above and serving:
+        excess = pending * (1.0 - max(ready, 0) / queue_need) if queue_need > 0 else 0.0
+        sized = (arrival + max(0.0, excess) / DRAIN_S) / serving
+        # Above target and not draining: at least a step past the tolerance band.
+        floor = ready * (1 + tolerance) + 1e-6 if growth >= 0 and ready > 0 else float(ready)
+        queue_part = min(queue_need, max(sized, floor))
+        text = f"{text}, arrivals {arrival:.3g}/s at {serving:.3g}/s per replica"
+    elif ready < current or current == 0:
+        queue_part = min(queue_need, float(max(current, 1)))
+    else:
+        queue_part = queue_need
+
     if capacity.per_replica:
         rate_need = arrival / capacity.per_replica
         if not capacity.measured:
@@ -138,9 +159,9 @@ def estimate(
         rate_need = probe(ready, tolerance) if low and ready > 1 else float(ready)
     else:
         rate_need = 0.0
-    if rate_need > queue_need and capacity.per_replica:
+    if rate_need > queue_part and capacity.per_replica:
         text = f"rate {arrival:.3g}/s at {capacity.per_replica:.3g}/s per replica, {text}"
-    need = max(queue_need, rate_need)
+    need = max(queue_part, rate_need)
     active = pending > 0 or arrival > ACTIVE_RATE
     return Demand(need, pending, arrival, load, saturated, active, text)
 

@@ -144,7 +144,22 @@ def test_within_tolerance_nothing_changes() -> None:
     assert (decision.desired, decision.kind) == (10, "Stable")
 
 
-def test_queue_time_target() -> None:
+def test_queue_time_target_without_a_known_rate_uses_the_hpa_ratio() -> None:
+    spec = scaling(
+        max_replicas=20, target={"type": "queueTime", "value": 50}, behavior={"panicThreshold": 10}
+    )
+    endpoint = Endpoint(spec, current=2)
+    endpoint.warm()
+    endpoint.current = 2
+    decision = endpoint.tick(signals(queue_ms=200, pending=10, rate=0))
+    assert decision.desired == 6
+    assert decision.reason == (
+        "queue time 200ms > 50ms x 2 -> 8, limited to 6 by scaleUp 100% or 4 per 15s"
+    )
+
+
+def test_above_target_a_known_rate_sizes_the_step_not_the_backlog() -> None:
+    # 2 busy replicas serve 40/s, 42/s arrive: one more replica, not 8 for the backlog.
     spec = scaling(
         max_replicas=20, target={"type": "queueTime", "value": 50}, behavior={"panicThreshold": 10}
     )
@@ -152,10 +167,18 @@ def test_queue_time_target() -> None:
     endpoint.warm()
     endpoint.current = 2
     decision = endpoint.tick(signals(queue_ms=200, pending=10, rate=40))
-    assert decision.desired == 6
-    assert decision.reason == (
-        "queue time 200ms > 50ms x 2 -> 8, limited to 6 by scaleUp 100% or 4 per 15s"
-    )
+    assert decision.desired == 3
+    assert decision.reason == "queue time 200ms > 50ms x 2, arrivals 42/s at 20/s per replica -> 3"
+
+
+def test_burst_sizes_on_arrivals_when_the_rate_is_known() -> None:
+    endpoint = Endpoint(scaling(max_replicas=100), current=4)
+    endpoint.run(signals(pending=16, rate=40), 120)  # saturated at target: 10/s each
+    assert endpoint.state.capacity.measured
+    decision = endpoint.tick(signals(pending=400, rate=40))
+    # 400 queued in 5 s: 80 arrivals/s more; (120/s + 384 excess / 60 s) / 10 -> 13.
+    assert decision.kind == "Panic"
+    assert decision.desired == 13
 
 
 def test_idle_to_zero_after_the_idle_period() -> None:
