@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 import yarl
@@ -82,10 +83,16 @@ class Proxy:
         self._metrics = metrics
         self._upstreams = upstreams
         self._addresses: dict[queueing.EndpointKey, tuple[str, int]] = {}
+        # labels() takes a lock and builds a key each call; keep the children.
+        self._counters: dict[tuple[queueing.EndpointKey | None, int], Any] = {}
 
     def _count(self, key: queueing.EndpointKey | None, code: int) -> None:
-        namespace, name = (key.namespace, key.name) if key else ("", "")
-        self._metrics.requests.labels(namespace, name, str(code)).inc()
+        counter = self._counters.get((key, code))
+        if counter is None:
+            namespace, name = (key.namespace, key.name) if key else ("", "")
+            counter = self._metrics.requests.labels(namespace, name, str(code))
+            self._counters[(key, code)] = counter
+        counter.inc()
 
     def _address(self, key: queueing.EndpointKey) -> tuple[str, int]:
         address = self._addresses.get(key)
