@@ -34,6 +34,19 @@ def _within(at: datetime.datetime, now: datetime.datetime, seconds: float) -> bo
     return (now - at).total_seconds() <= seconds
 
 
+def _recent(
+    recommendations: Sequence[Recommendation], now: datetime.datetime, seconds: float
+) -> list[int]:
+    """Replicas recommended within the last `seconds` (the list is in time order)."""
+    cutoff = now - datetime.timedelta(seconds=seconds)
+    out = []
+    for r in reversed(recommendations):
+        if r.at < cutoff:
+            break
+        out.append(r.replicas)
+    return out
+
+
 def stabilize(
     behavior: spec_api.BehaviorSpec,
     recommendations: Sequence[Recommendation],
@@ -43,8 +56,8 @@ def stabilize(
     """The stabilized target from recommendations (which include this tick's)."""
     down_window = behavior.scale_down.stabilization_seconds
     up_window = behavior.scale_up.stabilization_seconds
-    down = [r.replicas for r in recommendations if _within(r.at, now, down_window)]
-    up = [r.replicas for r in recommendations if _within(r.at, now, up_window)]
+    down = _recent(recommendations, now, down_window)
+    up = _recent(recommendations, now, up_window)
     latest = recommendations[-1].replicas
     up_to = min(up) if up else latest
     down_to = max(down) if down else latest

@@ -24,10 +24,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 from tideserve.api import spec as spec_api
 from tideserve.autoscaler import demand as demand_lib
 from tideserve.autoscaler import limits, schedules
+
+T = TypeVar("T")
 
 # Signals older than this are not trusted: the policy holds.
 STALE_AFTER_S = 60.0
@@ -136,22 +140,35 @@ def _prune(
         behavior.scale_up.period_seconds,
     )
 
-    def fresh(at: datetime.datetime) -> bool:
-        return (now - at).total_seconds() <= keep
-
+    cutoff = now - datetime.timedelta(seconds=keep)
+    # Histories are in time order: drop from the front (this runs per endpoint per tick).
     return dataclasses.replace(
         state,
-        needs=tuple(n for n in state.needs if fresh(n[0])),
-        recommendations=tuple(r for r in state.recommendations if fresh(r.at)),
-        events=tuple(e for e in state.events if fresh(e.at)),
+        needs=_since(state.needs, cutoff, lambda n: n[0]),
+        recommendations=_since(state.recommendations, cutoff, lambda r: r.at),
+        events=_since(state.events, cutoff, lambda e: e.at),
     )
+
+
+def _since(
+    items: tuple[T, ...], cutoff: datetime.datetime, at: Callable[[T], datetime.datetime]
+) -> tuple[T, ...]:
+    start = 0
+    while start < len(items) and at(items[start]) < cutoff:
+        start += 1
+    return items[start:] if start else items
 
 
 def _mean(
     needs: tuple[tuple[datetime.datetime, float], ...], now: datetime.datetime, window: float
 ) -> float:
-    values = [v for at, v in needs if (now - at).total_seconds() < window] or [needs[-1][1]]
-    return sum(values) / len(values)
+    cutoff = now - datetime.timedelta(seconds=window)
+    total, count = 0.0, 0
+    for at, value in reversed(needs):
+        if at <= cutoff:
+            break
+        total, count = total + value, count + 1
+    return total / count if count else needs[-1][1]
 
 
 def _bounded(decision: Decision, bounds: schedules.Bounds, current: int) -> Decision:
