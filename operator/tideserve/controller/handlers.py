@@ -174,7 +174,12 @@ def register(
         schedule(key)
 
     @kopf.on.event(
-        "", "v1", "pods", labels={"app.kubernetes.io/name": names.PREDICTOR_APP}, registry=registry
+        "",
+        "v1",
+        "pods",
+        labels={"app.kubernetes.io/name": names.PREDICTOR_APP},
+        id="watch-pods",
+        registry=registry,
     )
     async def pod_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         key = store.owner_key(body)

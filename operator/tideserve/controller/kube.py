@@ -234,7 +234,7 @@ class _Cached:
 
 
 _cache: dict[str, _Cached] = {}
-CACHE_SECONDS = 30.0
+CACHE_SECONDS = 10.0
 
 
 def _cached(key: str, load: Any) -> Any:
@@ -247,6 +247,16 @@ def _cached(key: str, load: Any) -> Any:
     value = load()
     _cache[key] = _Cached(value, now + CACHE_SECONDS)
     return value
+
+
+def list_objects_cached(
+    kind: str, namespace: str | None = None, labels: str | None = None
+) -> list[dict[str, Any]]:
+    """`list_objects`, read at most every CACHE_SECONDS (for facts nobody watches)."""
+    result: list[dict[str, Any]] = _cached(
+        f"list:{kind}:{namespace}:{labels}", lambda: list_objects(kind, namespace, labels)
+    )
+    return result
 
 
 def crd_exists(name: str) -> bool:

@@ -190,15 +190,11 @@ class Reconciler:
         metrics.STATUS_WRITES.inc()
         with self._lock:
             self._written_status[key] = wanted
-        before, after = status.ready_of(current), status.ready_of(wanted)
-        if after and (before is None or before[:2] != after[:2]):
-            self._ready_event(body, before, after)
+        if event := status.ready_transition(status.ready_of(current), status.ready_of(wanted)):
+            self._ready_event(body, *event)
 
     def _ready_event(
-        self,
-        body: dict[str, Any],
-        before: tuple[str, str, str] | None,
-        after: tuple[str, str, str],
+        self, body: dict[str, Any], before: tuple[str, str, str] | None, after: tuple[str, str, str]
     ) -> None:
         ready, reason, message = after
         event_type = "Normal" if ready == "True" else "Warning"
@@ -211,7 +207,7 @@ class Reconciler:
     def _write_route(self, key: store.Key, facts: Facts, pods: list[dict[str, Any]]) -> None:
         activator = None
         if self.settings.activator is not None:
-            activator = routes.activator_backends(self.store.activator())
+            activator = routes.activator_backends(self._activator_slices(self.settings.activator))
         backends = network.choose_backends(routes.predictor_endpoints(pods), activator)
         wanted = network.route_slice(facts.owner, backends)
         written = self._written_route.get(key)
@@ -224,6 +220,17 @@ class Reconciler:
         kube.apply(wanted)
         with self._lock:
             self._written_route[key] = wanted
+
+    def _activator_slices(self, activator: tuple[str, str]) -> list[dict[str, Any]]:
+        namespace, name = activator
+        watched = self.settings.watch_namespaces
+        if not watched or namespace in watched:
+            return self.store.activator()  # fed by the watch (handlers.activator_event)
+        # The activator lives outside the watched namespaces, so no watch sees its
+        # slices: read them, at most every few seconds.
+        return kube.list_objects_cached(
+            "EndpointSlice", namespace, f"kubernetes.io/service-name={name}"
+        )
 
 
 class Refresher:

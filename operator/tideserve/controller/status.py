@@ -278,3 +278,26 @@ def ready_of(status: Mapping[str, Any] | None) -> tuple[str, str, str] | None:
         if c.get("type") == READY:
             return str(c.get("status")), str(c.get("reason", "")), str(c.get("message", ""))
     return None
+
+
+def ready_transition(
+    before: tuple[str, str, str] | None, after: tuple[str, str, str] | None
+) -> tuple[tuple[str, str, str] | None, tuple[str, str, str]] | None:
+    """(before, after) when the Ready condition deserves an Event, else None.
+
+    Events mark Ready flipping, and a not-ready endpoint arriving at a reason someone must
+    act on (Pending, a broken container, an invalid spec). A new object on its way up
+    (Creating -> ModelLoading) is in the condition, not in Events: at hundreds of objects
+    those would be noise and API load.
+    """
+    if after is None:
+        return None
+    if before is not None and before[0] != after[0]:
+        return before, after
+    if after[0] == "True":
+        return (None, after) if before is None else None
+    moved = before is None or before[1] != after[1]
+    return (before, after) if moved and after[1] in ACTIONABLE else None
+
+
+ACTIONABLE = {"Pending", "InvalidSpec", "StorageSecretNotFound", *_BROKEN}

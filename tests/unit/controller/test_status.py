@@ -144,3 +144,17 @@ def test_only_the_reconcilers_fields_are_written() -> None:
 
 def _model(**fields: Any) -> spec_api.ModelSpec:
     return spec_api.ModelSpec.model_validate({"name": "m", "storageUri": "s3://b/r"} | fields)
+
+
+def test_events_only_when_ready_flips() -> None:
+    loading = ("False", "ModelLoading", "")
+    creating = ("False", "Creating", "")
+    ready = ("True", "Available", "")
+    assert status.ready_transition(None, creating) is None
+    assert status.ready_transition(creating, loading) is None
+    assert status.ready_transition(loading, ready) == (loading, ready)
+    assert status.ready_transition(None, ready) == (None, ready)
+    assert status.ready_transition(ready, ("False", "Pending", "")) is not None
+    pending = ("False", "Pending", "no node fits")
+    assert status.ready_transition(creating, pending) == (creating, pending)
+    assert status.ready_transition(pending, pending) is None

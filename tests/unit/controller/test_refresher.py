@@ -1,0 +1,65 @@
+"""The Refresher coalesces bursts of events into one refresh per object at a time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tideserve.controller import reconcile, store
+
+pytestmark = pytest.mark.unit
+
+
+async def test_a_burst_of_events_for_one_object_runs_few_refreshes() -> None:
+    runs: list[store.Key] = []
+
+    async def work(key: store.Key) -> None:
+        runs.append(key)
+        await asyncio.sleep(0.05)
+
+    refresher = reconcile.Refresher(work, debounce=0.01)
+    for _ in range(50):
+        refresher.schedule(("ns", "a"))
+    refresher.schedule(("ns", "b"))
+    await asyncio.sleep(0.3)
+    assert runs.count(("ns", "a")) == 1
+    assert runs.count(("ns", "b")) == 1
+    await refresher.close()
+
+
+async def test_an_event_during_a_refresh_triggers_one_more() -> None:
+    runs = 0
+    started = asyncio.Event()
+
+    async def work(key: store.Key) -> None:
+        nonlocal runs
+        runs += 1
+        started.set()
+        await asyncio.sleep(0.05)
+
+    refresher = reconcile.Refresher(work, debounce=0.01)
+    refresher.schedule(("ns", "a"))
+    await started.wait()
+    refresher.schedule(("ns", "a"))
+    refresher.schedule(("ns", "a"))
+    await asyncio.sleep(0.3)
+    assert runs == 2
+    await refresher.close()
+
+
+async def test_a_failing_refresh_does_not_stop_later_ones() -> None:
+    runs = 0
+
+    async def work(key: store.Key) -> None:
+        nonlocal runs
+        runs += 1
+        raise RuntimeError("boom")
+
+    refresher = reconcile.Refresher(work, debounce=0.01)
+    refresher.schedule(("ns", "a"))
+    await asyncio.sleep(0.1)
+    refresher.schedule(("ns", "a"))
+    await asyncio.sleep(0.1)
+    assert runs == 2
+    await refresher.close()
