@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -414,3 +415,25 @@ def test_operator_starts_the_autoscaler_loop_beside_kopf(
         fixtures.eventually(
             lambda: "starting tideserve.autoscaler.loop" in op.tail(200), 60, "autoscaler start"
         )
+
+
+def test_missing_storage_secret_is_a_condition_not_a_hot_loop(
+    kube: fixtures.Kube, namespace: str, operator: Operator
+) -> None:
+    model = {"name": "m", "storageUri": "s3://bucket/repo", "storageSecretRef": "nowhere"}
+    kube.apply(isvc("secretless", model=model, resources={"accelerator": "cpu"}), "-n", namespace)
+
+    def blocked() -> dict[str, Any] | None:
+        ready = condition(get(kube, namespace, "tisvc", "secretless"), "Ready")
+        return ready if ready and ready["reason"] == "StorageSecretNotFound" else None
+
+    ready = fixtures.eventually(blocked, TIMEOUT, "Ready=False StorageSecretNotFound")
+    assert ready["status"] == "False" and "'nowhere'" in ready["message"]
+    # Nothing that would crash-loop was created, and the operator is not retrying hot.
+    deployments = get(
+        kube, namespace, "deployments", "-l", "serving.tideserve.io/inferenceservice=secretless"
+    )
+    assert deployments["items"] == []
+    attempts = operator.tail(2000).count("Secret 'nowhere'")
+    time.sleep(5)
+    assert operator.tail(2000).count("Secret 'nowhere'") - attempts <= 1

@@ -1,1 +1,17 @@
-"""The reconciler: kopf handlers that render, apply and report (see handlers.py)."""
+"""The reconciler: kopf handlers that render, apply and report.
+
+Layers (checked by tests/unit/controller/test_layers.py):
+
+    main        `tideserve run`: settings, kopf, metrics server, in-process loops
+    handlers    thin kopf handlers (create/update/resume -> apply; watch events -> cache)
+    reconcile   Reconciler.apply (validate, check, render, apply) and .refresh (status,
+                route), Refresher (one refresh per object at a time, bursts coalesced)
+    store       the watch cache of InferenceServices, Deployments, pods, activator slices
+    status, checks, routes, sizing
+                pure decisions: conditions from children's state; deep checks against
+                cluster facts; route endpoints; right-sizing's hardware (lazy import)
+    kube        the only module that talks to the API server, and the one place its
+                errors become kopf.TemporaryError / kopf.PermanentError
+
+Builders of the child manifests live in tideserve.render (pure).
+"""
