@@ -201,7 +201,9 @@ def choose(
     )
     fitting = [c for c in candidates if c.meets]
     if not fitting:
-        reason = "no option with a profile meets the target"
+        reason = "no option with a profile meets the target: " + "; ".join(
+            c.why for c in candidates
+        )
         if not candidates:
             reason = "no throughput profile yet (measure one or declare rightSizing.profiles)"
         return Choice(best=None, candidates=candidates, reason=reason)

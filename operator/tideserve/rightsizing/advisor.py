@@ -149,10 +149,17 @@ def advise(
         return Advice(None, False, spent, needs_fit)
 
     previous = status.recommendation
-    sizing = recommender.size(observation.usage, now.timestamp(), bounds(catalog, nodes), policy)
+    limit = bounds(catalog, nodes)
+    sizing = recommender.size(observation.usage, now.timestamp(), limit, policy)
     sizing = recommender.stabilize(previous_sizing(previous), sizing, policy)
-    cores = sizing.cpu_cores or quantities.parse(running.cpu or fit.DEFAULT_CPU)
-    memory = sizing.memory_bytes or quantities.parse(running.memory or fit.DEFAULT_MEMORY)
+    # Without usage data the request stays as it is, but never above what a node holds.
+    cores = min(
+        sizing.cpu_cores or quantities.parse(running.cpu or fit.DEFAULT_CPU), limit.max_cpu_cores
+    )
+    memory = min(
+        sizing.memory_bytes or quantities.parse(running.memory or fit.DEFAULT_MEMORY),
+        limit.max_memory_bytes,
+    )
 
     current = effective.option_of(catalog, running, in_use)
     peak = observation.peak_rps or resources.right_sizing.peak_requests_per_second

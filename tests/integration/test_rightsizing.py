@@ -1,0 +1,310 @@
+"""Right-sizing on the real local cluster (kube-apiserver, scheduler, kwok GPU/MIG/CPU nodes).
+
+- A request no node can satisfy is reported at once in the ResourcesFit condition.
+- Auto mode moves an over-provisioned endpoint off its whole GPU, to CPU or to a MIG slice,
+  and the real scheduler puts the new pod on the right kind of node: the reconciler
+  (`tideserve run`, a subprocess) renders effective_resources(); the right-sizing pass
+  runs in the test so it does not wait for the loop's interval.
+- `tideserve recommend` prints the table from status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from tideserve_testbed import fixtures
+
+from tideserve import settings as settings_mod
+from tideserve.api import crd, resource
+from tideserve.controller import kube as kube_api
+from tideserve.rightsizing import catalog, loop, signals
+
+pytestmark = pytest.mark.integration
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TIDESERVE = pathlib.Path(sys.executable).parent / "tideserve"
+PLURAL = f"{resource.PLURAL}.{resource.GROUP}"
+TIMEOUT = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def namespace(kube: fixtures.Kube) -> Iterator[str]:
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.targets(ROOT)[0]))
+    kube.kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}", "--timeout=60s")
+    name = f"rs-{uuid.uuid4().hex[:8]}"
+    kube.kubectl("create", "namespace", name)
+    kube_api.configure(str(kube.kubeconfig))
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def isvc(namespace: str, name: str, resources: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": resource.API_VERSION,
+        "kind": resource.KIND,
+        "metadata": {"namespace": namespace, "name": name},
+        "spec": {
+            "model": {"name": "m", "storageUri": "https://models.invalid/m.tar.gz"},
+            "resources": resources,
+            **spec,
+        },
+    }
+
+
+def right_size(namespace: str, prometheus_url: str) -> loop.Result:
+    settings = settings_mod.Settings(prometheus_url=prometheus_url, watch_namespaces=(namespace,))
+    prom = signals.Prometheus(prometheus_url)
+    try:
+        return loop.tick(settings, catalog.DEFAULT, prom, loop.Config())
+    finally:
+        prom.close()
+
+
+def get(kube: fixtures.Kube, namespace: str, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = kube.get_json(PLURAL, "-n", namespace, name)
+    return result
+
+
+def fit_condition(body: dict[str, Any]) -> dict[str, Any] | None:
+    for c in body.get("status", {}).get("conditions") or []:
+        if c["type"] == "ResourcesFit":
+            return dict(c)
+    return None
+
+
+def test_a_request_no_node_can_satisfy_is_reported_at_once(
+    kube: fixtures.Kube, prometheus: fixtures.Prometheus, namespace: str
+) -> None:
+    kube.apply(isvc(namespace, "huge", {"accelerator": "cpu", "cpu": "5000", "memory": "4Gi"}))
+    kube.apply(
+        isvc(namespace, "h100", {"accelerator": "gpu", "gpu": {"product": "NVIDIA-H100-80GB-HBM3"}})
+    )
+    kube.apply(isvc(namespace, "fine", {"accelerator": "mig", "mig": {"profile": "1g.10gb"}}))
+    result = right_size(namespace, prometheus.url)
+    assert {(namespace, n) for n in ("huge", "h100", "fine")} <= set(result.written)
+
+    huge = fit_condition(get(kube, namespace, "huge"))
+    assert huge is not None
+    assert (huge["status"], huge["reason"]) == ("False", "NoNodeFits")
+    assert "no node can run a replica needing cpu=5000" in huge["message"]
+    assert "cpu 16 < 5000" in huge["message"]  # the CPU nodes
+    assert "taint nvidia.com/gpu:NoSchedule" in huge["message"]  # the GPU nodes
+    h100 = fit_condition(get(kube, namespace, "h100"))
+    assert h100 is not None
+    assert h100["status"] == "False"
+    assert "label nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3 missing" in h100["message"]
+    fine = fit_condition(get(kube, namespace, "fine"))
+    assert fine is not None
+    assert (fine["status"], fine["reason"]) == ("True", "NodesFit")
+    # The recommendation never asks for more than the largest node has.
+    rec = get(kube, namespace, "huge")["status"]["recommendation"]
+    assert rec["accelerator"] == "cpu"
+    assert rec["cpu"] == "32"  # the catalog's per-replica limit (nodes hold up to 96)
+
+
+class Operator:
+    """`tideserve run` against the test cluster, watching one namespace."""
+
+    def __init__(self, kubeconfig: pathlib.Path, namespace: str, log: pathlib.Path) -> None:
+        self.log = log
+        env = os.environ | {
+            "KUBECONFIG": str(kubeconfig),
+            "TIDESERVE_METRICS_PORT": str(free_port()),
+            "TIDESERVE_HEALTH_PORT": str(free_port()),
+            "TIDESERVE_TRITON_IMAGE": "triton:test",
+        }
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [str(TIDESERVE), "run", "--bind", "127.0.0.1", "--namespace", namespace],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-60:])
+
+
+@contextlib.contextmanager
+def operator(kube: fixtures.Kube, namespace: str, tmp: pathlib.Path) -> Iterator[Operator]:
+    op = Operator(kube.kubeconfig, namespace, tmp / "operator.log")
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+def predictor_pods(kube: fixtures.Kube, namespace: str, name: str) -> list[dict[str, Any]]:
+    pods: list[dict[str, Any]] = kube.get_json(
+        "pods", "-n", namespace, "-l", f"serving.tideserve.io/inferenceservice={name}"
+    )["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def requests_of(pod: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for c in pod["spec"]["containers"]:
+        out |= (c.get("resources") or {}).get("requests") or {}
+        out |= (c.get("resources") or {}).get("limits") or {}
+    return out
+
+
+# Declared per-option profiles of an over-provisioned model: one whole A100 serves far
+# more than it is asked for.
+PROFILES = [
+    {"option": "gpu:NVIDIA-A100-SXM4-80GB", "maxRequestsPerSecond": 2000, "p99LatencyMs": 5},
+    {"option": "mig:1g.10gb", "maxRequestsPerSecond": 120, "p99LatencyMs": 12},
+    {"option": "cpu-2", "maxRequestsPerSecond": 15, "p99LatencyMs": 60},
+]
+
+
+def gpu_node(kube: fixtures.Kube, node: str) -> bool:
+    labels = kube.get_json("node", node)["metadata"].get("labels") or {}
+    return labels.get("nvidia.com/gpu.present") == "true"
+
+
+@pytest.mark.parametrize(
+    ("latency_ms", "option", "node_prefix", "resource_key"),
+    [
+        # CPU meets 100 ms: 2 CPU replicas are cheapest. Any CPU-only node will do (other
+        # tests may add their own).
+        (100, "cpu", "", None),
+        (20, "mig:1g.10gb", "gpu-a100-mig-", "nvidia.com/mig-1g.10gb"),  # CPU is too slow
+    ],
+)
+def test_auto_moves_an_over_provisioned_endpoint_and_it_is_rescheduled(
+    kube: fixtures.Kube,
+    prometheus: fixtures.Prometheus,
+    namespace: str,
+    tmp_path: pathlib.Path,
+    latency_ms: float,
+    option: str,
+    node_prefix: str,
+    resource_key: str | None,
+) -> None:
+    name = "bert"
+
+    def manifest(mode: str) -> dict[str, Any]:
+        return isvc(
+            namespace,
+            name,
+            {
+                "accelerator": "auto",
+                "gpu": {"product": "NVIDIA-A100-SXM4-80GB"},
+                "rightSizing": {"mode": mode, "peakRequestsPerSecond": 20, "profiles": PROFILES},
+            },
+            slo={"latencyMs": latency_ms},
+            scaling={"minReplicas": 1, "maxReplicas": 4},
+        )
+
+    # First only recommend: the endpoint runs on the whole A100 it asked for.
+    kube.apply(manifest("recommend"))
+    with operator(kube, namespace, tmp_path) as op:
+
+        def on_a100() -> dict[str, Any] | None:
+            # The Deployment asks for the whole A100. (Its pod may wait for a free GPU:
+            # the shared test cluster has one A100 node and other tests use it too.)
+            found = kube.kubectl(
+                "get", "deployment", f"{name}-predictor", "-n", namespace, "-o", "json",
+                check=False,
+            )  # fmt: skip
+            if found.returncode != 0:
+                return None
+            pod = json.loads(found.stdout)["spec"]["template"]["spec"]
+            wants = requests_of({"spec": pod})
+            selector = pod.get("nodeSelector") or {}
+            a100 = selector.get("nvidia.com/gpu.product") == "NVIDIA-A100-SXM4-80GB"
+            return pod if a100 and "nvidia.com/gpu" in wants else None
+
+        fixtures.eventually(on_a100, TIMEOUT, f"a Deployment on the whole A100\n{op.tail()}")
+
+        # The operator's own loop makes a first pass at start-up; this one does not
+        # wait for the loop's interval. Either may be the one that writes.
+        right_size(namespace, prometheus.url)
+        rec = get(kube, namespace, name)["status"]["recommendation"]
+        assert rec["accelerator"] == option, rec
+        assert rec["costPerHourRecommended"] < rec["costPerHourNow"]
+        events = kube.events(namespace, name)
+        assert any(e["reason"] == loop.EVENT_REASON for e in events), events
+        assert on_a100()  # recommend mode changes nothing
+
+        # Now let right-sizing apply it.
+        kube.apply(manifest("auto"))
+
+        def moved() -> list[dict[str, Any]] | None:
+            pods = predictor_pods(kube, namespace, name)
+            right = [
+                p
+                for p in pods
+                if p["spec"].get("nodeName", "").startswith(node_prefix)
+                and p["spec"].get("nodeName")
+                and (resource_key is not None or not gpu_node(kube, p["spec"]["nodeName"]))
+                and "nvidia.com/gpu" not in requests_of(p)
+                and (resource_key is None or resource_key in requests_of(p))
+            ]
+            return right or None
+
+        pods = fixtures.eventually(moved, TIMEOUT, f"a pod on a {option} node\n{op.tail()}")
+        if option == "cpu":
+            assert requests_of(pods[0])["cpu"] == "2"
+        fixtures.eventually(
+            lambda: get(kube, namespace, name)["status"].get("accelerator") == option or None,
+            TIMEOUT,
+            f"status.accelerator {option}",
+        )
+
+        # Another pass with nothing new changes nothing: no flapping back.
+        again = right_size(namespace, prometheus.url)
+        assert (namespace, name) not in again.events
+        assert get(kube, namespace, name)["status"]["recommendation"]["accelerator"] == option
+
+
+def test_recommend_prints_the_table(
+    kube: fixtures.Kube, prometheus: fixtures.Prometheus, namespace: str
+) -> None:
+    kube.apply(
+        isvc(
+            namespace,
+            "idle",
+            {
+                "accelerator": "auto",
+                "rightSizing": {"mode": "recommend", "peakRequestsPerSecond": 5,
+                                "profiles": PROFILES},
+            },
+        )
+    )  # fmt: skip
+    right_size(namespace, prometheus.url)
+    out = subprocess.run(
+        [str(TIDESERVE), "recommend", "-n", namespace, "--kubeconfig", str(kube.kubeconfig)],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert f"{namespace}/idle" in out.stdout
+    assert "MONTHLY NOW" in out.stdout
+    assert "cpu 2/" in out.stdout
+    assert "total per month" in out.stdout
