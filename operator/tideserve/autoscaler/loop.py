@@ -85,6 +85,7 @@ class Autoscaler:
         self.clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self.states: dict[Key, policy.PolicyState] = {}
         self.last_scaling: dict[Key, dict[str, Any]] = {}
+        self.specs: dict[tuple[str, int], spec_api.InferenceServiceSpec | None] = {}
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -109,15 +110,7 @@ class Autoscaler:
             self._activator_urls(),
         )
         table, demand = await signals.read(self.prometheus, self.http, urls)
-        endpoints = []
-        for body in bodies:
-            meta = body.get("metadata") or {}
-            key = (str(meta.get("namespace")), str(meta.get("name")))
-            spec = _spec(body)
-            if spec is None or key not in predictors:
-                continue  # invalid, or its Deployment is not there yet
-            current, ready = predictors[key]
-            endpoints.append(Endpoint(key, body, spec, current, ready))
+        endpoints = await asyncio.to_thread(self._endpoints, bodies, predictors)
         if table is None:
             # Prometheus failed: only the activator's counts are known (they still wake
             # endpoints at zero); everything else holds.
@@ -127,6 +120,27 @@ class Autoscaler:
             }
             return endpoints, None, table
         return endpoints, table, None
+
+    def _endpoints(
+        self, bodies: Sequence[dict[str, Any]], predictors: dict[Key, tuple[int, int]]
+    ) -> list[Endpoint]:
+        """Validated specs (cached per uid and generation: a spec only changes with it)."""
+        endpoints = []
+        cache: dict[tuple[str, int], spec_api.InferenceServiceSpec | None] = {}
+        for body in bodies:
+            meta = body.get("metadata") or {}
+            key = (str(meta.get("namespace")), str(meta.get("name")))
+            if key not in predictors:
+                continue  # its Deployment is not there yet
+            version = (str(meta.get("uid")), int(meta.get("generation") or 0))
+            spec = self.specs.get(version) if version in self.specs else _spec(body)
+            cache[version] = spec
+            if spec is None:
+                continue  # invalid: the reconciler says so in SpecValid
+            current, ready = predictors[key]
+            endpoints.append(Endpoint(key, body, spec, current, ready))
+        self.specs = cache
+        return endpoints
 
     def _decide(
         self,
