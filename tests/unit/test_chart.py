@@ -81,7 +81,7 @@ OPERATOR_NAMESPACED_RULES = {
     ("", "configmaps"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "events"): {"create", "patch"},
     ("", "pods"): {"get", "list", "watch"},
-    ("discovery.k8s.io", "endpointslices"): {"get", "list", "watch"},
+    ("discovery.k8s.io", "endpointslices"): {"get", "list", "watch", "create", "patch"},
     ("", "secrets"): {"get"},
 }
 OPERATOR_CLUSTER_READS = {
