@@ -23,7 +23,10 @@ from tideserve.rightsizing import quantities
 # Run an estimated option at most this busy, so its queue (and latency) stays short.
 TARGET_UTILIZATION = 0.8
 # Utilization below this says little about capacity; do not extrapolate from it.
-MIN_UTILIZATION = 0.05
+MIN_UTILIZATION = 0.02
+# Nor claim more than this multiple of what a replica was seen serving: utilization
+# counters are coarse near zero, and capacity is rarely linear that far out.
+MAX_EXTRAPOLATION = 20.0
 
 
 class Source(enum.StrEnum):
@@ -57,6 +60,9 @@ class Demand:
     memory_bytes: float
     gpu_memory_bytes: float | None  # measured need with headroom; None if unknown
     max_replicas: int = 10_000
+    # Requests/s one replica served when cpu_cores was measured: a faster option with fewer
+    # replicas puts more load (and CPU work: pre/post-processing, I/O) on each one.
+    rps_per_replica_seen: float | None = None
     # Options no node in the cluster can host, with why (empty: not checked).
     unplaceable: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
@@ -103,7 +109,8 @@ def observed_profile(
     """Capacity of the current option, extrapolated from what one replica does now."""
     if not rps_per_replica or utilization is None or utilization < MIN_UTILIZATION:
         return None
-    max_rps = rps_per_replica / min(utilization, 1.0) * TARGET_UTILIZATION
+    factor = min(TARGET_UTILIZATION / min(utilization, 1.0), MAX_EXTRAPOLATION)
+    max_rps = rps_per_replica * max(factor, TARGET_UTILIZATION)
     return Profile(option, max_rps, latency_ms, Source.OBSERVED)
 
 
@@ -134,14 +141,16 @@ def evaluate(
     option = catalog_mod.find(catalog, profile.option)
     if option is None:
         return None
+    replicas = 1 if not demand.peak_rps else math.ceil(demand.peak_rps / profile.max_rps - 1e-9)
+    replicas = max(1, replicas)
     cores = profile.cores or demand.cpu_cores
+    if not profile.cores and demand.peak_rps and demand.rps_per_replica_seen:
+        cores *= max(1.0, demand.peak_rps / replicas / demand.rps_per_replica_seen)
     memory = demand.memory_bytes
     if option.kind is catalog_mod.Kind.CPU and current_kind is not catalog_mod.Kind.CPU:
         # Weights that lived in GPU memory move into RAM.
         memory += demand.gpu_memory_bytes or 0.0
     price = catalog_mod.replica_price(catalog, option, cores, memory)
-    replicas = 1 if not demand.peak_rps else math.ceil(demand.peak_rps / profile.max_rps - 1e-9)
-    replicas = max(1, replicas)
     problems = []
     if demand.latency_ms is not None and profile.p99_latency_ms is not None:
         if profile.p99_latency_ms > demand.latency_ms:

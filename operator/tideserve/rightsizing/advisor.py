@@ -170,6 +170,7 @@ def advise(
         memory_bytes=memory,
         gpu_memory_bytes=sizing.gpu_memory_bytes,
         max_replicas=spec.scaling.max_replicas,
+        rps_per_replica_seen=observation.rps_per_replica,
         unplaceable=unplaceable(catalog, resources, nodes),
     )
     profiles = [*measured, *declared(spec)]

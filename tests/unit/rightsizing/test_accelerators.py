@@ -137,3 +137,21 @@ def test_cost_is_monotone_in_load(low: float, extra: float) -> None:
     assert a is not None
     assert b is not None
     assert b.cost_per_hour >= a.cost_per_hour - 1e-9
+
+
+def test_fewer_faster_replicas_get_more_cpu_each() -> None:
+    # Seen: 100 rps per replica needing 1 core. An option serving 400 rps per replica
+    # carries 4x the per-replica load at a 400 rps peak: 4 cores.
+    profiles = [accelerators.Profile("gpu:NVIDIA-H100-80GB-HBM3", 400, 5, D)]
+    busy = accelerators.Demand(
+        peak_rps=400,
+        latency_ms=None,
+        cpu_cores=1,
+        memory_bytes=GIB,
+        gpu_memory_bytes=GIB,
+        rps_per_replica_seen=100,
+    )
+    choice = accelerators.choose(CAT, busy, profiles, A100)
+    assert choice.best is not None
+    assert choice.best.replicas == 1
+    assert choice.best.cores == pytest.approx(4)
