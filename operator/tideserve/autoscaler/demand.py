@@ -97,6 +97,7 @@ def estimate(
     ready: int,
     current: int,
     capacity: Capacity,
+    rate_known: bool = True,
 ) -> Demand:
     """The replicas this tick's signals ask for.
 
@@ -108,15 +109,19 @@ def estimate(
     them. Without any rate known the ratio stands, but while replicas are starting
     (ready < current, or waking from zero) the backlog is left to them.
     """
-    arrival = rate + max(0.0, growth)
     queue_need, load, words = _queue_load(
         target,
         pending=pending,
         queue_time_s=queue_time_s,
-        arrival=arrival,
+        arrival=rate,
         ready=ready,
         capacity=capacity,
     )
+    # Queue growth adds to the served rate only when the queue is past target (or
+    # nothing serves yet): below it, tick-to-tick changes of a few requests are noise,
+    # and scaling up on noise costs a cold start and a scale-down window each time.
+    past_target = queue_need > max(ready, 1) or ready == 0
+    arrival = rate + (max(0.0, growth) if past_target else 0.0)
     if target.type == spec_api.TargetType.CONCURRENCY:
         # Judged on the queue alone: the in-flight estimate uses the capacity, and
         # learning capacity from it would feed on itself.
@@ -141,6 +146,10 @@ def estimate(
         text = f"{text}, arrivals {arrival:.3g}/s at {serving:.3g}/s per replica"
     elif ready < current or current == 0:
         queue_part = min(queue_need, float(max(current, 1)))
+    elif above and not rate_known:
+        # No rate known yet (the replicas just became ready, their series are new):
+        # at most double per tick until one is, rather than a replica per few queued.
+        queue_part = min(queue_need, 2.0 * max(current, 1))
     else:
         queue_part = queue_need
 

@@ -259,6 +259,7 @@ def decide(
         ready=ready,
         current=current,
         capacity=state.capacity,
+        rate_known=signals.request_rate is not None,
     )
     state = dataclasses.replace(
         state,

@@ -303,3 +303,15 @@ def test_wake_from_zero_ignores_the_backlog_built_during_the_cold_start() -> Non
     # Still starting (ready 0) with a growing backlog: no capacity known, so no more.
     decision = endpoint.tick(policy.Signals(None, None, None, held=60, age_s=0), ready=0)
     assert decision.desired == 1
+
+
+def test_without_any_rate_yet_a_backlog_at_most_doubles_replicas_per_tick() -> None:
+    # Just woke: the replica is Ready, its series too new for a rate, and the requests
+    # held through the cold start are queued. Not 289 replicas for a one-off backlog.
+    endpoint = Endpoint(scaling(min_replicas=0, max_replicas=64), current=0)
+    endpoint.warm()
+    endpoint.tick(policy.Signals(None, None, None, held=238, age_s=0))
+    assert endpoint.current == 1
+    decision = endpoint.tick(policy.Signals(1154, None, None, held=0, age_s=1))
+    assert decision.desired == 2
+    assert decision.kind == "Panic"
