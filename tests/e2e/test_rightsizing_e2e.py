@@ -13,6 +13,8 @@ import contextlib
 import datetime
 import os
 import pathlib
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -196,3 +198,18 @@ def test_real_usage_becomes_a_cpu_memory_recommendation(
     finally:
         prom.close()
     assert (namespace, name) not in again.events
+
+
+def test_recommend_probe_prints_the_annotation(
+    start_triton: Callable[..., fixtures.Triton],
+) -> None:
+    server = start_triton()
+    tideserve = pathlib.Path(sys.executable).parent / "tideserve"
+    out = subprocess.run(
+        [str(tideserve), "recommend", "--probe", server.http_address, "--model", server.model,
+         "--option", "cpu-2", "--seconds", "1"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    assert loop.PROFILES_ANNOTATION in out.stdout
+    assert '"option": "cpu-2"' in out.stdout
+    assert "concurrency 1:" in out.stderr

@@ -173,11 +173,45 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=signals.Window().step_seconds,
         help="query resolution in seconds with --prometheus (default 300)",
     )
+    probe = parser.add_argument_group(
+        "profiling", "measure one option instead: a load probe against a replica running on it"
+    )
+    probe.add_argument("--probe", metavar="HOST:PORT", help="Triton HTTP address of the replica")
+    probe.add_argument("--model", help="model name to probe")
+    probe.add_argument("--option", help="the replica's hardware: cpu-4, gpu:NVIDIA-L4, mig:1g.10gb")
+    probe.add_argument("--latency-ms", type=float, default=None, help="p99 target (SLO)")
+    probe.add_argument("--seconds", type=float, default=5.0, help="per concurrency level")
     return parser.parse_args(argv)
+
+
+def main_probe(args: argparse.Namespace) -> int:
+    """Print the measured profile as the measured-profiles annotation's JSON."""
+    if not (args.model and args.option):
+        print("tideserve recommend --probe needs --model and --option", file=sys.stderr)
+        return 2
+    from tideserve.rightsizing import loop, profiling  # noqa: PLC0415
+
+    profile, levels = profiling.probe(
+        args.probe, args.model, args.option, args.latency_ms, seconds=args.seconds
+    )
+    for lv in levels:
+        print(
+            f"concurrency {lv.concurrency}: {lv.rps:.1f} rps, p99 {lv.p99_ms:.1f} ms, "
+            f"{lv.errors} errors",
+            file=sys.stderr,
+        )
+    if profile is None:
+        print("no level met the latency target", file=sys.stderr)
+        return 1
+    value = json.dumps(profiling.annotation([profile]))
+    print(f"kubectl annotate inferenceservice <name> {loop.PROFILES_ANNOTATION}='{value}'")
+    return 0
 
 
 def main_recommend(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.probe:
+        return main_probe(args)
     # The client is imported here so that `--help` does not pay for it.
     from tideserve.controller import kube  # noqa: PLC0415
 
