@@ -101,7 +101,9 @@ def install_crd(kube: fixtures.Kube) -> None:
     is being worked on), fall back to a schema-less stand-in with the same names and the
     status subresource: the activator reads the fields it needs leniently, so the
     behaviour under test does not depend on the schema."""
-    applied = kube.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"), check=False)
+    applied = kube.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"), check=False
+    )
     if applied.returncode == 0:
         return
     existing = kube.kubectl("get", "crd", "inferenceservices.serving.tideserve.io", check=False)

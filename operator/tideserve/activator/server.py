@@ -33,6 +33,7 @@ from tideserve.activator import metrics as metrics_mod
 log = logging.getLogger("tideserve.activator")
 
 MAX_BODY_BYTES = 1 << 30
+HELD_BODY_BUFFER = 1 << 16
 
 
 def parse_args(argv: Sequence[str], env: dict[str, str]) -> argparse.Namespace:
@@ -218,6 +219,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         access_log=None,
         # Bodies pass through as the client encoded them (Content-Encoding kept).
         auto_decompress=False,
+        # What a held request's body may occupy in memory before aiohttp stops reading
+        # its socket (the rest waits in kernel buffers): 1,000 held x 64 KiB = 64 MiB.
+        read_bufsize=HELD_BODY_BUFFER,
     )
     runners: list[web.BaseRunner] = [
         web.ServerRunner(proxy_server),
