@@ -125,7 +125,7 @@ class Endpoint:
         self.plane.advance(now)
         p = self.plane
         self._snapshot = pipeline.Sample(
-            now, now, p.queued, p.cum_success, p.cum_queue_s, p.cum_busy_s
+            now, now, p.queued, p.cum_success, p.cum_queue_s, p.cum_busy_s, p.n_ready
         )
 
     def _scrape(self) -> None:

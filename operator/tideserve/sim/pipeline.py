@@ -23,6 +23,7 @@ class Sample:
     success: int  # nv_inference_request_success (counter)
     queue_s: float  # nv_inference_queue_duration_us / 1e6 (counter)
     busy_s: float  # GPU busy seconds over replicas (what DCGM / nv_gpu_utilization show)
+    ready: int = 1  # replicas exporting the model's series (0: no series at all)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,15 +57,22 @@ class Series:
         return self.samples[-1] if self.samples else None
 
     def rates(self) -> tuple[float | None, float | None]:
-        """(request rate /s, mean queue seconds per request) over the rate window."""
-        if len(self.samples) < 2:
+        """(request rate /s, mean queue seconds per request) over the rate window.
+
+        Like PromQL rate(): only samples of a live series count, and it takes two.
+        """
+        if len(self.samples) < 2 or not self.samples[-1].ready:
             return None, None
         last = self.samples[-1]
         first = last
         for s in reversed(self.samples):
+            if not s.ready:
+                break
             first = s
             if s.scraped_at <= last.scraped_at - self.config.rate_window_s:
                 break
+        if first is last:
+            return None, None
         dt = last.produced_at - first.produced_at
         if dt <= 0:
             return None, None

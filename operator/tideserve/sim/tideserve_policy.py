@@ -1,8 +1,11 @@
 """tideserve's own policy in the simulator: the operator's `decide`, not a copy.
 
-The adapter only builds `Signals` the way the operator's signal reader does (Triton's
+The adapter builds `Signals` with the semantics of tideserve.autoscaler.signals.combine
+(which cannot be imported here: its module holds the Prometheus client): Triton's
 pending gauge plus the activator's held count; queue time and request rate as rates
-over the Prometheus window) and carries `PolicyState` from tick to tick.
+over the 30 s window; queue time 0 when nothing finished; age = now - the scrape's
+timestamp; no series at all while no replica is Ready (only the held count). It then
+carries `PolicyState` from tick to tick, as the operator's loop does.
 """
 
 from __future__ import annotations
@@ -25,17 +28,20 @@ def scaling_spec(overrides: dict[str, Any] | None = None) -> spec_api.ScalingSpe
     return spec_api.ScalingSpec.model_validate(body)
 
 
-def signals_from(view: pipeline.View) -> policy.Signals | None:
+def signals_from(view: pipeline.View) -> policy.Signals:
     latest = view.series.latest()
-    if latest is None:
-        return None
+    if latest is None or not latest.ready:
+        # No Triton series (nothing Ready when scraped): what the loop passes then.
+        return policy.Signals(None, None, None, held=view.held, age_s=0.0)
     rate, queue_time = view.series.rates()
+    if rate is not None and rate == 0:
+        queue_time = 0.0
     return policy.Signals(
         pending=float(latest.pending + view.held),
         queue_time_s=queue_time,
         request_rate=rate,
         held=view.held,
-        age_s=view.now - latest.produced_at,
+        age_s=max(0.0, view.now - latest.scraped_at),
     )
 
 

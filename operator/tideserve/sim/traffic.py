@@ -96,13 +96,13 @@ def steps_and_spikes(seed: int, hours: float = 6.0, base_rps: float = 4.0) -> Tr
     n = int(hours * 3600.0)
     rates = np.full(n, base_rps)
     for _ in range(max(1, int(hours))):
-        s = int(rng.uniform(0, n - 1200))
+        s = int(rng.uniform(0, max(1, n - 1200)))
         length = int(rng.uniform(300, 1200))
         ramp = np.linspace(base_rps, 10 * base_rps, 10)
         rates[s : s + 10] = ramp
         rates[s + 10 : s + length] = 10 * base_rps
     for _ in range(max(1, int(2 * hours))):
-        s = int(rng.uniform(0, n - 30))
+        s = int(rng.uniform(0, max(1, n - 30)))
         rates[s : s + 30] = np.maximum(rates[s : s + 30], 10 * base_rps)
     return Trace("steps", from_rates("steps", rates, step, rng), hours * 3600.0)
 

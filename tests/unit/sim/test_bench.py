@@ -14,7 +14,7 @@ pytestmark = pytest.mark.unit
 
 def test_bench_writes_summary_plot_and_results(tmp_path: pathlib.Path, capsys) -> None:
     out = tmp_path / "out"
-    argv = ["--workloads", "steps", "--hours", "0.5", "--quick", "--jobs", "1", "--out", str(out)]
+    argv = ["--workloads", "steps", "--hours", "0.25", "--quick", "--jobs", "1", "--out", str(out)]
     assert bench.main(argv) == 0
     summary = (out / "summary.md").read_text()
     assert "### steps" in summary and "oracle" in summary and "tideserve" in summary
@@ -31,13 +31,17 @@ def test_bench_writes_summary_plot_and_results(tmp_path: pathlib.Path, capsys) -
 
 def test_adapter_builds_signals_like_the_operator() -> None:
     series = pipeline.Series(pipeline.PipelineConfig(rate_window_s=30.0))
-    series.add_sample(pipeline.Sample(0.0, 0.5, 0, 0, 0.0, 0.0))
-    series.add_sample(pipeline.Sample(30.0, 30.5, 6, 60, 3.0, 10.0))
+    series.add_sample(pipeline.Sample(0.0, 0.5, 0, 0, 0.0, 0.0, 2))
+    series.add_sample(pipeline.Sample(30.0, 30.5, 6, 60, 3.0, 10.0, 2))
     view = pipeline.View(now=33.0, current=2, ready=2, held=0, series=series)
     s = tideserve_policy.signals_from(view)
-    assert s is not None
     assert s.pending == 6 and s.request_rate == 2.0 and s.queue_time_s == 0.05
-    assert s.age_s == 3.0
+    assert s.age_s == 2.5  # from the scrape's timestamp, as timestamp() in PromQL
+    # Nothing Ready when scraped: no series, only what the activator holds.
+    series.add_sample(pipeline.Sample(32.0, 35.5, 0, 60, 3.0, 10.0, 0))
+    at_zero = pipeline.View(now=36.0, current=0, ready=0, held=5, series=series)
+    s0 = tideserve_policy.signals_from(at_zero)
+    assert (s0.pending, s0.request_rate, s0.held) == (None, None, 5)
     policy = tideserve_policy.TideservePolicy(tideserve_policy.scaling_spec())
     assert policy.decide(view) >= 2
     assert policy.last_kind

@@ -44,7 +44,7 @@ def test_dp_pays_for_cold_starts_and_keeps_replicas_through_short_dips() -> None
 
 
 def test_oracle_is_never_beaten_on_gpu_seconds_at_equal_or_higher_attainment() -> None:
-    trace = traffic.bursty(11, hours=2.0, peak_rps=40.0, mean_on_s=200, off_median_s=600)
+    trace = traffic.bursty(11, hours=1.0, peak_rps=40.0, mean_on_s=200, off_median_s=300)
     wl = runner.Workload("small", "", (trace,), MODEL, SLO, 16, endpoint.SimConfig())
     cands = [
         runner.Candidate("hpa", "60%", lambda w, t: hpa.HpaPolicy(0.6, 16)),
