@@ -314,4 +314,3 @@ def test_without_any_rate_yet_a_backlog_at_most_doubles_replicas_per_tick() -> N
     assert endpoint.current == 1
     decision = endpoint.tick(policy.Signals(1154, None, None, held=0, age_s=1))
     assert decision.desired == 2
-    assert decision.kind == "Panic"
