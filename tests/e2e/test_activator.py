@@ -97,47 +97,8 @@ ENDPOINTS = (
 
 
 def install_crd(kube: fixtures.Kube) -> None:
-    """Apply crds/ as generated. While the generated CRD is refused by the API server (it
-    is being worked on), fall back to a schema-less stand-in with the same names and the
-    status subresource: the activator reads the fields it needs leniently, so the
-    behaviour under test does not depend on the schema."""
-    applied = kube.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"), check=False
-    )
-    if applied.returncode == 0:
-        return
-    existing = kube.kubectl("get", "crd", "inferenceservices.serving.tideserve.io", check=False)
-    if existing.returncode == 0:
-        return
-    sys.stderr.write(f"generated CRD refused, using a stand-in: {applied.stderr}\n")
-    open_schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-    kube.apply(
-        {
-            "apiVersion": "apiextensions.k8s.io/v1",
-            "kind": "CustomResourceDefinition",
-            "metadata": {"name": "inferenceservices.serving.tideserve.io"},
-            "spec": {
-                "group": "serving.tideserve.io",
-                "names": {
-                    "kind": "InferenceService",
-                    "listKind": "InferenceServiceList",
-                    "plural": "inferenceservices",
-                    "singular": "inferenceservice",
-                    "shortNames": ["tisvc"],
-                },
-                "scope": "Namespaced",
-                "versions": [
-                    {
-                        "name": "v1alpha1",
-                        "served": True,
-                        "storage": True,
-                        "subresources": {"status": {}},
-                        "schema": {"openAPIV3Schema": open_schema},
-                    }
-                ],
-            },
-        }
-    )
+    """Apply crds/ as generated: the activator is tested against the real schema."""
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
 
 
 @pytest.fixture(scope="module")
