@@ -9,7 +9,6 @@ resource request.
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import math
 from collections.abc import Iterable, Mapping
@@ -110,12 +109,3 @@ def peaks(samples: Iterable[Sample], interval: float = DAY) -> list[Sample]:
             best[key] = (max(seen[0], time), max(seen[1], value))
     return [best[k] for k in sorted(best)]
 
-
-def boundaries(buckets: Buckets) -> list[float]:
-    """Bucket start values (for tests and reports)."""
-    return [buckets.start(i) for i in range(buckets.count)]
-
-
-def bucket_of(buckets: Buckets, value: float) -> int:
-    """The bucket `value` falls in, checked against the explicit boundaries."""
-    return max(0, bisect.bisect_right(boundaries(buckets), value) - 1)

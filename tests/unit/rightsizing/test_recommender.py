@@ -163,3 +163,11 @@ def test_hysteresis(old: float, factor: float) -> None:
         assert after.cpu_cores == old
     elif abs(factor - 1) > 0.1 + 1e-9:
         assert after.cpu_cores == pytest.approx(old * factor)
+
+
+@settings(max_examples=100, deadline=None)
+@given(value=st.floats(min_value=0.0, max_value=999.0))
+def test_a_value_falls_in_its_bucket(value: float) -> None:
+    index = histograms.CPU.index(value)
+    assert histograms.CPU.start(index) <= value + 1e-12
+    assert value < histograms.CPU.start(index + 1)
