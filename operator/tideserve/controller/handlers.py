@@ -27,8 +27,8 @@ LOOPS = {
     "autoscaler": "tideserve.autoscaler.loop",
     "rightsizing": "tideserve.rightsizing.loop",
 }
-APPLY_THREADS = 8
-REFRESH_THREADS = 4
+APPLY_THREADS = 16
+REFRESH_THREADS = 8
 # Watch timeouts: without them a watch can go silent for good after a network blip.
 SERVER_TIMEOUT = 300
 CLIENT_TIMEOUT = 330

@@ -82,7 +82,7 @@ def configure(kubeconfig: str | None = None) -> None:
                 config_file=kubeconfig, client_configuration=config
             )
         # Handlers run in a thread pool; let each have a connection.
-        config.connection_pool_maxsize = 32
+        config.connection_pool_maxsize = 64
         _client = kubernetes.client.ApiClient(configuration=config)
 
 
