@@ -12,6 +12,7 @@ of events into one refresh per object.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -110,6 +111,10 @@ class Reconciler:
                 )
                 metrics.RECONCILES.labels(result="invalid").inc()
                 raise kopf.PermanentError(message) from exc
+            except kube.NotFoundError as exc:
+                # A kind that went away (a CRD uninstalled) or a namespace being deleted:
+                # cluster facts are re-read after the cache expires, so a retry can pass.
+                raise kopf.TemporaryError(f"not found: {exc}", delay=15.0) from exc
             self._remember(
                 Facts(owner, owner.generation, url, hw.label, tuple(problems), hw, fresh)
             )
@@ -138,6 +143,11 @@ class Reconciler:
     # -- refresh -------------------------------------------------------------------------
 
     def refresh(self, key: store.Key) -> None:
+        # Deleted while we looked: its DELETED event makes us forget it.
+        with contextlib.suppress(kube.NotFoundError):
+            self._refresh(key)
+
+    def _refresh(self, key: store.Key) -> None:
         body, deployment, pods = self.store.snapshot(key)
         with self._lock:
             facts = self._facts.get(key)
