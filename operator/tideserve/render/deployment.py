@@ -70,6 +70,23 @@ def _probe(path: str, period: int, failures: int, timeout: int = 3) -> dict[str,
     }
 
 
+def triton_mounts(
+    spec: spec_api.InferenceServiceSpec, hw: hardware_mod.Hardware
+) -> list[dict[str, Any]]:
+    override = triton_config.needed(spec.model, hw)
+    mounts = [
+        storage.repository_mount(spec.model, writable_repository=override),
+        {"name": "dshm", "mountPath": SHM_PATH},
+        {"name": storage.TMP_VOLUME, "mountPath": storage.TMP_PATH},
+    ]
+    source = storage.source_mount(spec.model) if override else None
+    if source is not None:
+        # The merged repository links to the claim's files: Triton must see them too,
+        # at the same path.
+        mounts.append(source)
+    return mounts
+
+
 def triton_container(
     spec: spec_api.InferenceServiceSpec, image: str, hw: hardware_mod.Hardware
 ) -> dict[str, Any]:
@@ -91,13 +108,7 @@ def triton_container(
         "readinessProbe": _probe("/v2/health/ready", 5, 3),
         "livenessProbe": _probe("/v2/health/live", 10, 6, timeout=5),
         "resources": hardware_mod.container_resources(hw),
-        "volumeMounts": [
-            storage.repository_mount(
-                spec.model, writable_repository=triton_config.needed(spec.model, hw)
-            ),
-            {"name": "dshm", "mountPath": SHM_PATH},
-            {"name": storage.TMP_VOLUME, "mountPath": storage.TMP_PATH},
-        ],
+        "volumeMounts": triton_mounts(spec, hw),
         "securityContext": container_security_context(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }

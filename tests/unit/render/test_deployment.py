@@ -201,3 +201,20 @@ def test_service_monitor_only_when_its_crd_exists() -> None:
     )
     assert "ServiceMonitor" not in [m["kind"] for m in without.apply]
     assert "ServiceMonitor" in [m["kind"] for m in with_crd.apply]
+
+
+def test_pvc_with_a_config_override_links_the_claim_into_a_writable_repository() -> None:
+    model = {"name": "m", "storageUri": "pvc://claim/repo", "maxBatchSize": 8}
+    dep = render(spec(model=model, resources={"accelerator": "gpu"}))
+    pod = dep["spec"]["template"]["spec"]
+    (merge,) = pod["initContainers"]
+    source = {
+        "name": "model-source",
+        "mountPath": "/model-source",
+        "readOnly": True,
+        "subPath": "repo",
+    }
+    assert source in merge["volumeMounts"]
+    # The links the merge step writes point into /model-source: Triton mounts it too.
+    assert source in triton(dep)["volumeMounts"]
+    assert {"name": "model-repository", "emptyDir": {}} in pod["volumes"]
