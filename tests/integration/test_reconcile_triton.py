@@ -53,7 +53,7 @@ def get_json(url: str) -> Any:
 
 
 @pytest.fixture
-def server(tmp_path: pathlib.Path) -> Iterator[str]:
+def server(tmp_path: pathlib.Path) -> Iterator[dict[str, str]]:
     config_map, deployment = rendered()
     pod = deployment["spec"]["template"]["spec"]
     # The fetch init container's job: the repository lands in /models.
@@ -112,7 +112,7 @@ def server(tmp_path: pathlib.Path) -> Iterator[str]:
                 pass
             assert time.monotonic() < deadline, (tmp_path / "triton.log").read_text()[-3000:]
             time.sleep(0.5)
-        yield url
+        yield {"http": url, "metrics": f"http://127.0.0.1:{metrics}/metrics"}
     finally:
         proc.terminate()
         try:
@@ -122,8 +122,10 @@ def server(tmp_path: pathlib.Path) -> Iterator[str]:
         log.close()
 
 
-def test_triton_loads_the_model_with_the_rendered_args_and_merged_config(server: str) -> None:
-    config = get_json(f"{server}/v2/models/tiny/config")
+def test_triton_loads_the_model_with_the_rendered_args_and_merged_config(
+    server: dict[str, str],
+) -> None:
+    config = get_json(f"{server['http']}/v2/models/tiny/config")
     assert config["max_batch_size"] == 4
     assert config["dynamic_batching"]["preferred_batch_size"] == [2, 4]
     assert int(config["dynamic_batching"]["max_queue_delay_microseconds"]) == 500
@@ -136,7 +138,21 @@ def test_triton_loads_the_model_with_the_rendered_args_and_merged_config(server:
     # Explicit model control: exactly the one model was loaded.
     index = json.loads(
         urllib.request.urlopen(
-            urllib.request.Request(f"{server}/v2/repository/index", method="POST"), timeout=2
+            urllib.request.Request(f"{server['http']}/v2/repository/index", method="POST"),
+            timeout=2,
         ).read()
     )
     assert [(m["name"], m.get("state")) for m in index] == [("tiny", "READY")]
+
+
+def test_rendered_probes_and_metrics_port_answer(server: dict[str, str]) -> None:
+    _, deployment = rendered()
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        path = container[probe]["httpGet"]["path"]
+        with urllib.request.urlopen(f"{server['http']}{path}", timeout=2) as r:
+            assert r.status == 200, probe
+    with urllib.request.urlopen(server["metrics"], timeout=2) as r:
+        text = r.read().decode()
+    # The autoscaler's queue signal, from the port the Service and scrape annotations name.
+    assert 'nv_inference_pending_request_count{model="tiny"' in text
