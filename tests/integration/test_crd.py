@@ -135,6 +135,10 @@ def test_kubectl_explain_shows_field_documentation(installed: fixtures.Kube) -> 
 
 def test_scale_subresource_sets_spec_replicas(installed: fixtures.Kube, namespace: str) -> None:
     installed.apply(manifest("scaled", scaling={"mode": "external"}), "-n", namespace)
+    # An HPA reads the scale before it writes it: that must work on a fresh object.
+    path = f"/apis/{resource.API_VERSION}/namespaces/{namespace}/{resource.PLURAL}/scaled/scale"
+    scale = json.loads(installed.kubectl("get", "--raw", path).stdout)
+    assert scale["spec"]["replicas"] == 1
     installed.kubectl("scale", "tisvc/scaled", "-n", namespace, "--replicas=3")
     assert installed.get_json("tisvc", "scaled", "-n", namespace)["spec"]["replicas"] == 3
 

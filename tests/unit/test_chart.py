@@ -65,6 +65,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 OPERATOR_NAMESPACED_RULES = {
     ("serving.tideserve.io", "inferenceservices"): {"get", "list", "watch", "patch", "update"},
     ("serving.tideserve.io", "inferenceservices/status"): {"get", "patch", "update"},
+    ("serving.tideserve.io", "inferenceservices/finalizers"): {"update"},
     ("serving.tideserve.io", "inferenceservices/scale"): {"get", "patch", "update"},
     ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "update", "delete"},
     ("apps", "deployments/scale"): {"get", "patch", "update"},

@@ -446,11 +446,12 @@ class InferenceServiceSpec(base.Model):
         default_factory=SloSpec,
         description="Service level objective, used by right-sizing and reported in benchmarks.",
     )
-    replicas: int | None = pydantic.Field(
-        None,
+    replicas: int = pydantic.Field(
+        1,
         ge=0,
         description="Replica count written through the scale subresource (kubectl scale, HPA, "
-        "KEDA). Honoured only with scaling.mode: external; the builtin autoscaler ignores it.",
+        "KEDA). Honoured only with scaling.mode: external; the builtin autoscaler ignores it. "
+        "Defaulted so that the scale subresource can always be read.",
     )
 
 

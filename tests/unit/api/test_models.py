@@ -43,7 +43,7 @@ def test_dump_is_camel_case_without_nones() -> None:
         "instanceCount": 1,
         "responseCache": False,
     }
-    assert "replicas" not in dumped
+    assert dumped["replicas"] == 1
     assert dumped["scaling"]["scaleToZero"]["wakeDeadlineSeconds"] == 900
 
 
