@@ -186,7 +186,14 @@ class Reconciler:
             return
         wanted = sizing.effective(spec, body.get("status"), deployment, applied)
         if wanted is not None and wanted != applied:
-            log.info("right-sizing: %s -> %s", applied.label, wanted.label)
+            meta = body["metadata"]
+            log.info(
+                "%s/%s right-sizing: %s -> %s",
+                meta["namespace"],
+                meta["name"],
+                applied.label,
+                wanted.label,
+            )
             self.apply(body, log)
 
     def _write_status(self, key: store.Key, body: dict[str, Any], obs: status.Observed) -> None:
