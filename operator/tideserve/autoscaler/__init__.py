@@ -1,0 +1,15 @@
+"""The autoscaler: one loop over all endpoints, a pure policy at its core.
+
+Pure (plain data in, plain data out; the simulator calls these too):
+  policy     decide(scaling, signals, current, ready, now, state) -> (Decision, state)
+  demand     replicas one tick's signals ask for; what a replica serves (learned)
+  limits     stabilization windows and rate limits (HPA behavior semantics), history
+  schedules  which window is open in its IANA zone (midnight, DST, cron, prewarm)
+  cron       a 5-field cron matcher
+  report     the status fields and conditions the autoscaler owns
+Thin shell:
+  signals    Prometheus (one query per signal for all endpoints) + activator /demand
+  actuation  Kubernetes calls through tideserve.controller.kube
+  metrics    the autoscaler's Prometheus metrics
+  loop       run(settings, stop): list, read signals, decide, patch, write status
+"""

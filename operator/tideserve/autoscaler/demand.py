@@ -125,7 +125,12 @@ def estimate(
     if target.type == spec_api.TargetType.CONCURRENCY:
         # Judged on the queue alone: the in-flight estimate uses the capacity, and
         # learning capacity from it would feed on itself.
-        saturated = ready > 0 and pending >= ready
+        # Every replica busy (one in flight each) plus the queue reaches the target.
+        saturated = (
+            ready > 0
+            and pending >= ready
+            and (pending + ready) / ready >= target.value * (1.0 - tolerance)
+        )
     else:
         saturated = ready > 0 and load >= target.value * (1.0 - tolerance)
     unit = "ms" if target.type == spec_api.TargetType.QUEUE_TIME else "/replica"

@@ -12,9 +12,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from tideserve.api import spec as spec_api
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,3 +123,26 @@ def _words(name: str, rules: spec_api.ScalingRules, limited: int) -> str:
         f"limited to {limited} by {name} {rules.max_percent}% or "
         f"{rules.max_replicas_change} per {rules.period_seconds}s"
     )
+
+
+def since(
+    items: tuple[T, ...], cutoff: datetime.datetime, at: Callable[[T], datetime.datetime]
+) -> tuple[T, ...]:
+    """The items at or after `cutoff` (`items` is in time order)."""
+    start = 0
+    while start < len(items) and at(items[start]) < cutoff:
+        start += 1
+    return items[start:] if start else items
+
+
+def mean(
+    needs: tuple[tuple[datetime.datetime, float], ...], now: datetime.datetime, window: float
+) -> float:
+    """Mean of the values newer than `window` seconds (else the latest value)."""
+    cutoff = now - datetime.timedelta(seconds=window)
+    total, count = 0.0, 0
+    for at, value in reversed(needs):
+        if at <= cutoff:
+            break
+        total, count = total + value, count + 1
+    return total / count if count else needs[-1][1]

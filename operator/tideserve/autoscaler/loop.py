@@ -227,9 +227,11 @@ class Autoscaler:
         actions = await asyncio.to_thread(self._decide, endpoints, table, fallback, now)
         decided = time.perf_counter()
         limit = asyncio.Semaphore(WRITE_CONCURRENCY)
-        outcomes = await asyncio.gather(
-            *(self._act(a, limit) for a in actions if a.scale or a.status is not None)
-        )
+        # Scale patches first: after a restart every status is written once, and a
+        # replica change must not queue behind a thousand status writes.
+        pending = sorted((a for a in actions if a.scale or a.status is not None),
+                         key=lambda a: not a.scale)  # fmt: skip
+        outcomes = await asyncio.gather(*(self._act(a, limit) for a in pending))
         for key in set(self.states) - {e.key for e in endpoints}:
             self.states.pop(key, None)
             self.last_scaling.pop(key, None)

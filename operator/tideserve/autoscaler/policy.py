@@ -24,14 +24,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
-from collections.abc import Callable
-from typing import TypeVar
 
 from tideserve.api import spec as spec_api
 from tideserve.autoscaler import demand as demand_lib
 from tideserve.autoscaler import limits, schedules
-
-T = TypeVar("T")
 
 # Signals older than this are not trusted: the policy holds.
 STALE_AFTER_S = 60.0
@@ -144,31 +140,10 @@ def _prune(
     # Histories are in time order: drop from the front (this runs per endpoint per tick).
     return dataclasses.replace(
         state,
-        needs=_since(state.needs, cutoff, lambda n: n[0]),
-        recommendations=_since(state.recommendations, cutoff, lambda r: r.at),
-        events=_since(state.events, cutoff, lambda e: e.at),
+        needs=limits.since(state.needs, cutoff, lambda n: n[0]),
+        recommendations=limits.since(state.recommendations, cutoff, lambda r: r.at),
+        events=limits.since(state.events, cutoff, lambda e: e.at),
     )
-
-
-def _since(
-    items: tuple[T, ...], cutoff: datetime.datetime, at: Callable[[T], datetime.datetime]
-) -> tuple[T, ...]:
-    start = 0
-    while start < len(items) and at(items[start]) < cutoff:
-        start += 1
-    return items[start:] if start else items
-
-
-def _mean(
-    needs: tuple[tuple[datetime.datetime, float], ...], now: datetime.datetime, window: float
-) -> float:
-    cutoff = now - datetime.timedelta(seconds=window)
-    total, count = 0.0, 0
-    for at, value in reversed(needs):
-        if at <= cutoff:
-            break
-        total, count = total + value, count + 1
-    return total / count if count else needs[-1][1]
 
 
 def _bounded(decision: Decision, bounds: schedules.Bounds, current: int) -> Decision:
@@ -316,8 +291,8 @@ def _scale(
     state: PolicyState,
 ) -> tuple[Decision, PolicyState]:
     behavior = scaling.behavior
-    short = _mean(state.needs, now, behavior.panic_window_seconds)
-    stable = _mean(state.needs, now, behavior.stable_window_seconds)
+    short = limits.mean(state.needs, now, behavior.panic_window_seconds)
+    stable = limits.mean(state.needs, now, behavior.stable_window_seconds)
     base = max(ready, 1)
     if short >= behavior.panic_threshold * base and short > current:
         state = dataclasses.replace(
