@@ -390,7 +390,7 @@ def _hold(
     state: PolicyState,
 ) -> tuple[Decision, PolicyState]:
     """No trustworthy signals: keep what runs (the schedule still applies)."""
-    if signals is None:
+    if signals is None or not math.isfinite(signals.age_s):
         why = "no metrics"
     elif signals.age_s > STALE_AFTER_S:
         why = f"metrics stale {_duration(signals.age_s)}"

@@ -93,7 +93,7 @@ any_signals = (
         queue_time_s=st.none() | st.floats(0, 5),
         request_rate=st.none() | st.floats(0, 400),
         held=st.integers(0, 20),
-        age_s=st.floats(0, 300),
+        age_s=st.floats(0, 300) | st.just(float("inf")),
     )
 )
 starts = st.datetimes(

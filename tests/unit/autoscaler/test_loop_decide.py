@@ -1,0 +1,81 @@
+"""The loop's decide step (no I/O): external mode, status only on change, holds."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+
+from tideserve import settings as settings_mod
+from tideserve.api import spec as spec_api
+from tideserve.autoscaler import loop, policy
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.UTC)
+
+
+def endpoint(
+    scaling: dict[str, Any],
+    current: int,
+    replicas: int | None = None,
+    status: dict[str, Any] | None = None,
+) -> loop.Endpoint:
+    spec = {"model": {"name": "m", "storageUri": "pvc://models/m"}, "scaling": scaling}
+    if replicas is not None:
+        spec["replicas"] = replicas
+    body = {
+        "metadata": {"namespace": "ns", "name": "m", "uid": "u", "generation": 1},
+        "spec": spec,
+        "status": status or {},
+    }
+    parsed = spec_api.InferenceServiceSpec.model_validate(spec)
+    return loop.Endpoint(("ns", "m"), body, parsed, current, current)
+
+
+@pytest.fixture
+def autoscaler() -> loop.Autoscaler:
+    return loop.Autoscaler(settings_mod.Settings(prometheus_url="http://127.0.0.1:9"))
+
+
+def test_external_mode_copies_spec_replicas(autoscaler: loop.Autoscaler) -> None:
+    ep = endpoint({"mode": "external"}, current=2, replicas=5)
+    (action,) = autoscaler._decide([ep], {}, None, NOW)
+    assert action.scale
+    assert action.decision.desired == 5
+    assert action.decision.kind == "External"
+    assert action.status is not None and action.status["desiredReplicas"] == 5
+
+
+def test_status_is_not_rewritten_when_nothing_changed(autoscaler: loop.Autoscaler) -> None:
+    fresh = policy.Signals(0.0, 0.0, 1.0, 0, 1.0)
+    ep = endpoint({"minReplicas": 1}, current=1)
+    (first,) = autoscaler._decide([ep], {("ns", "m"): fresh}, None, NOW)
+    assert first.status is not None and not first.scale
+    again = endpoint({"minReplicas": 1}, current=1, status=first.status)
+    (second,) = autoscaler._decide(
+        [again], {("ns", "m"): fresh}, None, NOW + datetime.timedelta(seconds=5)
+    )
+    assert second.status is None
+
+
+def test_prometheus_down_holds_and_says_so(autoscaler: loop.Autoscaler) -> None:
+    ep = endpoint({"minReplicas": 0, "scaleToZero": {"idleSeconds": 0}}, current=3)
+    (action,) = autoscaler._decide([ep], None, {}, NOW)
+    assert not action.scale
+    assert action.decision.kind == "Hold"
+    assert action.status is not None
+    conditions = {c["type"]: c for c in action.status["conditions"]}
+    assert conditions["MetricsAvailable"]["status"] == "False"
+    assert conditions["MetricsAvailable"]["reason"] == "PrometheusUnavailable"
+
+
+def test_held_requests_wake_an_endpoint_even_without_prometheus(
+    autoscaler: loop.Autoscaler,
+) -> None:
+    ep = endpoint({"minReplicas": 0}, current=0)
+    fallback = {("ns", "m"): policy.Signals(None, None, None, held=2, age_s=float("inf"))}
+    (action,) = autoscaler._decide([ep], None, fallback, NOW)
+    assert action.scale
+    assert (action.decision.desired, action.decision.kind) == (1, "Wake")
