@@ -437,3 +437,18 @@ def test_missing_storage_secret_is_a_condition_not_a_hot_loop(
     attempts = operator.tail(2000).count("Secret 'nowhere'")
     time.sleep(5)
     assert operator.tail(2000).count("Secret 'nowhere'") - attempts <= 1
+
+
+def test_restart_with_nothing_changed_writes_no_children(
+    kube: fixtures.Kube, namespace: str, operator: Operator
+) -> None:
+    kube.apply(isvc("steady", resources={"accelerator": "cpu"}), "-n", namespace)
+    wait_ready(kube, namespace, "steady", operator)
+    before = get(kube, namespace, "deployment", "steady-predictor")["metadata"]["resourceVersion"]
+    operator.stop()
+    operator.start()
+    fixtures.eventually(
+        lambda: operator.tail(400).count("children already match") > 0, TIMEOUT, "resume"
+    )
+    after = get(kube, namespace, "deployment", "steady-predictor")["metadata"]["resourceVersion"]
+    assert after == before

@@ -139,10 +139,14 @@ def register(
         key = (str(body.metadata.namespace), str(body.metadata.name))
         rec.store.put_isvc(key, body)
         try:
-            fresh = reason == "create"
-            await asyncio.get_running_loop().run_in_executor(
-                apply_pool, functools.partial(rec.apply, dict(body), logger, fresh=fresh)
+            work = functools.partial(
+                rec.apply,
+                dict(body),
+                logger,
+                fresh=reason == "create",
+                resumed=reason == "resume",
             )
+            await asyncio.get_running_loop().run_in_executor(apply_pool, work)
         finally:
             # Also after a failure: status then says why (invalid spec, missing Secret).
             schedule(key)

@@ -6,7 +6,7 @@ import prometheus_client
 
 RECONCILES = prometheus_client.Counter(
     "tideserve_reconciles_total",
-    "Applies of InferenceServices, by result (applied, invalid, blocked).",
+    "Reconciles of InferenceServices, by result (applied, unchanged, invalid, blocked).",
     ["result"],
 )
 RECONCILE_SECONDS = prometheus_client.Histogram(

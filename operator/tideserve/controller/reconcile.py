@@ -61,9 +61,15 @@ class Reconciler:
     # -- apply ---------------------------------------------------------------------------
 
     def apply(
-        self, body: kopf.Body | dict[str, Any], logger: logging.Logger | Any, fresh: bool = False
+        self,
+        body: kopf.Body | dict[str, Any],
+        logger: logging.Logger | Any,
+        fresh: bool = False,
+        resumed: bool = False,
     ) -> None:
-        """Render and apply. `fresh`: a new object, so there are no stale children to delete."""
+        """Render and apply. `fresh`: a new object, so there are no stale children to delete.
+        `resumed`: seen again after an operator restart; an unchanged plan is not re-applied.
+        """
         owner = names.Owner.from_body(body)
         key = (owner.namespace, owner.name)
         with metrics.RECONCILE_SECONDS.time():
@@ -99,6 +105,11 @@ class Reconciler:
                 metrics.RECONCILES.labels(result="blocked").inc()
                 raise kopf.TemporaryError(blocking[0].message, delay=BLOCKED_RETRY_SECONDS)
             plan = children.plan(owner, spec, options)
+            if resumed and self._up_to_date(key, plan):
+                self._remember(Facts(owner, owner.generation, url, hw.label, tuple(problems), hw))
+                metrics.RECONCILES.labels(result="unchanged").inc()
+                logger.info("children already match generation %s", owner.generation)
+                return
             try:
                 for manifest in plan.apply:
                     kube.apply(manifest)
@@ -125,6 +136,12 @@ class Reconciler:
                 hw.label,
                 owner.generation,
             )
+
+    def _up_to_date(self, key: store.Key, plan: children.Plan) -> bool:
+        _, deployment, _ = self.store.snapshot(key)
+        if deployment is None:  # the watch may not have listed it yet: ask once
+            deployment = kube.get("Deployment", key[0], names.predictor(key[1]))
+        return children.applied_digest(deployment) == plan.digest
 
     def _remember(self, facts: Facts) -> None:
         with self._lock:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from typing import Any
 
 from tideserve.api import spec as spec_api
@@ -25,6 +27,12 @@ class Plan:
 
     apply: tuple[dict[str, Any], ...]
     delete: tuple[tuple[str, str], ...]
+    digest: str = ""  # of everything above; also stamped on the Deployment
+
+
+def digest_of(apply: list[dict[str, Any]], delete: list[tuple[str, str]]) -> str:
+    text = json.dumps([apply, delete], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def hardware(spec: spec_api.InferenceServiceSpec, options: Options) -> hardware_mod.Hardware:
@@ -49,4 +57,24 @@ def plan(owner: names.Owner, spec: spec_api.InferenceServiceSpec, options: Optio
         delete.append(("PodDisruptionBudget", names.predictor(owner.name)))
     if options.service_monitor:
         apply.append(policies.service_monitor(owner))
-    return Plan(apply=tuple(apply), delete=tuple(delete))
+    digest = digest_of(apply, delete)
+    # Stamped on the Deployment so that after a restart an unchanged plan need not be
+    # applied again (the Deployment is the child every reconcile applies).
+    stamped = [
+        _annotate(m, names.PLAN_DIGEST_ANNOTATION, digest) if m["kind"] == "Deployment" else m
+        for m in apply
+    ]
+    return Plan(apply=tuple(stamped), delete=tuple(delete), digest=digest)
+
+
+def _annotate(manifest: dict[str, Any], key: str, value: str) -> dict[str, Any]:
+    meta = manifest["metadata"]
+    annotations = dict(meta.get("annotations") or {}) | {key: value}
+    return manifest | {"metadata": meta | {"annotations": annotations}}
+
+
+def applied_digest(deployment: dict[str, Any] | None) -> str | None:
+    """The plan digest a live Deployment was applied with, if any."""
+    annotations = ((deployment or {}).get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(names.PLAN_DIGEST_ANNOTATION)
+    return str(value) if value else None

@@ -15,6 +15,7 @@ MANAGED_BY = "tideserve"
 CONFIG_HASH_ANNOTATION = f"{resource.LABEL_PREFIX}/config-hash"
 ACCELERATOR_ANNOTATION = f"{resource.LABEL_PREFIX}/accelerator"
 HARDWARE_ANNOTATION = f"{resource.LABEL_PREFIX}/hardware"
+PLAN_DIGEST_ANNOTATION = f"{resource.LABEL_PREFIX}/plan-digest"
 
 HTTP_PORT = 8000
 GRPC_PORT = 8001

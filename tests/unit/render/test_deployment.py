@@ -218,3 +218,13 @@ def test_pvc_with_a_config_override_links_the_claim_into_a_writable_repository()
     # The links the merge step writes point into /model-source: Triton mounts it too.
     assert source in triton(dep)["volumeMounts"]
     assert {"name": "model-repository", "emptyDir": {}} in pod["volumes"]
+
+
+def test_plan_digest_is_stamped_on_the_deployment_and_follows_the_spec() -> None:
+    options = children.Options(triton_image=IMAGE)
+    a = children.plan(OWNER, resource.parse_spec(spec()), options)
+    b = children.plan(OWNER, resource.parse_spec(spec(runtime={"args": ["--x"]})), options)
+    (dep,) = [m for m in a.apply if m["kind"] == "Deployment"]
+    assert children.applied_digest(dep) == a.digest
+    assert a.digest != b.digest
+    assert children.plan(OWNER, resource.parse_spec(spec()), options).digest == a.digest
