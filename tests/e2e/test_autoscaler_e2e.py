@@ -11,19 +11,23 @@ it); its replicas are written by the autoscaler only.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import datetime
+import json
 import pathlib
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
-from tideserve_testbed import fixtures
+from tideserve_testbed import fixtures, procs
 from tideserve_testbed import prometheus as testbed_prometheus
 
 from tideserve import settings as settings_mod
@@ -336,3 +340,121 @@ def test_stopping_prometheus_holds_replicas_and_restarting_recovers(
             wait_replicas(kube, namespace, name, lambda n: n == 0, 120, "idle to zero")
     finally:
         testbed_prometheus.down(state)
+
+
+@contextlib.contextmanager
+def activator(
+    kube: fixtures.Kube, namespace: str, name: str, server: fixtures.Triton, log: pathlib.Path
+) -> Iterator[str]:
+    """`tideserve activator` as a real process; yields its control URL (GET /demand)."""
+    http_port, control_port = procs.free_port(), procs.free_port()
+    cmd = [
+        str(ROOT / ".venv" / "bin" / "tideserve"), "activator", "--host=127.0.0.1",
+        f"--http-port={http_port}", "--grpc-port=0", f"--control-port={control_port}",
+        f"--kubeconfig={kube.kubeconfig}", f"--namespace={namespace}",
+        f"--upstream={namespace}/{name}={server.http_url}",
+    ]  # fmt: skip
+    control = f"http://127.0.0.1:{control_port}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            fixtures.eventually(
+                lambda: proc.poll() is None
+                and httpx.get(f"{control}/readyz", timeout=2).status_code == 200,
+                30, "activator /readyz",
+            )  # fmt: skip
+            yield f"http://127.0.0.1:{http_port}|{control}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def infer_through(url: str, namespace: str, name: str) -> httpx.Response:
+    body = {"inputs": [{"name": "INPUT0", "shape": [1, 2], "datatype": "FP32", "data": [1, 0]}]}
+    return httpx.post(
+        f"{url}/v2/models/tiny/infer", json=body, timeout=60,
+        headers={"Host": f"{name}.{namespace}.svc.cluster.local"},
+    )  # fmt: skip
+
+
+def test_a_request_held_by_the_activator_wakes_the_endpoint_from_zero(
+    kube: fixtures.Kube,
+    prometheus: fixtures.Prometheus,
+    start_triton: Callable[..., fixtures.Triton],
+    namespace: str,
+    tmp_path: pathlib.Path,
+) -> None:
+    # The real activator holds the request (readyReplicas 0) and reports it on GET
+    # /demand; the autoscaler polls that every tick and scales the Deployment 0 -> 1.
+    # The test then writes readyReplicas as the reconciler would once the pod is Ready.
+    name = "sleepy"
+    server = start_triton()  # not scraped: at zero there are no Triton series
+    create_endpoint(kube, namespace, name, {"minReplicas": 0, "behavior": FAST_BEHAVIOR},
+                    replicas=0)  # fmt: skip
+    kube.kubectl(
+        "patch", ISVC, name, "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"replicas": 0, "readyReplicas": 0}}),
+    )  # fmt: skip
+    with activator(kube, namespace, name, server, tmp_path / "activator.log") as urls:
+        proxy, control = urls.split("|")
+        settings = settings_mod.Settings(
+            prometheus_url=prometheus.url, tick_seconds=1.0, watch_namespaces=(namespace,),
+            activator_url=control,
+        )  # fmt: skip
+        with autoscaler(settings), concurrent.futures.ThreadPoolExecutor(1) as pool:
+            sent = time.monotonic()
+            answer = pool.submit(infer_through, proxy, namespace, name)
+            wait_replicas(kube, namespace, name, lambda n: n == 1, 15, "the wake")
+            woke = time.monotonic() - sent
+            held = httpx.get(f"{control}/demand", timeout=5).json()["endpoints"]
+            assert [e["held"] for e in held if e["name"] == name] == [1]
+            kube.kubectl(
+                "patch", ISVC, name, "-n", namespace, "--subresource=status", "--type=merge",
+                "-p", json.dumps({"status": {"replicas": 1, "readyReplicas": 1}}),
+            )  # fmt: skip
+            response = answer.result(timeout=60)
+    print(f"\nrequest held at zero -> replica patch: {woke:.2f}s")
+    assert response.status_code == 200, response.text
+    assert woke < 5
+    final = status(kube, namespace, name)
+    assert final["lastScaling"]["kind"] == "Wake"
+    assert final["lastScaling"]["reason"].startswith("wake: 1 held")
+
+
+def test_hard_off_window_makes_the_activator_refuse_until_it_ends(
+    kube: fixtures.Kube,
+    prometheus: fixtures.Prometheus,
+    start_triton: Callable[..., fixtures.Triton],
+    namespace: str,
+    tmp_path: pathlib.Path,
+) -> None:
+    # The autoscaler writes status.offUntil for a maxReplicas 0 window; the real
+    # activator reads it and answers 503 with Retry-After instead of holding.
+    name = "offhours"
+    server = start_triton()
+    now = datetime.datetime.now(datetime.UTC)
+    end = (now + datetime.timedelta(minutes=3)).replace(second=0, microsecond=0)
+    window = {"name": "night", "start": now.strftime("%H:%M"), "end": end.strftime("%H:%M"),
+              "maxReplicas": 0}  # fmt: skip
+    create_endpoint(kube, namespace, name, {"minReplicas": 1, "schedules": [window]}, replicas=1)
+    with activator(kube, namespace, name, server, tmp_path / "activator.log") as urls:
+        proxy, control = urls.split("|")
+        settings = settings_mod.Settings(
+            prometheus_url=prometheus.url, tick_seconds=1.0, watch_namespaces=(namespace,),
+            activator_url=control,
+        )  # fmt: skip
+        with autoscaler(settings):
+            wait_replicas(kube, namespace, name, lambda n: n == 0, 15, "the window's zero")
+            fixtures.eventually(lambda: status(kube, namespace, name).get("offUntil"), 10,
+                                "offUntil")  # fmt: skip
+            response = fixtures.eventually(
+                lambda: (r := infer_through(proxy, namespace, name)).status_code == 503 and r,
+                20, "503 from the activator",
+            )  # fmt: skip
+    retry_after = int(response.headers["Retry-After"])
+    left = (end - datetime.datetime.now(datetime.UTC)).total_seconds()
+    assert abs(retry_after - left) <= 5, (retry_after, left)
