@@ -186,14 +186,21 @@ def advise(
     best = _hold(choice, previous, policy.hysteresis)
 
     notes = list(sizing.notes)
+    advice_only = ""
+    pinned = resources.accelerator is not spec_api.Accelerator.AUTO
+    if best is not None and best.option != current and pinned:
+        # The user chose the hardware: size the requests for it, and only say what a
+        # cheaper option would save (accelerator: auto lets tideserve move it).
+        advice_only = f"cheaper: {best.why}; set accelerator: auto to allow the move"
+        best = next((c for c in choice.candidates if c.option == current), None)
+    option_name = current.name
     if best is not None:
         option_name, cores, memory = best.option.name, best.cores, best.memory_bytes
         notes.append(best.why)
-        if resources.accelerator is not spec_api.Accelerator.AUTO and best.option != current:
-            notes.append("accelerator is pinned by the spec; only CPU/memory apply in auto mode")
-    else:
-        option_name = current.name
+    elif not advice_only:
         notes.append(f"keeping {current.name}: {choice.reason}")
+    if advice_only:
+        notes.append(advice_only)
     rec = status_api.Recommendation(
         accelerator=option_name,
         cpu=quantities.cpu(cores),

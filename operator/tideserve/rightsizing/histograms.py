@@ -108,4 +108,3 @@ def peaks(samples: Iterable[Sample], interval: float = DAY) -> list[Sample]:
         else:
             best[key] = (max(seen[0], time), max(seen[1], value))
     return [best[k] for k in sorted(best)]
-

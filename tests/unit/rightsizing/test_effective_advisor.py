@@ -168,3 +168,30 @@ def test_advice_reports_a_request_no_node_can_satisfy() -> None:
     assert advice.fit is not None
     assert not advice.fit.fits
     assert "nvidia.com/mig-3g.40gb" in advice.fit.message
+
+
+def test_a_pinned_accelerator_is_sized_where_it_is_and_the_cheaper_option_only_named() -> None:
+    s = spec(
+        mode="auto",
+        accelerator="gpu",
+        gpu={"product": "NVIDIA-L4"},
+        rightSizing={
+            "mode": "auto",
+            "peakRequestsPerSecond": 20,
+            "profiles": [
+                {"option": "cpu-2", "maxRequestsPerSecond": 15, "p99LatencyMs": 40},
+                {"option": "gpu:NVIDIA-L4", "maxRequestsPerSecond": 400, "p99LatencyMs": 10},
+            ],
+        },
+    )
+    usage = recommender.Usage(cpu_cores=series(0.3), memory_bytes=series(900 * MIB))
+    advice = advisor.advise(
+        s, status(replicas=1, ready=1), advisor.Observation(usage=usage), catalog.DEFAULT,
+        nodes=[CPU_NODE], now=NOW,
+    )  # fmt: skip
+    rec = advice.recommendation
+    assert rec is not None
+    assert rec.accelerator == "gpu:NVIDIA-L4"
+    assert quantities.parse(rec.cpu or "0") < 0.5  # sized from usage, not the CPU profile
+    assert "cheaper: cpu (declared" in rec.reason
+    assert "accelerator: auto" in rec.reason
