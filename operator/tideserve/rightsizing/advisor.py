@@ -31,6 +31,7 @@ class Observation:
     latency_ms: float | None = None  # mean request latency per replica
     replica_seconds: float | None = None  # replicas x seconds up over the cost window
     requests: float | None = None  # requests served over the cost window
+    notes: tuple[str, ...] = ()  # caveats about the data, carried into the reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,7 +186,7 @@ def advise(
     choice = accelerators.choose(catalog, demand, profiles, current)
     best = _hold(choice, previous, policy.hysteresis)
 
-    notes = list(sizing.notes)
+    notes = [*sizing.notes, *observation.notes]
     advice_only = ""
     pinned = resources.accelerator is not spec_api.Accelerator.AUTO
     if best is not None and best.option != current and pinned:

@@ -196,6 +196,9 @@ def observe(
     """One endpoint's series -> Observation (pure)."""
     cpu = signals.get("cpu_cadvisor") or signals.get("cpu_triton") or []
     memory = signals.get("memory_cadvisor") or signals.get("memory_triton") or []
+    notes = []
+    if memory and not signals.get("memory_cadvisor"):
+        notes.append("CPU/memory from Triton's host-wide figures (no cAdvisor): an upper bound")
     rps = signals.get("rps") or []
     peak_time, peak = max(rps, key=lambda p: p[1], default=(0.0, 0.0))
     pods_at_peak = [v for t, v in signals.get("pod_rps", []) if t == peak_time and v > 0]
@@ -217,4 +220,5 @@ def observe(
         latency_ms=max(latency) / 1000 if latency else None,
         replica_seconds=replica_seconds,
         requests=requests,
+        notes=tuple(notes),
     )

@@ -46,6 +46,9 @@ def test_observe_prefers_cadvisor_and_finds_the_peak() -> None:
     assert obs.latency_ms == 4.0
     assert obs.replica_seconds == 7200
     assert obs.requests == 72_000
+    assert obs.notes == (
+        "CPU/memory from Triton's host-wide figures (no cAdvisor): an upper bound",
+    )
 
 
 def spec(mode: str = "recommend") -> spec_api.InferenceServiceSpec:
