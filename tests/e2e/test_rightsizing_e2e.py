@@ -199,6 +199,17 @@ def test_real_usage_becomes_a_cpu_memory_recommendation(
         prom.close()
     assert (namespace, name) not in again.events
 
+    # `tideserve recommend --prometheus` computes the same live, writing nothing.
+    tideserve = pathlib.Path(sys.executable).parent / "tideserve"
+    out = subprocess.run(
+        [str(tideserve), "recommend", "-n", namespace, "--kubeconfig", str(kube.kubeconfig),
+         "--prometheus", prometheus.url, "--history", "300", "--step", "1", "-o", "wide"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    assert f"{namespace}/{name}" in out.stdout
+    assert "MONTHLY AFTER" in out.stdout
+    assert "host-wide" in out.stdout  # the reason says where the figures came from
+
 
 def test_recommend_probe_prints_the_annotation(
     start_triton: Callable[..., fixtures.Triton],
