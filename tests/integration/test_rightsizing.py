@@ -308,3 +308,51 @@ def test_recommend_prints_the_table(
     assert "MONTHLY NOW" in out.stdout
     assert "cpu 2/" in out.stdout
     assert "total per month" in out.stdout
+
+
+def test_a_later_recommendation_is_applied_without_a_spec_change(
+    kube: fixtures.Kube,
+    prometheus: fixtures.Prometheus,
+    namespace: str,
+    tmp_path: pathlib.Path,
+) -> None:
+    # Auto from the start; only the A100 is profiled, so it stays there. Then a profiling
+    # run reports that CPU meets the target (the measured-profiles annotation): the next
+    # pass recommends CPU and the reconciler moves the endpoint, with no spec change.
+    name = "later"
+    kube.apply(
+        isvc(
+            namespace,
+            name,
+            {
+                "accelerator": "auto",
+                "gpu": {"product": "NVIDIA-A100-SXM4-80GB"},
+                "rightSizing": {"mode": "auto", "peakRequestsPerSecond": 20,
+                                "profiles": PROFILES[:1]},
+            },
+            slo={"latencyMs": 100},
+        )
+    )  # fmt: skip
+    with operator(kube, namespace, tmp_path) as op:
+        right_size(namespace, prometheus.url)
+        assert get(kube, namespace, name)["status"]["recommendation"]["accelerator"] == (
+            "gpu:NVIDIA-A100-SXM4-80GB"
+        )
+        measured = [{"option": "cpu-2", "maxRequestsPerSecond": 15, "p99LatencyMs": 60}]
+        kube.kubectl(
+            "annotate", PLURAL, name, "-n", namespace, "--overwrite",
+            f"{loop.PROFILES_ANNOTATION}={json.dumps(measured)}",
+        )  # fmt: skip
+        right_size(namespace, prometheus.url)
+        assert get(kube, namespace, name)["status"]["recommendation"]["accelerator"] == "cpu"
+
+        def on_cpu() -> list[dict[str, Any]] | None:
+            pods = predictor_pods(kube, namespace, name)
+            right = [
+                p for p in pods
+                if p["spec"].get("nodeName") and not gpu_node(kube, p["spec"]["nodeName"])
+                and "nvidia.com/gpu" not in requests_of(p)
+            ]  # fmt: skip
+            return right or None
+
+        fixtures.eventually(on_cpu, TIMEOUT, f"a pod on a CPU node\n{op.tail()}")
