@@ -206,7 +206,10 @@ DEFAULT = Catalog(
 
 def parse(text: str) -> Catalog:
     """A catalog from YAML: the chart's `catalog:` mapping (or a file with that one key)."""
-    data = yaml.safe_load(text) or {}
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"the catalog is not YAML: {exc}") from exc
     if isinstance(data, dict) and set(data) == {"catalog"}:
         data = data["catalog"] or {}
     return Catalog.model_validate(data)

@@ -187,7 +187,14 @@ async def run(
     settings: settings_mod.Settings, stop: asyncio.Event, config: Config = Config()
 ) -> None:
     """Until `stop` is set: a pass every config.interval_seconds."""
-    catalog = catalog_mod.load(settings.catalog_file)
+    try:
+        catalog = catalog_mod.load(settings.catalog_file)
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        # Prices shown from a default are better than no right-sizing at all, but say so.
+        log.error(
+            "cannot read the catalog %s (%s); using the built-in one", settings.catalog_file, exc
+        )
+        catalog = catalog_mod.DEFAULT
     prometheus = signals.Prometheus(settings.prometheus_url)
     log.info(
         "right-sizing loop: every %ss, %d catalog options, prometheus %s",

@@ -131,3 +131,10 @@ def test_replica_price_adds_cpu_and_memory() -> None:
     assert cpu is not None
     price = catalog.replica_price(catalog.DEFAULT, cpu, 2, 4 * 2**30)
     assert price == pytest.approx(2 * 0.0316 + 4 * 0.0042)
+
+
+def test_a_broken_catalog_file_is_a_value_error(tmp_path: pathlib.Path) -> None:
+    bad = tmp_path / "catalog.yaml"
+    bad.write_text("gpus: [unclosed")
+    with pytest.raises(ValueError, match="not YAML"):
+        catalog.load(str(bad))
