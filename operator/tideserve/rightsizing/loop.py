@@ -24,7 +24,15 @@ from tideserve import settings as settings_mod
 from tideserve.api import resource
 from tideserve.api import status as status_api
 from tideserve.controller import kube
-from tideserve.rightsizing import accelerators, advisor, fit, metrics, quantities, signals
+from tideserve.rightsizing import (
+    accelerators,
+    advisor,
+    fit,
+    metrics,
+    quantities,
+    recommender,
+    signals,
+)
 from tideserve.rightsizing import catalog as catalog_mod
 
 log = logging.getLogger(__name__)
@@ -34,6 +42,7 @@ FIELD_MANAGER = "tideserve-rightsizing"
 # {"option", "maxRequestsPerSecond", "p99LatencyMs"}; they win over declared ones.
 PROFILES_ANNOTATION = f"{resource.LABEL_PREFIX}/measured-profiles"
 PREDICTOR_LABELS = "app.kubernetes.io/name=tideserve-predictor"
+ENDPOINT_LABEL = f"{resource.LABEL_PREFIX}/inferenceservice"
 EVENT_REASON = "RightSizing"
 
 
@@ -101,6 +110,43 @@ def host_cores_lookup(
     return cores
 
 
+def ooms_from_pods(pods: list[dict[str, Any]]) -> dict[tuple[str, str], list[recommender.Oom]]:
+    """OOM kills the API server reports on predictor pods (no kube-state-metrics needed):
+    the container's last termination, at the memory limit it had."""
+    found: dict[tuple[str, str], list[recommender.Oom]] = {}
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        name = (meta.get("labels") or {}).get(ENDPOINT_LABEL)
+        if not name:
+            continue
+        limits = {
+            c.get("name"): ((c.get("resources") or {}).get("limits") or {}).get("memory")
+            for c in (pod.get("spec") or {}).get("containers") or []
+        }
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            ended = ((status.get("lastState") or {}).get("terminated")) or {}
+            limit = limits.get(status.get("name"))
+            if ended.get("reason") != "OOMKilled" or not limit:
+                continue
+            try:
+                when = datetime.datetime.fromisoformat(
+                    str(ended.get("finishedAt", "")).replace("Z", "+00:00")
+                ).timestamp()
+            except ValueError:
+                continue
+            key = (str(meta.get("namespace")), name)
+            found.setdefault(key, []).append(recommender.Oom(when, quantities.parse(limit)))
+    return found
+
+
+def with_ooms(observation: advisor.Observation, ooms: list[recommender.Oom]) -> advisor.Observation:
+    if not ooms:
+        return observation
+    usage = observation.usage
+    merged = tuple(sorted({*usage.ooms, *ooms}, key=lambda o: o.time))
+    return dataclasses.replace(observation, usage=dataclasses.replace(usage, ooms=merged))
+
+
 def list_endpoints(namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
     if not namespaces:
         return kube.list_objects(resource.KIND)
@@ -127,6 +173,7 @@ def tick(
     observations = signals.gather(
         prometheus, now.timestamp(), config.window, host_cores_lookup(pods, node_bodies)
     )
+    killed = ooms_from_pods(pods)
     written, events, advices = [], [], {}
     seen = set()
     for body in bodies:
@@ -140,7 +187,7 @@ def tick(
         advice = advisor.advise(
             isvc.spec,
             isvc.status,
-            observations.get(key, advisor.Observation()),
+            with_ooms(observations.get(key, advisor.Observation()), killed.get(key, [])),
             catalog,
             nodes=nodes,
             now=now,

@@ -148,3 +148,31 @@ def test_host_cores_from_the_pods_node() -> None:
     )
     assert cores("a", "p") == 16
     assert cores("a", "elsewhere") >= 1
+
+
+def test_oom_kills_from_the_pods_status() -> None:
+    pod = {
+        "metadata": {
+            "namespace": "a",
+            "name": "m-predictor-1-2",
+            "labels": {"serving.tideserve.io/inferenceservice": "m"},
+        },
+        "spec": {"containers": [{"name": "triton", "resources": {"limits": {"memory": "2Gi"}}}]},
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "triton",
+                    "lastState": {
+                        "terminated": {"reason": "OOMKilled", "finishedAt": "2026-11-23T11:00:00Z"}
+                    },
+                }
+            ]
+        },
+    }
+    healthy = {**pod, "status": {"containerStatuses": [{"name": "triton", "lastState": {}}]}}
+    found = loop.ooms_from_pods([pod, healthy])
+    (oom,) = found[("a", "m")]
+    assert oom.memory_bytes == 2 * 2**30
+    assert oom.time == datetime.datetime(2026, 11, 23, 11, tzinfo=datetime.UTC).timestamp()
+    obs = loop.with_ooms(advisor.Observation(), found[("a", "m")])
+    assert obs.usage.ooms == (oom,)
