@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import pathlib
@@ -27,7 +28,7 @@ from tideserve_testbed import fixtures
 from tideserve import settings as settings_mod
 from tideserve.api import crd, resource
 from tideserve.controller import kube as kube_api
-from tideserve.rightsizing import catalog, loop, signals
+from tideserve.rightsizing import catalog, loop, quantities, signals
 
 pytestmark = pytest.mark.integration
 
@@ -356,3 +357,66 @@ def test_a_later_recommendation_is_applied_without_a_spec_change(
             return right or None
 
         fixtures.eventually(on_cpu, TIMEOUT, f"a pod on a CPU node\n{op.tail()}")
+
+
+def test_an_oom_kill_on_a_pod_raises_the_memory_recommendation(
+    kube: fixtures.Kube, prometheus: fixtures.Prometheus, namespace: str
+) -> None:
+    # The kill is read from the pod's status, as the kubelet reports it (kwok keeps what
+    # we write there); no kube-state-metrics needed.
+    name = "leaky"
+    kube.apply(
+        isvc(namespace, name, {"accelerator": "cpu", "cpu": "1", "memory": "1Gi",
+                               "rightSizing": {"mode": "recommend"}})
+    )  # fmt: skip
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{name}-predictor-5d8f7-abcde",
+                "namespace": namespace,
+                "labels": {
+                    "app.kubernetes.io/name": "tideserve-predictor",
+                    "serving.tideserve.io/inferenceservice": name,
+                },
+            },
+            "spec": {
+                "nodeName": "cpu-0",
+                "containers": [
+                    {"name": "triton", "image": "triton:test",
+                     "resources": {"requests": {"cpu": "1", "memory": "1Gi"},
+                                   "limits": {"memory": "1Gi"}}}
+                ],
+            },
+        }
+    )  # fmt: skip
+    finished = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    status = {
+        "containerStatuses": [
+            {
+                "name": "triton", "image": "triton:test", "imageID": "", "ready": True,
+                "restartCount": 1, "started": True,
+                "state": {"running": {"startedAt": finished}},
+                "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled",
+                                             "startedAt": finished, "finishedAt": finished}},
+            }
+        ]
+    }  # fmt: skip
+    fixtures.eventually(
+        lambda: kube.kubectl(
+            "get", "pod", f"{name}-predictor-5d8f7-abcde", "-n", namespace, check=False
+        ).returncode == 0 or None,
+        TIMEOUT, "the pod",
+    )  # fmt: skip
+    kube.kubectl(
+        "patch", "pod", f"{name}-predictor-5d8f7-abcde", "-n", namespace,
+        "--subresource=status", "--type=strategic", "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+    right_size(namespace, prometheus.url)
+    rec = get(kube, namespace, name)["status"]["recommendation"]
+    # max(+20%, +100Mi) over the 1Gi it died at.
+    assert quantities.parse(rec["memory"]) >= 1.2 * quantities.GIB
+    assert "OOM-killed at 1Gi" in rec["reason"]
