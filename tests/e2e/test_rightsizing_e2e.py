@@ -180,7 +180,7 @@ def test_real_usage_becomes_a_cpu_memory_recommendation(
     assert cores < 8  # over-provisioned CPU is called out
     assert rec["costPerHourRecommended"] < rec["costPerHourNow"]
     assert body["status"]["cost"]["perHour"] == 0  # status.replicas unset: nothing running
-    assert body["status"]["cost"].get("per1KInferences", 0) > 0
+    assert body["status"]["cost"].get("per1kInferences", 0) > 0
     (condition,) = [c for c in body["status"]["conditions"] if c["type"] == "ResourcesFit"]
     assert condition["status"] == "True"
     managers = {m["manager"] for m in body["metadata"]["managedFields"]}

@@ -29,6 +29,11 @@ PURE = [
     "tideserve.rightsizing.recommender",
     "tideserve.rightsizing.histograms",
     "tideserve.rightsizing.accelerators",
+    "tideserve.rightsizing.advisor",
+    "tideserve.rightsizing.effective",
+    "tideserve.rightsizing.fit",
+    "tideserve.rightsizing.catalog",
+    "tideserve.rightsizing.quantities",
     "tideserve.sim",
 ]
 IMPURE_IMPORTS = {

@@ -95,6 +95,7 @@ class Cost(base.Model):
     )
     per_1k_inferences: float | None = pydantic.Field(
         None,
+        alias="per1kInferences",
         ge=0,
         description="Accelerator cost per 1,000 inferences served over the recent window.",
     )
