@@ -147,3 +147,12 @@ def test_printer_columns(installed: fixtures.Kube, namespace: str) -> None:
     installed.apply(manifest("columns"), "-n", namespace)
     header = installed.kubectl("get", "tisvc", "-n", namespace).stdout.splitlines()[0].split()
     assert header == ["NAME", "READY", "REPLICAS", "DESIRED", "ACCELERATOR", "URL", "AGE"]
+
+
+@pytest.mark.parametrize(
+    "example", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_every_example_is_accepted_by_the_api_server(
+    installed: fixtures.Kube, namespace: str, example: pathlib.Path
+) -> None:
+    installed.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", str(example))

@@ -1,0 +1,51 @@
+"""`tideserve crds` and `tideserve validate` as a user runs them."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from tideserve import cli
+from tideserve.api import crd
+
+pytestmark = pytest.mark.unit
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+
+
+def test_validate_accepts_the_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    examples = sorted(str(p) for p in (ROOT / "examples").glob("*.yaml"))
+    assert cli.main(["validate", *examples]) == 0
+    assert capsys.readouterr().out.count(": valid") == len(examples)
+
+
+def test_validate_names_the_bad_field(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: serving.tideserve.io/v1alpha1\nkind: InferenceService\n"
+        "metadata: {name: broken}\n"
+        "spec:\n  model: {name: m, storageUri: 's3://b/m'}\n"
+        "  scaling: {minReplicas: 3, maxReplicas: 1}\n"
+    )
+    assert cli.main(["validate", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "broken: spec.scaling: minReplicas must be less than or equal to maxReplicas" in err
+    assert "Traceback" not in err
+
+
+def test_crds_check_reports_a_stale_file(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["crds", "--root", str(tmp_path), "--check"]) == 1
+    assert "out of date" in capsys.readouterr().err
+    assert cli.main(["crds", "--root", str(tmp_path)]) == 0
+    assert cli.main(["crds", "--root", str(tmp_path), "--check"]) == 0
+    assert crd.targets(tmp_path)[0].read_text() == crd.render()
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["frobnicate"]) == 2
+    assert "unknown command" in capsys.readouterr().err
