@@ -24,9 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
-import tritonclient.http as httpclient
 from tideserve_testbed import fixtures, procs
 from tideserve_testbed import prometheus as testbed_prometheus
 
@@ -49,33 +47,6 @@ FAST_BEHAVIOR = {
     "scaleDown": {"stabilizationSeconds": 5, "maxPercent": 100, "maxReplicasChange": 5,
                   "periodSeconds": 5},
 }  # fmt: skip
-
-
-@contextlib.contextmanager
-def load(server: fixtures.Triton, concurrency: int) -> Iterator[list[int]]:
-    """Closed-loop clients: `concurrency` requests in flight until the block ends."""
-    stop = threading.Event()
-    done = [0]
-
-    def worker() -> None:
-        client = httpclient.InferenceServerClient(server.http_address, network_timeout=60)
-        data = np.ones((1, 16), dtype=np.float32)
-        inp = httpclient.InferInput("INPUT0", list(data.shape), "FP32")
-        inp.set_data_from_numpy(data)
-        while not stop.is_set():
-            client.infer(server.model, [inp])
-            done[0] += 1
-        client.close()
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
-    for t in threads:
-        t.start()
-    try:
-        yield done
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
 
 
 @contextlib.contextmanager
@@ -210,7 +181,7 @@ def test_load_step_scales_up_then_down_after_stabilization_and_to_zero_when_idle
             lambda: condition(kube, namespace, name, "MetricsAvailable").get("status") == "True",
             20, "MetricsAvailable=True",
         )  # fmt: skip
-        with load(server, concurrency=32) as done:
+        with fixtures.load(server, concurrency=32) as done:
             stepped = time.monotonic()
             wait_replicas(kube, namespace, name, lambda n: n > 1, 20, "a scale up")
             reaction = time.monotonic() - stepped
@@ -315,7 +286,7 @@ def test_stopping_prometheus_holds_replicas_and_restarting_recovers(
             prometheus_url=url, tick_seconds=1.0, watch_namespaces=(namespace,)
         )
         with autoscaler(settings):
-            with load(server, concurrency=32):
+            with fixtures.load(server, concurrency=32):
                 wait_replicas(kube, namespace, name, lambda n: n == 4, 30, "max replicas")
             testbed_prometheus.down(state)
             fixtures.eventually(

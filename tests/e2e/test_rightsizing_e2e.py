@@ -9,20 +9,16 @@ server holding the InferenceService.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 import pathlib
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
 import pytest
-import tritonclient.http as httpclient
 from tideserve_testbed import fixtures
 
 from tideserve import settings as settings_mod
@@ -33,32 +29,6 @@ from tideserve.rightsizing import catalog, loop, profiling, quantities, signals
 pytestmark = pytest.mark.e2e
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-@contextlib.contextmanager
-def load(server: fixtures.Triton, concurrency: int) -> Iterator[list[int]]:
-    stop = threading.Event()
-    done = [0]
-
-    def worker() -> None:
-        client = httpclient.InferenceServerClient(server.http_address)
-        data = np.ones((1, 64), dtype=np.float32)
-        inp = httpclient.InferInput("INPUT0", list(data.shape), "FP32")
-        inp.set_data_from_numpy(data)
-        while not stop.is_set():
-            client.infer(server.model, [inp])
-            done[0] += 1
-        client.close()
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
-    for t in threads:
-        t.start()
-    try:
-        yield done
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=10)
 
 
 def test_probe_measures_a_real_replica(start_triton: Callable[..., fixtures.Triton]) -> None:
@@ -127,7 +97,7 @@ def test_real_usage_becomes_a_cpu_memory_recommendation(
         labels={"namespace": namespace, "name": name, "pod": f"{name}-predictor-abc12-xyz34"}
     )
     kube.apply(isvc(namespace, name))
-    with load(server, concurrency=4) as done:
+    with fixtures.load(server, concurrency=4, width=64) as done:
         fixtures.eventually(
             lambda: samples(prometheus, "nv_cpu_utilization", namespace) >= 10 or None,
             timeout=60, what="Prometheus scraping Triton's CPU metrics",

@@ -14,12 +14,15 @@ import json
 import os
 import pathlib
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 # Only tests import this module (from the project venv); the CLI stays stdlib-only.
 import kubernetes.config
+import numpy as np
+import tritonclient.http as httpclient
 
 from tideserve_testbed import cli, controlplane, procs, prometheus, triton
 
@@ -207,3 +210,32 @@ def _pid_alive(pid: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@contextlib.contextmanager
+def load(server: Triton, concurrency: int, width: int = 16) -> Iterator[list[int]]:
+    """Closed-loop tritonclient clients: `concurrency` requests in flight against
+    server's model until the block ends; yields [requests done so far]."""
+
+    stop = threading.Event()
+    done = [0]
+
+    def worker() -> None:
+        client = httpclient.InferenceServerClient(server.http_address, network_timeout=60)
+        data = np.ones((1, width), dtype=np.float32)
+        inp = httpclient.InferInput("INPUT0", list(data.shape), "FP32")
+        inp.set_data_from_numpy(data)
+        while not stop.is_set():
+            client.infer(server.model, [inp])
+            done[0] += 1
+        client.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    try:
+        yield done
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
