@@ -100,7 +100,7 @@ class Progress:
 
 def _result_json(r: runner.Result) -> dict[str, object]:
     body = dataclasses.asdict(r)
-    body.pop("replicas_per_minute")
+    body["replicas_per_minute"] = [int(x) for x in r.replicas_per_minute]
     body["attainment"] = r.attainment
     return body
 

@@ -77,7 +77,7 @@ def workload_png(
     ax_cost.set_xlabel("GPU-hours (replica-hours), provisioning and loading included")
     ax_cost.set_ylabel("SLO attainment %")
     lows = [100 * r.attainment for r in results]
-    ax_cost.set_ylim(max(min(lows) - 1, 80.0), 100.2)
+    ax_cost.set_ylim(max(min(lows) - 2, 0.0), 100.5)
     ax_cost.legend(fontsize=8)
     ax_cost.grid(alpha=0.3)
     fig.tight_layout()

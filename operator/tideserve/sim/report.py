@@ -99,6 +99,26 @@ def verdict(name: str, results: list[runner.Result], bar: float) -> Verdict:
             + (f" [bar: <= {limit}x] {'PASS' if ok_ratio else 'MISS'}" if limit else "")
             + f"; {vs}; {zero_txt}"
         )
+    at_bar = [p for p in results if p.family in BASELINES and p.attainment >= bar]
+    mine = [p for p in results if p.family == "tideserve" and p.attainment >= bar]
+    if at_bar and mine:
+        b = min(at_bar, key=lambda p: p.gpu_s)
+        t = min(mine, key=lambda p: p.gpu_s)
+        saving = 1.0 - t.gpu_s / b.gpu_s if b.gpu_s > 0 else float("nan")
+        lines.append(
+            f"- at the {100 * bar:.0f}% bar: tideserve {t.label} {t.gpu_s / 3600:.1f} GPU-h vs the "
+            f"cheapest baseline reaching it, {b.family} {b.label} {b.gpu_s / 3600:.1f} GPU-h: "
+            f"{abs(100 * saving):.0f}% {'fewer' if saving >= 0 else 'more'} "
+            f"[bar: >= 25% fewer] {'PASS' if saving >= 0.25 else 'MISS'}"
+        )
+    elif mine:
+        lines.append(f"- at the {100 * bar:.0f}% bar: no baseline reaches it; tideserve does")
+    elif at_bar:
+        lines.append(f"- at the {100 * bar:.0f}% bar: tideserve does not reach it; a baseline does")
+    else:
+        lines.append(
+            f"- at the {100 * bar:.0f}% bar: neither tideserve nor any baseline reaches it"
+        )
     return Verdict(tuple(lines))
 
 
