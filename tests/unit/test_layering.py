@@ -19,6 +19,7 @@ PURE = [
     "tideserve.api",
     "tideserve.render",
     "tideserve.autoscaler.policy",
+    "tideserve.autoscaler.assemble",
     "tideserve.autoscaler.schedules",
     "tideserve.autoscaler.cron",
     "tideserve.autoscaler.demand",

@@ -12,39 +12,27 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import httpx
 import prometheus_api_client
 import urllib3
 
-from tideserve.autoscaler import policy
+from tideserve.autoscaler import assemble, policy
 
 log = logging.getLogger("tideserve.autoscaler.signals")
 
-Key = tuple[str, str]  # (namespace, InferenceService name)
-
-# The rate window: long enough for two scrapes at the default 15 s interval; what the
-# policy's capacity learning waits for after a replica change (demand.SETTLE_S).
-RATE_WINDOW_S = 30
-_W = f"{RATE_WINDOW_S}s"
-_BY = "by (namespace, name)"
-QUERIES: dict[str, str] = {
-    "pending": f"sum {_BY} (nv_inference_pending_request_count)",
-    "queue_us": (
-        f"sum {_BY} (rate(nv_inference_queue_duration_us[{_W}]))"
-        f" / sum {_BY} (rate(nv_inference_request_success[{_W}]))"
-    ),
-    "rate": f"sum {_BY} (rate(nv_inference_request_success[{_W}]))",
-    "sampled_at": f"max {_BY} (timestamp(nv_inference_pending_request_count))",
-}
+# The pure assembly lives in assemble.py (the simulator calls it too); re-exported here
+# for the loop and the adapters' tests.
+Key: TypeAlias = assemble.Key
+RATE_WINDOW_S = assemble.RATE_WINDOW_S
+QUERIES = assemble.QUERIES
+NO_SERIES = assemble.NO_SERIES
+combine = assemble.combine
 QUERY_TIMEOUT_S = 10
 DEMAND_TIMEOUT_S = 2.0
-# Returned for an endpoint Prometheus has no series for, when Prometheus answered.
-NO_SERIES = policy.Signals(None, None, None, held=0, age_s=0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,52 +41,6 @@ class Demand:
 
     held: Mapping[Key, int]
     ok: bool
-
-
-def _rows(result: Sequence[Mapping[str, Any]]) -> dict[Key, float]:
-    out: dict[Key, float] = {}
-    for row in result:
-        labels = row.get("metric") or {}
-        namespace, name = labels.get("namespace"), labels.get("name")
-        if not namespace or not name:
-            continue  # a series without the labels cannot be attributed to an endpoint
-        try:
-            value = float(row["value"][1])
-        except (KeyError, IndexError, TypeError, ValueError):
-            continue
-        out[(str(namespace), str(name))] = value
-    return out
-
-
-def combine(
-    results: Mapping[str, Sequence[Mapping[str, Any]]],
-    held: Mapping[Key, int],
-    evaluated_at: float,
-) -> dict[Key, policy.Signals]:
-    """Pure: the query results (Prometheus JSON rows) and held counts -> Signals per key."""
-    tables = {name: _rows(results.get(name, ())) for name in QUERIES}
-    keys: set[Key] = set(held)
-    for table in tables.values():
-        keys |= set(table)
-    out: dict[Key, policy.Signals] = {}
-    for key in keys:
-        pending = tables["pending"].get(key)
-        queue_us = tables["queue_us"].get(key)
-        rate = tables["rate"].get(key)
-        sampled = tables["sampled_at"].get(key)
-        held_now = int(held.get(key, 0))
-        queue_s = queue_us / 1e6 if queue_us is not None and math.isfinite(queue_us) else None
-        if rate is not None and rate == 0:
-            queue_s = 0.0  # no requests finished: 0/0 in PromQL, nothing queued for long
-        age = max(0.0, evaluated_at - sampled) if sampled is not None else 0.0
-        out[key] = policy.Signals(
-            pending=None if pending is None else pending + held_now,
-            queue_time_s=queue_s,
-            request_rate=rate,
-            held=held_now,
-            age_s=age,
-        )
-    return out
 
 
 def prometheus_client(url: str) -> prometheus_api_client.PrometheusConnect:

@@ -1,11 +1,10 @@
 """tideserve's own policy in the simulator: the operator's `decide`, not a copy.
 
-The adapter builds `Signals` with the semantics of tideserve.autoscaler.signals.combine
-(which cannot be imported here: its module holds the Prometheus client): Triton's
-pending gauge plus the activator's held count; queue time and request rate as rates
-over the 30 s window; queue time 0 when nothing finished; age = now - the scrape's
-timestamp; no series at all while no replica is Ready (only the held count). It then
-carries `PolicyState` from tick to tick, as the operator's loop does.
+The adapter feeds the simulated scrape to tideserve.autoscaler.assemble.endpoint, the
+assembly the operator's loop uses (Triton's pending gauge plus the activator's held
+count; queue time 0 when nothing finished; age = now - the scrape's timestamp; no
+series at all while no replica is Ready, only the held count). It then carries
+`PolicyState` from tick to tick, as the operator's loop does.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import datetime
 from typing import Any
 
 from tideserve.api import spec as spec_api
-from tideserve.autoscaler import policy
+from tideserve.autoscaler import assemble, policy
 from tideserve.sim import pipeline
 
 # Simulated time 0 is this instant (a Monday, midnight UTC), so schedules see a real clock.
@@ -32,16 +31,22 @@ def signals_from(view: pipeline.View) -> policy.Signals:
     latest = view.series.latest()
     if latest is None or not latest.ready:
         # No Triton series (nothing Ready when scraped): what the loop passes then.
-        return policy.Signals(None, None, None, held=view.held, age_s=0.0)
+        return assemble.endpoint(
+            pending=None,
+            queue_time_s=None,
+            rate=None,
+            sampled_at=None,
+            held=view.held,
+            evaluated_at=view.now,
+        )
     rate, queue_time = view.series.rates()
-    if rate is not None and rate == 0:
-        queue_time = 0.0
-    return policy.Signals(
-        pending=float(latest.pending + view.held),
+    return assemble.endpoint(
+        pending=float(latest.pending),
         queue_time_s=queue_time,
-        request_rate=rate,
+        rate=rate,
+        sampled_at=latest.scraped_at,
         held=view.held,
-        age_s=max(0.0, view.now - latest.scraped_at),
+        evaluated_at=view.now,
     )
 
 

@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from tideserve.autoscaler import policy, report, signals
+from tideserve.autoscaler import assemble, policy, report, signals
 
 pytestmark = pytest.mark.unit
 
@@ -120,3 +120,20 @@ def test_metrics_condition_words() -> None:
     stale = policy.Signals(1, 0, 1, 0, age_s=120)
     assert report.metrics_condition(stale, prometheus_ok=True)[:2] == (False, "SignalsStale")
     assert report.metrics_condition(signals.NO_SERIES, prometheus_ok=True)[:2] == (True, "NoSeries")
+
+
+def test_one_endpoint_assembled_as_the_simulator_calls_it() -> None:
+    # The simulator passes its scrape here; combine() is this per endpoint.
+    got = assemble.endpoint(
+        pending=3.0, queue_time_s=0.2, rate=0.0, sampled_at=95.0, held=4, evaluated_at=100.0
+    )
+    assert got == policy.Signals(7.0, 0.0, 0.0, 4, 5.0)
+    none = assemble.endpoint(
+        pending=None, queue_time_s=None, rate=None, sampled_at=None, held=2, evaluated_at=1.0
+    )
+    assert none == policy.Signals(None, None, None, 2, 0.0)
+    nan = assemble.endpoint(
+        pending=1.0, queue_time_s=float("nan"), rate=2.0, sampled_at=1.0, held=0, evaluated_at=1.0
+    )
+    assert nan.queue_time_s is None
+    assert signals.combine is assemble.combine
