@@ -7,7 +7,9 @@ the previous one, and the decision records which step decided:
 1. external mode: report only ("External");
 2. a hard-off window (maxReplicas 0): zero at once ("Schedule");
 3. missing or stale signals: hold the current replicas within the schedule bounds,
-   never down, never to zero; a request held at zero still wakes it ("Hold");
+   never down, never to zero; a request held at zero still wakes it ("Hold"); while
+   waking (replicas asked for, none Ready, so no Triton series) a fresh held count is
+   a signal: demand sizes on it and its growth, up only;
 4. at zero with demand: wake at once, no stabilization ("Wake");
 5. demand (demand.estimate): up on the short panic-window average as soon as it leaves
    the tolerance band, down on the stable-window average; panic mode (short-window
@@ -94,6 +96,24 @@ def usable(signals: Signals | None, current: int) -> bool:
     if signals is None or signals.age_s > STALE_AFTER_S:
         return False
     return current == 0 or signals.pending is not None or signals.request_rate is not None
+
+
+def waking_on_held(signals: Signals | None, current: int, ready: int) -> bool:
+    """Replicas are starting and the activator's fresh held count is the only demand.
+
+    Nothing is Ready, so Prometheus has no Triton series (not usable()), but the held
+    count grows at the arrival rate: sizing on it lets a burst that needs more than the
+    first replica ask for them during the cold start instead of after it.
+    """
+    return (
+        signals is not None
+        and current > 0
+        and ready == 0
+        and signals.held > 0
+        and signals.age_s <= STALE_AFTER_S
+        and signals.pending is None
+        and signals.request_rate is None
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -204,7 +224,8 @@ def decide(
 
     signals = _clean(signals)
     held = signals.held if signals is not None else 0
-    if not usable(signals, current):
+    waking = waking_on_held(signals, current, ready)
+    if not usable(signals, current) and not waking:
         return _hold(
             scaling,
             signals=signals,
@@ -265,7 +286,7 @@ def decide(
         return decision, _record(state, current, decision, now)
 
     decision, state = _scale(
-        scaling, demand=demand, current=current, ready=ready, now=now, state=state
+        scaling, demand=demand, current=current, ready=ready, now=now, state=state, up_only=waking
     )
     decision = _idle(
         scaling,
@@ -289,6 +310,7 @@ def _scale(
     ready: int,
     now: datetime.datetime,
     state: PolicyState,
+    up_only: bool = False,
 ) -> tuple[Decision, PolicyState]:
     behavior = scaling.behavior
     short = limits.mean(state.needs, now, behavior.panic_window_seconds)
@@ -316,8 +338,10 @@ def _scale(
     else:
         recommendation = current
     started = state.started or now
-    if (now - started).total_seconds() < behavior.stable_window_seconds:
+    if (now - started).total_seconds() < behavior.stable_window_seconds or up_only:
         # Just (re)started: the history that would justify releasing replicas is gone.
+        # Waking on the held count alone: it says nothing about what the replicas will
+        # serve once Ready, so it may add replicas, never release them.
         recommendation = max(recommendation, current)
     if state.panic_since is not None:
         # Panic: scale up only, straight to what the burst asks for.
@@ -339,6 +363,8 @@ def _scale(
     target, limited_by = limits.rate_limit(behavior, state.events, current, target, now)
     kind = "ScaleUp" if target > current else "ScaleDown" if target < current else "Stable"
     reason = f"{demand.text} -> {recommendation}"
+    if up_only:
+        reason = f"waking on {demand.pending:.0f} held: {reason}"
     if held_by:
         reason += f", {held_by}"
     if limited_by:

@@ -314,3 +314,53 @@ def test_without_any_rate_yet_a_backlog_at_most_doubles_replicas_per_tick() -> N
     assert endpoint.current == 1
     decision = endpoint.tick(policy.Signals(1154, None, None, held=0, age_s=1))
     assert decision.desired == 2
+
+
+def held(n: int, age: float = 0) -> policy.Signals:
+    """What the loop passes while nothing is Ready: no Triton series, the held count."""
+    return policy.Signals(None, None, None, held=n, age_s=age)
+
+
+def woken_with_known_capacity() -> Endpoint:
+    """Learned 10 req/s per replica on an earlier burst, idled to zero, woken to 1."""
+    endpoint = Endpoint(
+        scaling(min_replicas=0, max_replicas=50, scale_to_zero={"idleSeconds": 60}), current=2
+    )
+    endpoint.run(signals(pending=8, rate=20), 120)
+    assert endpoint.state.capacity == policy.demand_lib.Capacity(10.0, measured=True)
+    endpoint.run(signals(), 900)
+    assert endpoint.current == 0
+    assert endpoint.tick(held(5)).kind == "Wake"
+    return endpoint
+
+
+def test_while_waking_a_growing_held_count_asks_for_more_replicas() -> None:
+    # R1: nothing Ready yet, but the activator holds a burst arriving at ~20 req/s.
+    endpoint = woken_with_known_capacity()
+    first = endpoint.tick(held(60), ready=0)
+    assert (first.desired, first.kind) == (2, "ScaleUp")
+    assert first.reason.startswith("waking on 60 held: queue 60")
+    second = endpoint.tick(held(160), ready=0)
+    assert second.desired == 3
+    assert "arrivals 20/s at 10/s per replica" in second.reason
+
+
+def test_while_waking_the_held_count_never_scales_down() -> None:
+    endpoint = woken_with_known_capacity()
+    endpoint.tick(held(160), ready=0)
+    endpoint.tick(held(260), ready=0)
+    woken = endpoint.current
+    assert woken >= 3
+    # The activator released most requests, the replicas are still not Ready.
+    for _ in range(120):
+        assert endpoint.tick(held(1), ready=0).desired == woken
+
+
+def test_while_waking_stale_or_missing_data_still_holds() -> None:
+    endpoint = woken_with_known_capacity()
+    stale = endpoint.tick(held(400, age=90), ready=0)
+    assert (stale.desired, stale.kind) == (1, "Hold")
+    # No held requests and no series: unknown, as before.
+    assert endpoint.tick(held(0), ready=0).kind == "Hold"
+    assert not policy.waking_on_held(held(3), current=1, ready=1)
+    assert policy.waking_on_held(held(3), current=1, ready=0)
