@@ -232,7 +232,13 @@ class Reconciler:
     ) -> None:
         ready, reason, message = after
         event_type = "Normal" if ready == "True" else "Warning"
-        kube.post_event(body, event_type, reason, f"Ready={ready}: {message}")
+        try:
+            kube.post_event(body, event_type, reason, f"Ready={ready}: {message}")
+        except (kopf.TemporaryError, kube.InvalidError) as exc:
+            # Best effort: the status is written already, and a failed Event must not
+            # skip this refresh's route write (or retry it for a minute on a 403).
+            meta = body["metadata"]
+            log.warning("%s/%s: Ready event not posted: %s", meta["namespace"], meta["name"], exc)
         raw = kopf.Body(body)  # type: ignore[arg-type]
         kopf.LocalObjectLogger(body=raw, settings=kopf.OperatorSettings()).info(
             "Ready %s -> %s (%s): %s", before[0] if before else "unset", ready, reason, message
