@@ -207,9 +207,13 @@ class Autoscaler:
                         decision.reason,
                     )
                     message = f"{action.endpoint.current} -> {decision.desired}: {decision.reason}"
-                    await asyncio.to_thread(
-                        actuation.event, action.endpoint.body, decision.kind, message
-                    )
+                    try:
+                        await asyncio.to_thread(
+                            actuation.event, action.endpoint.body, decision.kind, message
+                        )
+                    except Exception as exc:
+                        # Best effort: a refused Event must not skip the status write.
+                        log.warning("%s/%s: scaling event not posted: %s", namespace, name, exc)
                 if action.status is not None:
                     await asyncio.to_thread(actuation.write_status, namespace, name, action.status)
                     written = True
