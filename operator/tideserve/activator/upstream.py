@@ -57,6 +57,8 @@ def parse_head(raw: bytes, *, method: str) -> Head:
         name, value = name.strip(), value.strip()
         lower = name.lower()
         if lower == "content-length":
+            if not (value.isascii() and value.isdigit()):
+                raise ProtocolError(f"malformed Content-Length: {value[:80]!r}")
             length = int(value)
         elif lower == "transfer-encoding":
             chunked = "chunked" in value.lower()

@@ -65,7 +65,15 @@ def test_bodiless_responses_have_length_zero(status: int, method: str) -> None:
     assert head.content_length == 0
 
 
-@pytest.mark.parametrize("raw", [b"SSH-2.0-OpenSSH", b"HTTP/1.1 abc OK", b"HTTP/1.1 200 OK\r\nbad"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"SSH-2.0-OpenSSH",
+        b"HTTP/1.1 abc OK",
+        b"HTTP/1.1 200 OK\r\nbad",
+        b"HTTP/1.1 200 OK\r\nContent-Length: ten",
+    ],
+)
 def test_non_http_heads_are_protocol_errors(raw: bytes) -> None:
     with pytest.raises(upstream.ProtocolError):
         upstream.parse_head(raw, method="GET")
