@@ -83,6 +83,17 @@ def change_in_period(events: list[tuple[float, int]], now: float, period_s: floa
     return sum(change for t, change in events if t > now - period_s)
 
 
+def period_start(
+    current: int,
+    up: list[tuple[float, int]],
+    down: list[tuple[float, int]],
+    now: float,
+    period_s: float,
+) -> int:
+    """Replicas at the start of a policy's period (the HPA's periodStartReplicas)."""
+    return current - change_in_period(up, now, period_s) + change_in_period(down, now, period_s)
+
+
 def scale_up_limit(
     current: int,
     up: list[tuple[float, int]],
@@ -94,11 +105,7 @@ def scale_up_limit(
         return current
     results = []
     for p in rules.policies:
-        start = (
-            current
-            - change_in_period(up, now, p.period_s)
-            + change_in_period(down, now, p.period_s)
-        )
+        start = period_start(current, up, down, now, p.period_s)
         if p.kind == "Pods":
             results.append(start + p.value)
         else:
@@ -117,11 +124,7 @@ def scale_down_limit(
         return current
     results = []
     for p in rules.policies:
-        start = (
-            current
-            - change_in_period(up, now, p.period_s)
-            + change_in_period(down, now, p.period_s)
-        )
+        start = period_start(current, up, down, now, p.period_s)
         if p.kind == "Pods":
             results.append(start - p.value)
         else:
