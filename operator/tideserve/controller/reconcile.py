@@ -298,15 +298,19 @@ class Refresher:
             while key in self._pending:
                 await asyncio.sleep(self._debounce)
                 self._pending.discard(key)
+                retry_in = None
                 async with self._slots:
                     try:
                         await self._work(key)
                     except kopf.TemporaryError as exc:
                         log.warning("refresh of %s/%s failed, retrying: %s", *key, exc)
-                        await asyncio.sleep(exc.delay or 5.0)
-                        self._pending.add(key)
+                        retry_in = exc.delay or 5.0
                     except Exception:
                         log.exception("refresh of %s/%s failed", *key)
+                if retry_in is not None:
+                    # Wait outside the slot: one object's back-off must not hold up others.
+                    await asyncio.sleep(retry_in)
+                    self._pending.add(key)
         finally:
             self._running.pop(key, None)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import kopf
 import pytest
 
 from tideserve.controller import reconcile, store
@@ -62,4 +63,21 @@ async def test_a_failing_refresh_does_not_stop_later_ones() -> None:
     refresher.schedule(("ns", "a"))
     await asyncio.sleep(0.1)
     assert runs == 2
+    await refresher.close()
+
+
+async def test_a_retry_delay_does_not_hold_a_slot_others_need() -> None:
+    runs: list[store.Key] = []
+
+    async def work(key: store.Key) -> None:
+        runs.append(key)
+        if key == ("ns", "a"):
+            raise kopf.TemporaryError("later", delay=10)
+
+    refresher = reconcile.Refresher(work, debounce=0.01, concurrency=1)
+    refresher.schedule(("ns", "a"))
+    await asyncio.sleep(0.05)
+    refresher.schedule(("ns", "b"))
+    await asyncio.sleep(0.1)
+    assert ("ns", "b") in runs
     await refresher.close()
