@@ -212,8 +212,49 @@ def test_monotone_in_load(
         _, state = policy.decide(spec, signals, was, was, when, state)
         current = _.desired
         now = when + TICK
+    # Every component of the load grows by the same factor: queued requests, requests
+    # held by the activator and the arrival rate. (Growing the rate while a constant
+    # held count stays put is not "more load" to a policy that reads replica speed off
+    # the served rate: twice the rate on the same busy replicas means faster replicas,
+    # so a fixed backlog drains sooner. Hypothesis found that case; the queue-only
+    # property below covers growing backlogs at a fixed rate.)
     low = fresh_signals(pending, rate, held)
-    high = fresh_signals(pending * factor, rate * factor, held)
+    high = fresh_signals(pending * factor, rate * factor, round(held * factor))
+    low_decision, _ = policy.decide(spec, low, current, current, now, state)
+    high_decision, _ = policy.decide(spec, high, current, current, now, state)
+    assert high_decision.desired >= low_decision.desired
+
+
+@SETTINGS
+@hypothesis.given(
+    specs(),
+    st.lists(signal_values, max_size=30),
+    st.floats(0, 400),
+    st.floats(0, 400),
+    st.floats(1, 4),
+    st.integers(0, 20),
+    st.integers(0, 30),
+    starts,
+)
+def test_monotone_in_backlog_at_a_fixed_rate(
+    spec: spec_api.ScalingSpec,
+    before: list[policy.Signals],
+    pending: float,
+    rate: float,
+    factor: float,
+    held: int,
+    current: int,
+    start: datetime.datetime,
+) -> None:
+    history = run(spec, before, current, start)
+    state = policy.PolicyState()
+    now = start
+    for when, was, signals, _ in history:
+        _, state = policy.decide(spec, signals, was, was, when, state)
+        current = _.desired
+        now = when + TICK
+    low = fresh_signals(pending, rate, held)
+    high = fresh_signals(pending * factor, rate, held)
     low_decision, _ = policy.decide(spec, low, current, current, now, state)
     high_decision, _ = policy.decide(spec, high, current, current, now, state)
     assert high_decision.desired >= low_decision.desired
