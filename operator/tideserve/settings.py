@@ -26,6 +26,15 @@ class Settings(pydantic.BaseModel):
     metrics_port: int = pydantic.Field(8080, ge=0, le=65535)
     health_port: int = pydantic.Field(8081, ge=0, le=65535)
 
+    @pydantic.field_validator("activator_service")
+    @classmethod
+    def _namespace_slash_name(cls, value: str) -> str:
+        namespace, slash, name = value.partition("/")
+        if value and not (slash and namespace and name and "/" not in name):
+            # An empty name would select every EndpointSlice in the namespace.
+            raise ValueError(f"must be namespace/name, got {value!r}")
+        return value
+
     @property
     def activator(self) -> tuple[str, str] | None:
         if not self.activator_service:
@@ -47,8 +56,14 @@ _ENV = {
 }
 
 
+class SettingsError(ValueError):
+    """A TIDESERVE_* variable has a value the operator cannot run with."""
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from TIDESERVE_* variables; unset ones keep their defaults."""
+    """Settings from TIDESERVE_* variables; unset ones keep their defaults.
+
+    Raises SettingsError naming the variable, never a raw validation trace."""
     source = os.environ if env is None else env
     values: dict[str, object] = {}
     for field, var in _ENV.items():
@@ -59,4 +74,12 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
             values[field] = tuple(ns.strip() for ns in raw.split(",") if ns.strip())
         else:
             values[field] = raw
-    return Settings.model_validate(values)
+    try:
+        return Settings.model_validate(values)
+    except pydantic.ValidationError as error:
+        problems = [
+            f"{_ENV.get(str(item['loc'][0]), item['loc'][0])}: "
+            + str(item["msg"]).removeprefix("Value error, ")
+            for item in error.errors()
+        ]
+        raise SettingsError("; ".join(problems)) from None

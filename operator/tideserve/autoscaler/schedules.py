@@ -101,8 +101,12 @@ def local_instant(
     return high
 
 
+# Indexed by date.weekday(); strftime("%a") would follow the process locale.
+_WEEKDAYS = tuple(schedule_api.Weekday)
+
+
 def _day_allowed(window: schedule_api.ScheduleWindow, day: datetime.date) -> bool:
-    if window.days and day.strftime("%a") not in {d.value for d in window.days}:
+    if window.days and _WEEKDAYS[day.weekday()] not in window.days:
         return False
     return day not in window.except_dates
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 
 import kopf
 import prometheus_client
@@ -52,13 +53,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    settings = settings_mod.from_env()
+    try:
+        settings = settings_mod.from_env()
+    except settings_mod.SettingsError as error:
+        print(f"tideserve run: bad setting: {error}", file=sys.stderr)
+        return 2
     kopf.configure(
         verbose=args.verbose,
         debug=args.debug,
         log_format=kopf.LogFormat[args.log_format.upper()],
     )
     log = logging.getLogger("tideserve.controller")
+    # httpx logs every request at INFO (the autoscaler polls the activator each tick).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("kopf.objects").addFilter(handlers.QuietWatchHandlers())
     kube.configure(args.kubeconfig)
     namespaces = tuple(args.namespace or settings.watch_namespaces)
