@@ -77,8 +77,12 @@ class Reconciler:
                 spec = resource.parse_spec(dict(body["spec"]))
             except pydantic.ValidationError as exc:
                 message = resource.describe_error(exc)
+                previous = self._facts.get(key)
+                # The children of the last good generation keep running, so routing
+                # (pods or activator) must keep following them: keep what was applied.
+                applied = previous.hardware if previous else None
                 self._remember(
-                    Facts(owner, owner.generation, "", "", (checks.invalid_spec(message),))
+                    Facts(owner, owner.generation, "", "", (checks.invalid_spec(message),), applied)
                 )
                 metrics.RECONCILES.labels(result="invalid").inc()
                 raise kopf.PermanentError(f"invalid spec: {message}") from exc
@@ -101,7 +105,8 @@ class Reconciler:
             if blocking:
                 # Keep the last good generation: the children still run what it asked for.
                 generation = previous.generation if previous else None
-                self._remember(Facts(owner, generation, url, hw.label, tuple(problems)))
+                applied = previous.hardware if previous else None
+                self._remember(Facts(owner, generation, url, hw.label, tuple(problems), applied))
                 metrics.RECONCILES.labels(result="blocked").inc()
                 raise kopf.TemporaryError(blocking[0].message, delay=BLOCKED_RETRY_SECONDS)
             plan = children.plan(owner, spec, options)
@@ -117,9 +122,9 @@ class Reconciler:
                     kube.delete(kind, owner.namespace, name)
             except kube.InvalidError as exc:
                 message = f"the API server refused a child: {exc}"
-                self._remember(
-                    Facts(owner, owner.generation, url, hw.label, (checks.invalid_spec(message),))
-                )
+                applied = previous.hardware if previous else None
+                problem = checks.invalid_spec(message)
+                self._remember(Facts(owner, owner.generation, url, hw.label, (problem,), applied))
                 metrics.RECONCILES.labels(result="invalid").inc()
                 raise kopf.PermanentError(message) from exc
             except kube.NotFoundError as exc:
@@ -187,7 +192,8 @@ class Reconciler:
         self._write_status(key, body, obs)
         if facts.hardware is not None:  # children were applied at least once
             self._write_route(key, facts, pods)
-            if sizing.wants_auto(body):
+            # A blocked or invalid generation is not re-applied on every event.
+            if sizing.wants_auto(body) and not any(p.blocking for p in facts.problems):
                 self._resize(body, deployment, facts.hardware)
 
     def _resize(
