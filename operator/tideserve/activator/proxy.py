@@ -160,8 +160,16 @@ class Proxy:
             if length is not None:
                 streamed.content_length = length
             await streamed.prepare(request)
-            async for chunk in answer.iter_chunks():
-                await streamed.write(chunk)
+            try:
+                async for chunk in answer.iter_chunks():
+                    await streamed.write(chunk)
+            except upstream.ProtocolError as error:
+                # The head is already sent: a 502 is no longer possible. Cut the client's
+                # connection so it sees a truncated response, not a complete wrong one.
+                log.warning("endpoint %s upstream failed mid-body: %s", key, error)
+                if request.transport is not None:
+                    request.transport.close()
+                return streamed
             await streamed.write_eof()
             return streamed
         finally:

@@ -109,6 +109,17 @@ class Response:
         return b"".join(chunks)
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
+        """The body's chunks; a reset, truncation or bad chunk framing from the upstream
+        is a ProtocolError (answered 502), never an uncaught error (500)."""
+        try:
+            async for chunk in self._chunks():
+                yield chunk
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
+            raise ProtocolError(f"upstream body failed: {error!r}") from error
+        except ValueError as error:  # a chunk-size line that is not hexadecimal
+            raise ProtocolError(f"upstream sent a malformed chunked body: {error}") from error
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
         reader = self._connection.reader
         head = self.head
         if head.content_length is not None:

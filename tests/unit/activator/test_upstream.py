@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tideserve.activator import upstream
@@ -77,3 +79,42 @@ def test_bodiless_responses_have_length_zero(status: int, method: str) -> None:
 def test_non_http_heads_are_protocol_errors(raw: bytes) -> None:
     with pytest.raises(upstream.ProtocolError):
         upstream.parse_head(raw, method="GET")
+
+
+class _Slots:
+    def release(self) -> None:
+        pass
+
+
+class _Pool:
+    slots = _Slots()
+
+
+def _body(raw: bytes, *, chunked: bool, length: int | None) -> upstream.Response:
+    reader = asyncio.StreamReader()
+    reader.feed_data(raw)
+    reader.feed_eof()
+    head = upstream.Head(200, "OK", [], length, chunked, True)
+    connection = upstream._Connection(reader, writer=None)  # type: ignore[arg-type]
+    return upstream.Response(head, connection, _Pool())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("raw", "chunked", "length"),
+    [
+        (b"zz\r\nhello\r\n0\r\n\r\n", True, None),  # chunk size not hexadecimal
+        (b"5\r\nhel", True, None),  # connection closed inside a chunk
+        (b"hel", False, 5),  # shorter than Content-Length
+    ],
+    ids=["bad-size", "truncated-chunk", "truncated-length"],
+)
+async def test_broken_bodies_are_protocol_errors(
+    raw: bytes, chunked: bool, length: int | None
+) -> None:
+    with pytest.raises(upstream.ProtocolError):
+        await _body(raw, chunked=chunked, length=length).read()
+
+
+async def test_chunked_body_is_reassembled() -> None:
+    raw = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    assert await _body(raw, chunked=True, length=None).read() == b"hello world"
