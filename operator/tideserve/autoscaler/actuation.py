@@ -20,19 +20,13 @@ Key = tuple[str, str]
 
 def list_inference_services(namespaces: Sequence[str]) -> list[dict[str, Any]]:
     """All InferenceServices: one list call (or one per watched namespace)."""
-    if not namespaces:
-        return kube.list_objects(resource.KIND)
-    return [item for ns in namespaces for item in kube.list_objects(resource.KIND, ns)]
+    return kube.list_in(resource.KIND, namespaces)
 
 
 def list_predictors(namespaces: Sequence[str]) -> dict[Key, tuple[int, int]]:
     """(replicas, readyReplicas) of every predictor Deployment, keyed by (ns, isvc name)."""
     selector = f"app.kubernetes.io/name={names.PREDICTOR_APP}"
-    items = (
-        kube.list_objects("Deployment", labels=selector)
-        if not namespaces
-        else [d for ns in namespaces for d in kube.list_objects("Deployment", ns, selector)]
-    )
+    items = kube.list_in("Deployment", namespaces, selector)
     out: dict[Key, tuple[int, int]] = {}
     for item in items:
         meta = item.get("metadata") or {}

@@ -15,7 +15,7 @@ import json
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import kopf
@@ -216,6 +216,16 @@ def list_objects(
         return []
     items: list[dict[str, Any]] = result.get("items") or []
     return items
+
+
+def list_in(
+    kind: str, namespaces: Sequence[str], labels: str | None = None
+) -> list[dict[str, Any]]:
+    """Objects of a kind in the watched namespaces: one cluster-wide list call when
+    none are named (a cluster-wide install), else one call per namespace."""
+    if not namespaces:
+        return list_objects(kind, None, labels)
+    return [item for ns in namespaces for item in list_objects(kind, ns, labels)]
 
 
 def delete(kind: str, namespace: str | None, name: str) -> bool:

@@ -147,12 +147,6 @@ def with_ooms(observation: advisor.Observation, ooms: list[recommender.Oom]) -> 
     return dataclasses.replace(observation, usage=dataclasses.replace(usage, ooms=merged))
 
 
-def list_endpoints(namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
-    if not namespaces:
-        return kube.list_objects(resource.KIND)
-    return [obj for ns in namespaces for obj in kube.list_objects(resource.KIND, ns)]
-
-
 def tick(
     settings: settings_mod.Settings,
     catalog: catalog_mod.Catalog,
@@ -162,14 +156,10 @@ def tick(
 ) -> Result:
     """One pass over every endpoint (blocking; the async loop runs it in a thread)."""
     now = now or datetime.datetime.now(datetime.UTC)
-    bodies = list_endpoints(settings.watch_namespaces)
+    bodies = kube.list_in(resource.KIND, settings.watch_namespaces)
     node_bodies = kube.list_objects("Node")
     nodes = [fit.node_from_api(n) for n in node_bodies]
-    pods = [
-        p
-        for ns in (settings.watch_namespaces or (None,))
-        for p in kube.list_objects("Pod", ns, PREDICTOR_LABELS)
-    ]
+    pods = kube.list_in("Pod", settings.watch_namespaces, PREDICTOR_LABELS)
     observations = signals.gather(
         prometheus, now.timestamp(), config.window, host_cores_lookup(pods, node_bodies)
     )
