@@ -68,7 +68,7 @@ class TickReport:
 
 def _spec(body: dict[str, Any]) -> spec_api.InferenceServiceSpec | None:
     try:
-        return spec_api.InferenceServiceSpec.model_validate(body.get("spec") or {})
+        return resource.parse_spec(body.get("spec") or {})
     except pydantic.ValidationError:
         return None  # the reconciler reports it (SpecValid=False); nothing to scale
 
