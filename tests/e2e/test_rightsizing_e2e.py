@@ -24,7 +24,7 @@ from tideserve_testbed import fixtures
 from tideserve import settings as settings_mod
 from tideserve.api import crd, resource
 from tideserve.controller import kube as kube_api
-from tideserve.rightsizing import catalog, loop, profiling, quantities, signals
+from tideserve.rightsizing import catalog, histograms, loop, profiling, quantities, signals
 
 pytestmark = pytest.mark.e2e
 
@@ -79,6 +79,11 @@ def isvc(namespace: str, name: str) -> dict[str, Any]:
             },
         },
     }  # fmt: skip
+
+
+def upper_edge(buckets: histograms.Buckets, value: float) -> float:
+    """The upper edge of the histogram bucket holding `value`."""
+    return buckets.start(buckets.index(value) + 1)
 
 
 def samples(prometheus: fixtures.Prometheus, metric: str, namespace: str) -> int:
@@ -143,10 +148,13 @@ def test_real_usage_becomes_a_cpu_memory_recommendation(
             f'max_over_time(nv_cpu_memory_used_bytes{{namespace="{namespace}"}}[5m])'
         )
     )
+    # The recommender rounds up to its histogram's bucket edge (5% geometric buckets, wider
+    # than 5% relative near zero), adds the 15% margin, then rounds to a millicore / a MiB.
     cores = quantities.parse(rec["cpu"])
-    assert 0.025 <= cores <= util * (os.cpu_count() or 1) * 1.15 * 1.06 + 0.001
+    peak_cores = util * (os.cpu_count() or 1)
+    assert 0.025 <= cores <= max(0.025, upper_edge(histograms.CPU, peak_cores) * 1.15) + 0.001
     memory = quantities.parse(rec["memory"])
-    assert used * 1.15 <= memory <= used * 1.15 * 1.06 + quantities.MIB
+    assert used * 1.15 <= memory <= upper_edge(histograms.MEMORY, used) * 1.15 + quantities.MIB
     assert cores < 8  # over-provisioned CPU is called out
     assert rec["costPerHourRecommended"] < rec["costPerHourNow"]
     assert body["status"]["cost"]["perHour"] == 0  # status.replicas unset: nothing running

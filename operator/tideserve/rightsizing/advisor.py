@@ -218,7 +218,7 @@ def advise(
         reason="; ".join(notes)[:2048],
         generated_at=now,
     )
-    changed = previous is None or _material(previous, rec, policy.hysteresis)
+    changed = previous is None or _material(previous, rec, policy)
     if not changed and previous is not None:
         rec = previous
     return Advice(rec, changed, spent, needs_fit, best.replicas if best else None)
@@ -242,14 +242,18 @@ def _hold(
 
 
 def _material(
-    old: status_api.Recommendation, new: status_api.Recommendation, hysteresis: float
+    old: status_api.Recommendation, new: status_api.Recommendation, policy: recommender.Policy
 ) -> bool:
     if old.accelerator != new.accelerator:
         return True
-    for before, after in ((old.cpu, new.cpu), (old.memory, new.memory)):
+    figures = (
+        (old.cpu, new.cpu, policy.min_cpu_step_cores),
+        (old.memory, new.memory, policy.min_memory_step_bytes),
+    )
+    for before, after, step in figures:
         was = quantities.parse(before) if before else None
         now = quantities.parse(after) if after else None
-        if recommender.moved(was, now, hysteresis):
+        if recommender.moved(was, now, policy.hysteresis, step):
             return True
     return False
 

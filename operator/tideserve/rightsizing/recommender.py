@@ -52,8 +52,12 @@ class Policy:
     oom_bump_ratio: float = 1.2
     oom_bump_min_bytes: float = 100 * quantities.MIB
     gpu_memory_headroom: float = 0.2
-    # A figure changes only when it moves by more than this fraction (or an OOM says so).
+    # A figure changes only when it moves by more than this fraction (or an OOM says so)
+    # and by more than an absolute step: near zero one histogram bucket is wider than 10%,
+    # and 20m of CPU is not worth an Event, let alone a rolling update.
     hysteresis: float = 0.10
+    min_cpu_step_cores: float = 0.05
+    min_memory_step_bytes: float = 64 * quantities.MIB
     # Fewer samples than this and the figure is left alone: no data is not zero usage.
     min_samples: int = 3
 
@@ -148,13 +152,13 @@ def size(
     )
 
 
-def moved(old: float | None, new: float | None, threshold: float) -> bool:
-    """Whether `new` differs from `old` by more than `threshold` (a fraction of old)."""
+def moved(old: float | None, new: float | None, threshold: float, step: float = 0.0) -> bool:
+    """Whether `new` differs from `old` by more than `threshold` (a fraction of old) and `step`."""
     if old is None or new is None:
         return new is not None and old is None
     if old <= 0:
         return new > 0
-    return abs(new - old) > threshold * old
+    return abs(new - old) > max(threshold * old, step)
 
 
 def stabilize(previous: Sizing | None, new: Sizing, policy: Policy = DEFAULT_POLICY) -> Sizing:
@@ -166,14 +170,15 @@ def stabilize(previous: Sizing | None, new: Sizing, policy: Policy = DEFAULT_POL
     if previous is None:
         return new
 
-    def pick(old: float | None, fresh: float | None) -> float | None:
+    def pick(old: float | None, fresh: float | None, step: float) -> float | None:
         if fresh is None:
             return old
-        return fresh if moved(old, fresh, policy.hysteresis) else old
+        return fresh if moved(old, fresh, policy.hysteresis, step) else old
 
+    memory_step = policy.min_memory_step_bytes
     return dataclasses.replace(
         new,
-        cpu_cores=pick(previous.cpu_cores, new.cpu_cores),
-        memory_bytes=pick(previous.memory_bytes, new.memory_bytes),
-        gpu_memory_bytes=pick(previous.gpu_memory_bytes, new.gpu_memory_bytes),
+        cpu_cores=pick(previous.cpu_cores, new.cpu_cores, policy.min_cpu_step_cores),
+        memory_bytes=pick(previous.memory_bytes, new.memory_bytes, memory_step),
+        gpu_memory_bytes=pick(previous.gpu_memory_bytes, new.gpu_memory_bytes, memory_step),
     )

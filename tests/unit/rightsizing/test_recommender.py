@@ -159,10 +159,24 @@ def test_monotone_in_load(base: float, extra: float) -> None:
 def test_hysteresis(old: float, factor: float) -> None:
     before = recommender.Sizing(cpu_cores=old)
     after = recommender.stabilize(before, recommender.Sizing(cpu_cores=old * factor))
-    if abs(factor - 1) < 0.1 - 1e-9:
+    step = recommender.DEFAULT_POLICY.min_cpu_step_cores
+    change = abs(factor - 1) * old
+    if change < max(0.1 * old, step) * (1 - 1e-9):
         assert after.cpu_cores == old
-    elif abs(factor - 1) > 0.1 + 1e-9:
+    elif change > max(0.1 * old, step) * (1 + 1e-9):
         assert after.cpu_cores == pytest.approx(old * factor)
+
+
+def test_one_bucket_near_zero_is_not_a_change() -> None:
+    # At 0.16 cores one 5% bucket is 11% wide: without an absolute step every bucket
+    # the p90 crossed would be a new recommendation and an Event.
+    before = recommender.Sizing(cpu_cores=0.177, memory_bytes=300 * MIB)
+    after = recommender.stabilize(
+        before, recommender.Sizing(cpu_cores=0.198, memory_bytes=340 * MIB)
+    )
+    assert after == before
+    moved = recommender.stabilize(before, recommender.Sizing(cpu_cores=0.25))
+    assert moved.cpu_cores == 0.25
 
 
 @settings(max_examples=100, deadline=None)
