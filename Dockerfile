@@ -15,10 +15,13 @@ RUN python -m venv /opt/venv
 # (.dockerignore), so a test or doc change does not rebuild this layer.
 COPY pyproject.toml README.md /src/
 COPY operator/ /src/operator/
+# Runtime dependencies only: the bench and probe extras (simulator, plots, Triton's
+# client, numpy) are for a workstation, not the operator or the activator; importing
+# both entry points proves the runtime set is enough.
 # Non-editable install: the runtime image holds no sources beyond site-packages.
 # pip compiles bytecode at install time, so a read-only root needs no writes.
 RUN /opt/venv/bin/pip install /src \
-    && /opt/venv/bin/python -c "import tideserve" \
+    && /opt/venv/bin/python -c "import tideserve.controller.main, tideserve.activator.server" \
     && /opt/venv/bin/pip uninstall --yes pip setuptools
 
 # --- runtime stage: python plus the venv, nothing else ---
@@ -31,8 +34,7 @@ COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    HOME=/tmp \
-    MPLCONFIGDIR=/tmp/matplotlib
+    HOME=/tmp
 # The chart mounts an emptyDir at /tmp: the root filesystem is read-only.
 USER 65532:65532
 EXPOSE 8080 8081 9090

@@ -26,6 +26,7 @@ ensure_debian_packages() {
 }
 
 # The project's virtual environment, reinstalled only when pyproject.toml changes.
+# The dev extra pulls in the bench and probe extras: the tests cover both commands.
 ensure_venv() {
   local stamp
   stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)

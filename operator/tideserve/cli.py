@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
+from types import ModuleType
 
 import tideserve
 
@@ -17,6 +19,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("tideserve.sim.bench", "replay traffic through the autoscaling policies"),
     "recommend": ("tideserve.rightsizing.commands", "print right-sizing recommendations"),
 }
+
+# Optional dependencies (pyproject extras): command -> (extra, top-level modules it installs).
+# `tideserve bench` needs the simulator's libraries, `tideserve recommend --probe` Triton's
+# client; the operator image installs neither.
+EXTRAS: dict[str, tuple[str, frozenset[str]]] = {
+    "bench": ("bench", frozenset({"simpy", "matplotlib", "numpy"})),
+    "recommend": ("probe", frozenset({"tritonclient", "numpy"})),
+}
+
+
+def missing_extra(command: str, exc: ImportError) -> str | None:
+    """One line naming the extra to install when `exc` is a missing optional dependency of
+    `command`; None for any other import failure (a real bug keeps its traceback)."""
+    extra, provided = EXTRAS.get(command, ("", frozenset()))
+    missing = (exc.name or "").partition(".")[0]
+    if missing not in provided:
+        return None
+    return (
+        f"tideserve {command}: {missing} is not installed; "
+        f"it comes with the {extra!r} extra: pip install 'tideserve[{extra}]'"
+    )
 
 
 def usage() -> str:
@@ -38,9 +61,25 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"tideserve: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[command][0])
-    entry = getattr(module, f"main_{command}", None) or module.main
-    result: int = entry(rest)
+    return run(command, rest)
+
+
+def run(
+    command: str,
+    rest: list[str],
+    load: Callable[[str], ModuleType] = importlib.import_module,
+) -> int:
+    """Import the command's module and call its entry point."""
+    try:
+        module = load(COMMANDS[command][0])
+        entry = getattr(module, f"main_{command}", None) or module.main
+        result: int = entry(rest)
+    except ImportError as exc:
+        hint = missing_extra(command, exc)
+        if hint is None:
+            raise
+        print(hint, file=sys.stderr)
+        return 1
     return result
 
 
