@@ -21,7 +21,6 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import kubernetes
 import pytest
 import yaml
 from tideserve_testbed import fixtures
@@ -247,27 +246,18 @@ def namespace_of(release: Release, where: str) -> str:
 
 
 def answers(kube: fixtures.Kube, sa: str, release: Release, checks: list[Check]) -> list[bool]:
-    """The API server's authorizer on each check: a SubjectAccessReview for the
-    ServiceAccount's user and groups (what can-i asks, without a kubectl per question)."""
-    api = kubernetes.client.AuthorizationV1Api(kube.api_client())
+    """The API server's authorizer on each check, for the ServiceAccount's user and groups."""
     user = f"system:serviceaccount:{release.namespace}:{sa}"
     groups = ["system:serviceaccounts", f"system:serviceaccounts:{release.namespace}",
               "system:authenticated"]  # fmt: skip
-    out = []
+    attributes = []
     for verb, res, sub, where in checks:
         plural, _, group = res.partition(".")
-        attrs = kubernetes.client.V1ResourceAttributes(
-            verb=verb, resource=plural, group=group, subresource=sub or None,
-            namespace=None if where == "cluster" else namespace_of(release, where),
-        )  # fmt: skip
-        spec = kubernetes.client.V1SubjectAccessReviewSpec(
-            user=user, groups=groups, resource_attributes=attrs
-        )
-        review = api.create_subject_access_review(
-            kubernetes.client.V1SubjectAccessReview(spec=spec)
-        )
-        out.append(bool(review.status.allowed))
-    return out
+        attrs = {"verb": verb, "resource": plural, "group": group, "subresource": sub}
+        if where != "cluster":
+            attrs["namespace"] = namespace_of(release, where)
+        attributes.append(attrs)
+    return kube.allowed(user, groups, attributes)
 
 
 def wrong_answers(

@@ -1,4 +1,5 @@
-"""The layering DESIGN.md draws, checked: pure code stays pure, operator/ stays a source root."""
+"""The layering DESIGN.md draws, checked: pure code stays pure, only the client modules
+talk to the API server, the operator never needs an extra, operator/ stays a source root."""
 
 from __future__ import annotations
 
@@ -50,6 +51,18 @@ IMPURE_IMPORTS = {
 }
 
 
+# STYLE rule 7: one place talks to the API. The operator's client (kube.py), the
+# activator's watch, and the test bed's handle for tests (tideserve_testbed.fixtures).
+KUBERNETES_CLIENTS = {"tideserve.controller.kube", "tideserve.activator.watch"}
+TESTBED = ROOT / "hack" / "lib" / "tideserve_testbed"
+TESTBED_CLIENT = TESTBED / "fixtures.py"
+
+# Libraries of the pyproject extras (bench: the simulator; probe: the profiling probe) and
+# the only modules that may import them. The operator image installs neither extra.
+OPTIONAL_IMPORTS = {"simpy", "matplotlib", "numpy", "tritonclient"}
+OPTIONAL_HOMES = ["tideserve.sim", "tideserve.rightsizing.profiling"]
+
+
 def module_name(path: pathlib.Path) -> str:
     parts = path.relative_to(ROOT / "operator").with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -65,12 +78,45 @@ def imports(path: pathlib.Path) -> set[str]:
     return found
 
 
+def module_level_imports(path: pathlib.Path) -> set[str]:
+    """Imports that run when the module is imported: not those inside functions (lazy)
+    nor under `if TYPE_CHECKING:`. `from a import b` yields both a and a.b (b may be a
+    module)."""
+    found: set[str] = set()
+
+    def visit(nodes: list[ast.stmt]) -> None:
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            elif isinstance(node, ast.If | ast.Try | ast.With | ast.ClassDef):
+                for field in ("body", "orelse", "finalbody"):
+                    visit(getattr(node, field, []))
+                for handler in getattr(node, "handlers", []):
+                    visit(handler.body)
+
+    visit(ast.parse(path.read_text()).body)
+    return found
+
+
+def top(imported: str) -> str:
+    return imported.partition(".")[0]
+
+
+def within(name: str, packages: list[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
 def modules() -> list[tuple[str, pathlib.Path]]:
     return sorted((module_name(p), p) for p in PACKAGE.rglob("*.py"))
 
 
 def is_pure(name: str) -> bool:
-    return any(name == pure or name.startswith(pure + ".") for pure in PURE)
+    return within(name, PURE)
 
 
 def test_pure_modules_import_no_client_or_process_libraries() -> None:
@@ -96,3 +142,58 @@ def test_stdlib_operator_module_still_works_beside_tideserve() -> None:
     assert stdlib_operator.add(2, 3) == 5
     assert "site-packages" not in (stdlib_operator.__file__ or "")
     assert not (stdlib_operator.__file__ or "").startswith(str(ROOT / "operator"))
+
+
+def test_only_the_client_modules_import_the_kubernetes_client() -> None:
+    offenders = [
+        name
+        for name, path in modules()
+        if name not in KUBERNETES_CLIENTS and "kubernetes" in {top(i) for i in imports(path)}
+    ]
+    assert offenders == []
+
+
+def test_tests_reach_the_api_through_the_test_bed_not_the_kubernetes_client() -> None:
+    # Tests use kubectl and the fixtures' handles (or the operator's own client module),
+    # so a change in how we talk to the API server is made in one place.
+    files = [*(ROOT / "tests").rglob("*.py"), *TESTBED.rglob("*.py")]
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in files
+        if path != TESTBED_CLIENT and "kubernetes" in {top(i) for i in imports(path)}
+    ]
+    assert offenders == []
+
+
+def test_extras_libraries_are_imported_only_by_the_simulator_and_the_probe() -> None:
+    offenders = [
+        f"{name} imports {imported}"
+        for name, path in modules()
+        if not within(name, OPTIONAL_HOMES)
+        for imported in imports(path)
+        if top(imported) in OPTIONAL_IMPORTS
+    ]
+    assert offenders == []
+
+
+def test_operator_code_imports_the_simulator_and_the_probe_only_lazily() -> None:
+    # `tideserve run`, `activator`, `crds`, `validate`, `recommend` must import without the
+    # bench/probe extras: their module-level imports never reach tideserve.sim or the probe.
+    offenders = [
+        f"{name} imports {imported} at module level"
+        for name, path in modules()
+        if not within(name, OPTIONAL_HOMES)
+        for imported in module_level_imports(path)
+        if within(imported, OPTIONAL_HOMES)
+    ]
+    assert offenders == []
+
+
+def test_module_level_imports_skip_function_bodies(tmp_path: pathlib.Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text(
+        "import a\nfrom b import c\nif TYPE_CHECKING:\n    import d\n"
+        "try:\n    import e\nexcept ImportError:\n    import f\n"
+        "def g():\n    import h\n"
+    )
+    assert module_level_imports(source) == {"a", "b", "b.c", "e", "f"}

@@ -20,6 +20,9 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 # Only tests import this module (from the project venv); the CLI stays stdlib-only.
+# The one place tests use the Kubernetes Python client (STYLE rule 7, checked by
+# tests/unit/test_layering.py); elsewhere they use kubectl through Kube.
+import kubernetes.client
 import kubernetes.config
 import numpy as np
 import tritonclient.http as httpclient
@@ -84,6 +87,22 @@ class Kube:
         return kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(self.kubeconfig)
         )
+
+    def allowed(self, user: str, groups: list[str], checks: list[dict[str, str]]) -> list[bool]:
+        """The API server's authorizer on each check, for that user and groups: one
+        SubjectAccessReview each (what `kubectl auth can-i --as` asks, without a kubectl
+        per question). A check is resourceAttributes: verb, resource, group, subresource,
+        namespace (omit namespace for cluster scope)."""
+        api = kubernetes.client.AuthorizationV1Api(self.api_client())
+        out = []
+        for attributes in checks:
+            review = api.create_subject_access_review({
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": {"user": user, "groups": groups, "resourceAttributes": attributes},
+            })  # fmt: skip
+            out.append(bool(review.status.allowed))
+        return out
 
     def events(self, namespace: str, involved: str | None = None) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self.get_json("events", "-n", namespace)["items"]
