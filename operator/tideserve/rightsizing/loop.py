@@ -3,7 +3,8 @@
 One Prometheus query per signal (grouped by namespace/name), one list of InferenceServices,
 Nodes and predictor Pods; then the pure advisor per endpoint; then a status apply (field
 manager tideserve-rightsizing) only where something changed, an Event when the
-recommendation changed materially, and the cost gauges. Blocking clients run in a thread.
+recommendation changed materially, and the cost gauges. Blocking work (the clients, the
+catalog file) runs in a thread; what one pass hands the next lives in State.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import datetime
 import json
 import logging
 import os
+import pathlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -60,6 +62,51 @@ class Result:
     written: tuple[tuple[str, str], ...] = ()
     events: tuple[tuple[str, str], ...] = ()
     advice: Mapping[tuple[str, str], advisor.Advice] = dataclasses.field(default_factory=dict)
+    # Endpoints whose cost gauges this pass set: the next pass forgets the ones gone.
+    published: frozenset[tuple[str, str]] = frozenset()
+
+
+# The catalog file's version: a changed file (a ConfigMap update swaps the mounted file)
+# has a new modification time or size; a missing file is a version of its own.
+Stamp = tuple[int, int]
+MISSING: Stamp = (0, -1)
+
+
+@dataclasses.dataclass(frozen=True)
+class State:
+    """What the loop carries from one pass to the next."""
+
+    catalog: catalog_mod.Catalog = catalog_mod.DEFAULT
+    catalog_stamp: Stamp | None = None  # the version last read, good or bad
+    published: frozenset[tuple[str, str]] = frozenset()
+
+
+def _stamp(path: str) -> Stamp:
+    try:
+        stat = pathlib.Path(path).stat()
+    except OSError:
+        return MISSING
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+def refresh_catalog(state: State, path: str) -> State:
+    """The catalog, read again only when its file changed (blocking: call in a thread).
+    A file that cannot be read or parsed keeps the catalog in use (the built-in one at
+    start) and is reported once per version of the file."""
+    if not path:
+        return state
+    stamp = _stamp(path)
+    if stamp == state.catalog_stamp:
+        return state
+    try:
+        catalog = catalog_mod.load(path)
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        # Prices from a default are better than no right-sizing at all, but say so.
+        kept = "the built-in one" if state.catalog is catalog_mod.DEFAULT else "the last good one"
+        log.error("cannot read the catalog %s (%s); using %s", path, exc, kept)
+        return dataclasses.replace(state, catalog_stamp=stamp)
+    log.info("catalog %s: %d options", path, len(catalog_mod.options(catalog)))
+    return dataclasses.replace(state, catalog=catalog, catalog_stamp=stamp)
 
 
 def measured_profiles(body: Mapping[str, Any]) -> list[accelerators.Profile]:
@@ -153,8 +200,10 @@ def tick(
     prometheus: signals.Prometheus,
     config: Config = Config(),
     now: datetime.datetime | None = None,
+    published: frozenset[tuple[str, str]] = frozenset(),
 ) -> Result:
-    """One pass over every endpoint (blocking; the async loop runs it in a thread)."""
+    """One pass over every endpoint (blocking; the async loop runs it in a thread).
+    `published`: the endpoints the previous pass set cost gauges for."""
     now = now or datetime.datetime.now(datetime.UTC)
     bodies = kube.list_in(resource.KIND, settings.watch_namespaces)
     node_bodies = kube.list_objects("Node")
@@ -201,14 +250,21 @@ def tick(
                 events.append(key)
         except Exception:  # one endpoint's failure must not stop the others
             log.exception("right-sizing could not update %s/%s", *key)
-    for key in _published - seen:
+    for key in published - seen:
         metrics.forget(*key)
-    _published.clear()
-    _published.update(seen)
-    return Result(len(bodies), tuple(written), tuple(events), advices)
+    return Result(len(bodies), tuple(written), tuple(events), advices, frozenset(seen))
 
 
-_published: set[tuple[str, str]] = set()
+def step(
+    settings: settings_mod.Settings,
+    state: State,
+    prometheus: signals.Prometheus,
+    config: Config = Config(),
+) -> tuple[State, Result]:
+    """The catalog if its file changed, then one pass (blocking: the loop's thread)."""
+    state = refresh_catalog(state, settings.catalog_file)
+    result = tick(settings, state.catalog, prometheus, config, published=state.published)
+    return dataclasses.replace(state, published=result.published), result
 
 
 def _event_message(rec: status_api.Recommendation) -> str:
@@ -224,25 +280,18 @@ async def run(
     settings: settings_mod.Settings, stop: asyncio.Event, config: Config = Config()
 ) -> None:
     """Until `stop` is set: a pass every config.interval_seconds."""
-    try:
-        catalog = catalog_mod.load(settings.catalog_file)
-    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-        # Prices shown from a default are better than no right-sizing at all, but say so.
-        log.error(
-            "cannot read the catalog %s (%s); using the built-in one", settings.catalog_file, exc
-        )
-        catalog = catalog_mod.DEFAULT
+    state = await asyncio.to_thread(refresh_catalog, State(), settings.catalog_file)
     prometheus = signals.Prometheus(settings.prometheus_url)
     log.info(
         "right-sizing loop: every %ss, %d catalog options, prometheus %s",
         config.interval_seconds,
-        len(catalog_mod.options(catalog)),
+        len(catalog_mod.options(state.catalog)),
         settings.prometheus_url,
     )
     try:
         while not stop.is_set():
             try:
-                result = await asyncio.to_thread(tick, settings, catalog, prometheus, config)
+                state, result = await asyncio.to_thread(step, settings, state, prometheus, config)
                 metrics.TICKS.labels(result="ok").inc()
                 log.debug(
                     "right-sizing: %d endpoints, %d written", result.endpoints, len(result.written)

@@ -1,6 +1,7 @@
 """Prometheus -> per-endpoint observations: one query per signal for all endpoints.
 
-Thin adapter (synchronous httpx; the loop runs it in a thread). Series are grouped by the
+Thin adapter over tideserve.prometheus (the operator's one Prometheus client, synchronous:
+the loop runs it in a thread). Series are grouped by the
 `namespace` and `name` labels the scrape puts on Triton's metrics; cAdvisor's container
 series carry only `pod`, so they are mapped to an endpoint through the predictor pods'
 names (`<name>-predictor-<hash>-<hash>`).
@@ -19,10 +20,8 @@ import logging
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
 
-import httpx
-
+from tideserve import prometheus as prometheus_api
 from tideserve.rightsizing import advisor, recommender
 
 log = logging.getLogger(__name__)
@@ -83,39 +82,33 @@ Series = list[tuple[dict[str, str], list[tuple[float, float]]]]
 
 
 class Prometheus:
-    """Range and instant queries; failures are logged and read as "no data"."""
+    """Range and instant queries; a failed query is logged and read as "no data" (one
+    signal missing leaves the others usable)."""
 
     def __init__(self, url: str, timeout: float = 20.0) -> None:
-        self._client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+        # Range queries over days of history take longer than the autoscaler's instants.
+        self._client = prometheus_api.Client(url, timeout=timeout)
 
     def close(self) -> None:
         self._client.close()
 
-    def _get(self, path: str, params: Mapping[str, str | float]) -> list[dict[str, Any]]:
-        try:
-            response = self._client.get(path, params=dict(params))
-            response.raise_for_status()
-            body = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            log.warning("prometheus query failed: %s (%s)", params.get("query"), exc)
-            return []
-        if body.get("status") != "success":
-            log.warning("prometheus query refused: %s", body.get("error"))
-            return []
-        result: list[dict[str, Any]] = body["data"]["result"]
-        return result
-
     def range(self, query: str, start: float, end: float, step: float) -> Series:
-        rows = self._get(
-            "/api/v1/query_range", {"query": query, "start": start, "end": end, "step": step}
-        )
+        try:
+            rows = self._client.range(query, start, end, step)
+        except prometheus_api.QueryError as exc:
+            log.warning("prometheus query failed: %s (%s)", query, exc)
+            return []
         return [
             (row.get("metric", {}), [(float(t), float(v)) for t, v in row.get("values", [])])
             for row in rows
         ]
 
     def instant(self, query: str, time: float) -> list[tuple[dict[str, str], float]]:
-        rows = self._get("/api/v1/query", {"query": query, "time": time})
+        try:
+            rows = self._client.instant(query, time)
+        except prometheus_api.QueryError as exc:
+            log.warning("prometheus query failed: %s (%s)", query, exc)
+            return []
         return [(row.get("metric", {}), float(row["value"][1])) for row in rows]
 
 
