@@ -78,4 +78,3 @@ def test_a_missing_file_at_start_falls_back_to_the_built_in_catalog_and_says_so(
     # The file appears later (a ConfigMap mounted after start): it is read.
     write(path, dump(EUR), version=1)
     assert loop.refresh_catalog(state, str(path)).catalog == EUR
-
