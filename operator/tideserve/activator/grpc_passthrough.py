@@ -13,6 +13,7 @@ that model. grpcio does not expose the `:authority` the client dialled.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +35,10 @@ CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
     502: grpc.StatusCode.UNAVAILABLE,
 }
+# Upstream codes after which a call is held again (see `rehold`).
+REHOLD_CODES = frozenset({grpc.StatusCode.UNAVAILABLE})
+# A retired channel's calls in flight may still finish within this many seconds.
+RETIRE_GRACE = 60.0
 # Metadata that belongs to the hop, not the call.
 DROPPED_METADATA = frozenset({"x-tideserve-endpoint", ":authority", "user-agent"})
 
@@ -49,6 +54,7 @@ class _Passthrough(grpc.GenericRpcHandler):  # type: ignore[misc]
         self._metrics = metrics
         self._upstreams = upstreams
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
@@ -92,23 +98,53 @@ class _Passthrough(grpc.GenericRpcHandler):  # type: ignore[misc]
                 "ambiguous or unknown)",
             )
         assert key is not None
-        outcome = await self._activator.admit(key)
-        if isinstance(outcome, queueing.Refusal):
-            self._metrics.requests.labels(key.namespace, key.name, str(outcome.status)).inc()
-            context.set_trailing_metadata((("retry-after", str(outcome.retry_after_seconds)),))
-            await context.abort(
-                CODES.get(outcome.status, grpc.StatusCode.UNAVAILABLE), outcome.error
-            )
         forwarded = tuple((k, v) for k, v in metadata if k not in DROPPED_METADATA)
-        call = self._channel(routing.grpc_upstream(key, self._upstreams)).unary_unary(method)
-        try:
-            response: bytes = await call(request, metadata=forwarded)
-        except grpc.aio.AioRpcError as error:
-            self._metrics.requests.labels(key.namespace, key.name, "502").inc()
-            await context.abort(error.code(), error.details() or "")
-            raise
-        self._metrics.requests.labels(key.namespace, key.name, "200").inc()
-        return response
+        target = routing.grpc_upstream(key, self._upstreams)
+        arrived = self._activator.now()
+        reholds = 0
+        while True:
+            outcome = await self._activator.admit(key, arrived=arrived)
+            if isinstance(outcome, queueing.Refusal):
+                self._metrics.requests.labels(key.namespace, key.name, str(outcome.status)).inc()
+                context.set_trailing_metadata((("retry-after", str(outcome.retry_after_seconds)),))
+                await context.abort(
+                    CODES.get(outcome.status, grpc.StatusCode.UNAVAILABLE), outcome.error
+                )
+            channel = self._channel(target)
+            try:
+                response: bytes = await channel.unary_unary(method)(request, metadata=forwarded)
+            except grpc.aio.AioRpcError as error:
+                if rehold(error.code()):
+                    # The channel may sit in reconnect back-off (up to minutes) after its
+                    # replica went away; a fresh one connects at once when it is back.
+                    self._retire(target, channel)
+                    if self._activator.upstream_failed(key, arrived=arrived, reholds=reholds):
+                        reholds += 1
+                        continue
+                self._metrics.requests.labels(key.namespace, key.name, "502").inc()
+                await context.abort(error.code(), error.details() or "")
+                raise
+            self._metrics.requests.labels(key.namespace, key.name, "200").inc()
+            return response
+
+    def _retire(self, target: str, channel: grpc.aio.Channel) -> None:
+        """Forget the channel to `target` (unless another failed call already replaced it);
+        close it once the calls still on it are done."""
+        current = self._channels.get(target)
+        if current is None or current is not channel:
+            return
+        del self._channels[target]
+        task = asyncio.get_running_loop().create_task(current.close(grace=RETIRE_GRACE))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+
+def rehold(code: grpc.StatusCode) -> bool:
+    """An upstream answer that means the call reached no serving model: the connection
+    failed or Triton is unloading the model (replica shutting down). Either way, holding
+    the call until the model answers its ready probe again is what the HTTP path does with
+    a refused connection."""
+    return code in REHOLD_CODES
 
 
 async def start(

@@ -106,8 +106,14 @@ class Activator:
 
     # ---- requests -------------------------------------------------------------------
 
-    async def admit(self, key: queueing.EndpointKey) -> Outcome:
-        """Forward now, wait and then forward, or refuse; never waits past the deadline."""
+    def now(self) -> float:
+        """The clock tickets are stamped with (arrival times passed back to `admit`)."""
+        return self._clock()
+
+    async def admit(self, key: queueing.EndpointKey, *, arrived: float | None = None) -> Outcome:
+        """Forward now, wait and then forward, or refuse; never waits past the deadline.
+        `arrived` (from `now()`): when a re-held request first arrived; its deadline counts
+        from then."""
         endpoint = self.endpoints.get(key)
         if endpoint is None:
             if not self.synced.is_set() and not self._closing:
@@ -123,7 +129,9 @@ class Activator:
         )
         if not isinstance(decision, queueing.Hold):
             return decision
-        ticket = endpoint.queue.admit(self._clock(), endpoint.state.wake_deadline_seconds)
+        ticket = endpoint.queue.admit(
+            self._clock(), endpoint.state.wake_deadline_seconds, arrived=arrived
+        )
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         endpoint.waiters[ticket.seq] = future
         self._set_gauge(endpoint)
@@ -146,13 +154,23 @@ class Activator:
                 self._set_gauge(endpoint)
             raise
 
-    def upstream_failed(self, key: queueing.EndpointKey) -> None:
-        """The upstream refused a connection: stop passing traffic through until the
-        model answers its ready probe again (a replica that went away, a stale status)."""
+    def upstream_failed(self, key: queueing.EndpointKey, *, arrived: float, reholds: int) -> bool:
+        """A forward failed before reaching a serving model (refused connection, gRPC
+        UNAVAILABLE): stop passing traffic through until the model answers its ready probe
+        again (a replica that went away, a stale status). True when the request may be held
+        again (queueing.may_rehold); the caller then calls `admit` with `arrived`."""
         endpoint = self.endpoints.get(key)
-        if endpoint is not None and endpoint.model_ready:
+        if endpoint is None:
+            return False
+        if endpoint.model_ready:
             endpoint.model_ready = False
             self._ensure_prober(endpoint)
+        return queueing.may_rehold(
+            reholds=reholds,
+            arrived=arrived,
+            now=self._clock(),
+            deadline_seconds=endpoint.state.wake_deadline_seconds,
+        )
 
     def demand(self) -> list[dict[str, str | int | float]]:
         now = self._clock()

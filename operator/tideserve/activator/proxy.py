@@ -106,25 +106,27 @@ class Proxy:
         if key is None:
             self._count(None, 400)
             return refusal_response(NO_ENDPOINT)
-        # One retry when the upstream refused the connection: the request was never sent,
-        # so holding it again until the model answers its probe is safe and invisible.
-        for attempt in range(2):
-            outcome = await self._activator.admit(key)
+        # When the upstream refuses the connection the request was never sent, so holding
+        # it again until the model answers its probe is safe and invisible (within the
+        # deadline of its first arrival: queueing.may_rehold).
+        arrived = self._activator.now()
+        reholds = 0
+        while True:
+            outcome = await self._activator.admit(key, arrived=arrived)
             if isinstance(outcome, queueing.Refusal):
                 self._count(key, outcome.status)
                 return refusal_response(outcome)
             try:
                 response = await self._forward(request, key, outcome)
             except upstream.ConnectError as error:
-                self._activator.upstream_failed(key)
-                if attempt == 0:
+                if self._activator.upstream_failed(key, arrived=arrived, reholds=reholds):
+                    reholds += 1
                     continue
                 return self._bad_gateway(key, f"endpoint {key} upstream unreachable: {error}")
             except upstream.ProtocolError as error:
                 return self._bad_gateway(key, f"endpoint {key} upstream failed: {error}")
             self._count(key, response.status)
             return response
-        raise AssertionError("unreachable")
 
     def _bad_gateway(self, key: queueing.EndpointKey, message: str) -> web.Response:
         self._count(key, 502)

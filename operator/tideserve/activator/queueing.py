@@ -15,6 +15,9 @@ The rules, in the order `route` applies them:
    then 429 with Retry-After.
 4. A held request that is not released within wakeDeadlineSeconds gets 503 with
    Retry-After and the last known reason the endpoint is not ready.
+5. A forward that fails before reaching a serving model (HTTP: the connection was refused;
+   gRPC: UNAVAILABLE) is held again, within the deadline counted from its first arrival,
+   at most MAX_REHOLDS times (`may_rehold`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ FULL_RETRY_AFTER_SECONDS = 5
 # Retry-After after a wake deadline: the wake did not complete in the allowed time, so a
 # retry is only useful once whatever blocked it (a node, an image) has had time to change.
 DEADLINE_RETRY_AFTER_SECONDS = 30
+# Re-holds per request after an upstream that went away: each one waits for the model to
+# answer its ready probe again, so this only bounds a replica that passes the probe yet
+# keeps failing calls (the client then gets the upstream's error, not a 15-minute wait).
+MAX_REHOLDS = 3
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -159,6 +166,14 @@ def unknown_refusal(key: EndpointKey) -> Refusal:
     )
 
 
+def may_rehold(*, reholds: int, arrived: float, now: float, deadline_seconds: float) -> bool:
+    """A forward that failed before reaching a serving model (the replica went away between
+    the ready check and the forward) may be held again: within the wake deadline counted
+    from the request's first arrival (a re-hold never extends it), and at most MAX_REHOLDS
+    times."""
+    return reholds < MAX_REHOLDS and now < arrived + deadline_seconds
+
+
 def probe_delay(attempt: int, *, base: float = 0.02, cap: float = 0.1) -> float:
     """Seconds between model-ready probes while requests may be waiting: fast at first (a
     ready replica usually has its model loaded already), then capped low, because a probe
@@ -199,8 +214,11 @@ class HeldQueue:
     def __iter__(self) -> Iterator[Ticket]:
         return iter(self._tickets.values())
 
-    def admit(self, now: float, deadline_seconds: float) -> Ticket:
-        ticket = Ticket(self._next_seq, now, now + deadline_seconds)
+    def admit(self, now: float, deadline_seconds: float, arrived: float | None = None) -> Ticket:
+        """A new ticket at the back of the queue. `arrived` (default now) is when the request
+        first reached the activator: a re-held request keeps its original deadline."""
+        start = now if arrived is None else arrived
+        ticket = Ticket(self._next_seq, start, start + deadline_seconds)
         self._next_seq += 1
         self._tickets[ticket.seq] = ticket
         if self.episode_started is None:

@@ -1,0 +1,233 @@
+"""The activator when things go away: the replica it forwards to (re-hold), and itself
+(SIGTERM drain). A real kube-apiserver, real Triton processes, the activator as a real
+process; status is written the way the reconciler would write it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tideserve_testbed import fixtures, procs
+
+pytestmark = pytest.mark.e2e
+
+ROOT = procs.REPO
+NAMESPACE = f"tideserve-activator-failover-{os.getpid()}"
+TIDESERVE = str(ROOT / ".venv" / "bin" / "tideserve")
+CLIENT_TIMEOUT = httpx.Timeout(90.0, connect=5.0)
+
+
+class Activator:
+    """`tideserve activator` as a real process; every endpoint's upstream is `triton`."""
+
+    def __init__(
+        self,
+        kube: fixtures.Kube,
+        triton: fixtures.Triton,
+        endpoints: tuple[str, ...],
+        log: Any,
+        *extra: str,
+    ) -> None:
+        self.http_port, self.grpc_port, self.control_port = (procs.free_port() for _ in range(3))
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.control = f"http://127.0.0.1:{self.control_port}"
+        self.grpc = f"127.0.0.1:{self.grpc_port}"
+        env = dict(os.environ, TIDESERVE_ACTIVATOR_UPSTREAMS="", TIDESERVE_LOG_LEVEL="INFO")
+        cmd = [
+            TIDESERVE, "activator", "--host=127.0.0.1",
+            f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}",
+            f"--control-port={self.control_port}", f"--kubeconfig={kube.kubeconfig}",
+            f"--namespace={NAMESPACE}", *extra,
+        ]  # fmt: skip
+        for name in endpoints:
+            cmd += [
+                f"--upstream={NAMESPACE}/{name}={triton.http_url}",
+                f"--grpc-upstream={NAMESPACE}/{name}={triton.grpc_url}",
+            ]
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        fixtures.eventually(self._ready, 30, "activator /readyz")
+        self.endpoints = endpoints
+
+    def _ready(self) -> bool:
+        assert self.proc.poll() is None, "activator exited"
+        return httpx.get(f"{self.control}/readyz", timeout=2).status_code == 200
+
+    def readyz(self) -> int:
+        return httpx.get(f"{self.control}/readyz", timeout=2).status_code
+
+    def held(self, name: str) -> int:
+        body = httpx.get(f"{self.control}/demand", timeout=5).json()
+        return sum(e["held"] for e in body["endpoints"] if e["name"] == name)
+
+    def wait_held(self, name: str, count: int) -> None:
+        fixtures.eventually(
+            lambda: self.held(name) >= count, 30, f"{count} requests held for {name}",
+            interval=0.05,
+        )  # fmt: skip
+
+    def model_ready(self, name: str) -> bool:
+        endpoints = httpx.get(f"{self.control}/endpoints", timeout=5).json()["endpoints"]
+        return any(e["name"] == name and e["modelReady"] for e in endpoints)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def namespace(kube: fixtures.Kube) -> Iterator[str]:
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kube.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/inferenceservices.serving.tideserve.io",
+    )  # fmt: skip
+    kube.kubectl("create", "namespace", NAMESPACE)
+    try:
+        yield NAMESPACE
+    finally:
+        kube.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+
+
+@pytest.fixture
+def run_activator(
+    kube: fixtures.Kube, namespace: str, tmp_path: Any
+) -> Iterator[Callable[..., Activator]]:
+    started: list[tuple[Activator, Any]] = []
+
+    def run(triton: fixtures.Triton, endpoints: tuple[str, ...], *extra: str) -> Activator:
+        log_path = tmp_path / f"activator-{len(started)}.log"
+        log = log_path.open("wb")
+        process = Activator(kube, triton, endpoints, log, *extra)
+        started.append((process, log_path))
+        return process
+
+    try:
+        yield run
+    finally:
+        for process, log_path in started:
+            process.stop()
+            sys.stderr.write(log_path.read_text()[-3000:])
+
+
+def create_endpoint(
+    kube: fixtures.Kube, name: str, *, ready: int, deadline: int = 120, max_held: int = 1000
+) -> None:
+    kube.apply(
+        {
+            "apiVersion": "serving.tideserve.io/v1alpha1",
+            "kind": "InferenceService",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {
+                "model": {"name": "tiny", "storageUri": "pvc://models/tiny"},
+                "scaling": {
+                    "minReplicas": 0,
+                    "scaleToZero": {"maxHeldRequests": max_held, "wakeDeadlineSeconds": deadline},
+                },
+            },
+        }
+    )
+    set_ready(kube, name, ready)
+
+
+def set_ready(kube: fixtures.Kube, name: str, ready: int) -> None:
+    status = {"status": {"replicas": ready, "readyReplicas": ready}}
+    kube.kubectl(
+        "patch", "inferenceservices.serving.tideserve.io", name, "-n", NAMESPACE,
+        "--subresource=status", "--type=merge", "-p", json.dumps(status),
+    )  # fmt: skip
+
+
+def infer_body(value: float) -> dict[str, Any]:
+    return {"inputs": [{"name": "INPUT0", "shape": [1, 2], "datatype": "FP32", "data": [value, 0]}]}
+
+
+async def infer(client: httpx.AsyncClient, url: str, name: str, value: float) -> httpx.Response:
+    return await client.post(
+        f"{url}/v2/models/tiny/infer",
+        json=infer_body(value),
+        headers={"X-Tideserve-Endpoint": f"{NAMESPACE}/{name}"},
+    )
+
+
+def output(response: httpx.Response) -> list[float]:
+    assert response.status_code == 200, response.text
+    data: list[float] = response.json()["outputs"][0]["data"]
+    return data
+
+
+def grpc_infer(activator: Activator, name: str, value: float) -> list[list[float]]:
+    client = grpcclient.InferenceServerClient(activator.grpc)
+    tensor = grpcclient.InferInput("INPUT0", [1, 2], "FP32")
+    tensor.set_data_from_numpy(np.array([[value, 0]], dtype=np.float32))
+    headers = {"x-tideserve-endpoint": f"{NAMESPACE}/{name}"}
+    result = client.infer("tiny", [tensor], headers=headers, client_timeout=90)
+    data: list[list[float]] = result.as_numpy("OUTPUT0").tolist()
+    return data
+
+
+def restart(start_triton: Callable[..., fixtures.Triton], gone: fixtures.Triton) -> fixtures.Triton:
+    """A replica again at the same address (the predictor Service's, in a cluster)."""
+    ports = {
+        f"{kind}_port": int(url.rsplit(":", 1)[1].split("/")[0])
+        for kind, url in (
+            ("http", gone.http_url),
+            ("grpc", gone.grpc_url),
+            ("metrics", gone.metrics_url),
+        )
+    }
+    return start_triton(**ports)
+
+
+# ---- re-hold: the replica went away between the ready check and the forward ----------------
+
+
+async def test_http_request_to_a_replica_that_went_away_is_held_until_one_is_back(
+    kube: fixtures.Kube,
+    start_triton: Callable[..., fixtures.Triton],
+    run_activator: Callable[..., Activator],
+) -> None:
+    replica = start_triton()
+    create_endpoint(kube, "resthold", ready=1)
+    activator = run_activator(replica, ("resthold",))
+    async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT) as http:
+        fixtures.eventually(lambda: activator.model_ready("resthold"), 30, "model probed ready")
+        assert output(await infer(http, activator.url, "resthold", 1)) == [2.0, 1.0]
+        # The replica goes away; the status still says ready (the watch lags, or the pod
+        # died after its last readiness probe).
+        fixtures.stop_triton(replica.name)
+        pending = asyncio.create_task(infer(http, activator.url, "resthold", 41))
+        await asyncio.to_thread(activator.wait_held, "resthold", 1)
+        assert not pending.done()
+        restart(start_triton, replica)
+        response = await asyncio.wait_for(pending, 90)
+    assert output(response) == [42.0, 1.0]
+    assert "X-Tideserve-Held-Seconds" in response.headers
+
+
+async def test_grpc_unavailable_from_a_replica_that_went_away_is_held_until_one_is_back(
+    kube: fixtures.Kube,
+    start_triton: Callable[..., fixtures.Triton],
+    run_activator: Callable[..., Activator],
+) -> None:
+    replica = start_triton()
+    create_endpoint(kube, "grpchold", ready=1)
+    activator = run_activator(replica, ("grpchold",))
+    fixtures.eventually(lambda: activator.model_ready("grpchold"), 30, "model probed ready")
+    assert await asyncio.to_thread(grpc_infer, activator, "grpchold", 1) == [[2.0, 1.0]]
+    fixtures.stop_triton(replica.name)
+    pending = asyncio.create_task(asyncio.to_thread(grpc_infer, activator, "grpchold", 41))
+    await asyncio.to_thread(activator.wait_held, "grpchold", 1)
+    assert not pending.done()
+    restart(start_triton, replica)
+    assert await asyncio.wait_for(pending, 90) == [[42.0, 1.0]]
