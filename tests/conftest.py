@@ -58,6 +58,16 @@ def kube(testbed: fixtures.Session) -> fixtures.Kube:
     return testbed.kube()
 
 
+@pytest.fixture
+def namespace(kube: fixtures.Kube, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test with the CRDs installed, named after the test module.
+    A module's own `namespace` fixture overrides this one; for a module-scoped one:
+    `with fixtures.crd_namespace(kube, prefix) as name: yield name`."""
+    prefix = request.module.__name__.rpartition(".")[2].removeprefix("test_")[:20]
+    with fixtures.crd_namespace(kube, prefix.replace("_", "-")) as name:
+        yield name
+
+
 @pytest.fixture(scope="session")
 def prometheus(testbed: fixtures.Session) -> fixtures.Prometheus:
     """Prometheus: .url, .register(id, host:port, namespace=, name=, pod=), .query(promql)."""

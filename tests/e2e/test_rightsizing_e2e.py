@@ -14,15 +14,13 @@ import os
 import pathlib
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from tideserve_testbed import fixtures
 
 from tideserve import settings as settings_mod
-from tideserve.api import crd, resource
 from tideserve.controller import kube as kube_api
 from tideserve.rightsizing import catalog, histograms, loop, profiling, quantities, signals
 
@@ -52,33 +50,12 @@ def test_probe_measures_a_real_replica(start_triton: Callable[..., fixtures.Trit
     assert impossible is None
 
 
-@pytest.fixture
-def namespace(kube: fixtures.Kube) -> Iterator[str]:
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.targets(ROOT)[0]))
-    kube.kubectl(
-        "wait", "--for=condition=Established",
-        f"crd/{resource.PLURAL}.{resource.GROUP}", "--timeout=60s",
-    )  # fmt: skip
-    name = f"rs-e2e-{uuid.uuid4().hex[:6]}"
-    kube.kubectl("create", "namespace", name)
-    yield name
-    kube.kubectl("delete", "namespace", name, "--wait=false")
-
-
 def isvc(namespace: str, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": resource.API_VERSION,
-        "kind": resource.KIND,
-        "metadata": {"namespace": namespace, "name": name},
-        "spec": {
-            "model": {"name": "tiny", "storageUri": "pvc://models/tiny"},
-            # Over-provisioned on purpose: 8 cores and 48Gi for a model that uses little.
-            "resources": {
-                "accelerator": "cpu", "cpu": "8", "memory": "48Gi",
-                "rightSizing": {"mode": "recommend"},
-            },
-        },
-    }  # fmt: skip
+    # Over-provisioned on purpose: 8 cores and 48Gi for a model that uses little.
+    resources = {"accelerator": "cpu", "cpu": "8", "memory": "48Gi",
+                 "rightSizing": {"mode": "recommend"}}  # fmt: skip
+    model = {"name": "tiny", "storageUri": "pvc://models/tiny"}
+    return fixtures.isvc(name, namespace, model=model, resources=resources)
 
 
 def upper_edge(buckets: histograms.Buckets, value: float) -> float:

@@ -15,7 +15,6 @@ import json
 import os
 import pathlib
 import secrets
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -25,8 +24,6 @@ import pytest
 import yaml
 from tideserve_testbed import fixtures
 
-from tideserve.api import resource
-
 pytestmark = pytest.mark.integration
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -35,7 +32,7 @@ HELM = pathlib.Path(
     os.environ.get("TIDESERVE_HELM", pathlib.Path.home() / ".cache/tideserve/bin/helm")
 )
 TIDESERVE = pathlib.Path(sys.executable).parent / "tideserve"
-ISVC = CRD_NAME = f"{resource.PLURAL}.{resource.GROUP}"
+ISVC = CRD_NAME = fixtures.CRD_NAME
 TIMEOUT = 120.0
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 
@@ -309,13 +306,6 @@ def service_account_kubeconfig(
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def chart_env(kube: fixtures.Kube, release: Release, tmp: pathlib.Path) -> dict[str, str]:
     """The operator container's environment exactly as the chart rendered it, with the
     catalog ConfigMap written to a file and ports moved to free loopback ones."""
@@ -326,12 +316,12 @@ def chart_env(kube: fixtures.Kube, release: Release, tmp: pathlib.Path) -> dict[
     (tmp / "catalog.yaml").write_text(catalog["data"]["catalog.yaml"])
     env |= {
         "TIDESERVE_CATALOG_FILE": str(tmp / "catalog.yaml"),
-        "TIDESERVE_METRICS_PORT": str(free_port()),
-        "TIDESERVE_HEALTH_PORT": str(free_port()),
+        "TIDESERVE_METRICS_PORT": str(fixtures.free_port()),
+        "TIDESERVE_HEALTH_PORT": str(fixtures.free_port()),
         "POD_ID": f"{release.operator}-pytest",
         # Demand from the activator's loopback stand-in (nothing listens): kwok pod IPs
         # are not reachable, and tests only talk to 127.0.0.1.
-        "TIDESERVE_ACTIVATOR_URL": f"http://127.0.0.1:{free_port()}",
+        "TIDESERVE_ACTIVATOR_URL": f"http://127.0.0.1:{fixtures.free_port()}",
     }
     if not release.namespaced:
         # Same ClusterRole, but served for one namespace only: a cluster-wide operator would
@@ -393,10 +383,8 @@ def test_operator_reconciles_under_the_chart_service_account(
         # on the InferenceService's scale subresource; only the operator can carry it to
         # deployments/scale. (managedFields would not show it: the API server records no
         # manager for a scale update of replicas that server-side apply left at the default.)
-        body = {"model": {"name": "m", "storageUri": "https://models.invalid/m.tar.gz"},
-                "resources": {"accelerator": "cpu"}, "scaling": {"mode": "external"}}  # fmt: skip
-        kube.apply({"apiVersion": resource.API_VERSION, "kind": resource.KIND,
-                    "metadata": {"name": "ext"}, "spec": body}, "-n", release.workload)  # fmt: skip
+        ext = fixtures.isvc("ext", resources={"accelerator": "cpu"}, scaling={"mode": "external"})
+        kube.apply(ext, "-n", release.workload)
         wait("ext reconciled", lambda: reconciled("ext"))
         kube.kubectl("scale", "-n", release.workload, "tisvc", "ext", "--replicas=3")
         wait("3 replicas", lambda: get("deployment", "ext-predictor")["spec"]["replicas"] == 3)

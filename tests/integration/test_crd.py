@@ -5,44 +5,22 @@ from __future__ import annotations
 
 import json
 import pathlib
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from tideserve_testbed import fixtures
 
-from tideserve.api import crd, resource
+from tideserve.api import resource
 
 pytestmark = pytest.mark.integration
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-CRD_NAME = f"{resource.PLURAL}.{resource.GROUP}"
 
 
 @pytest.fixture(scope="module")
 def installed(kube: fixtures.Kube) -> fixtures.Kube:
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.targets(ROOT)[0]))
-    kube.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+    fixtures.install_crds(kube)
     return kube
-
-
-@pytest.fixture
-def namespace(installed: fixtures.Kube) -> Iterator[str]:
-    name = f"crd-{uuid.uuid4().hex[:8]}"
-    installed.kubectl("create", "namespace", name)
-    yield name
-    installed.kubectl("delete", "namespace", name, "--wait=false")
-
-
-def manifest(name: str, **spec: Any) -> dict[str, Any]:
-    body = {"model": {"name": "m", "storageUri": "s3://bucket/m"}, **spec}
-    return {
-        "apiVersion": resource.API_VERSION,
-        "kind": resource.KIND,
-        "metadata": {"name": name},
-        "spec": body,
-    }
 
 
 def refused(kube: fixtures.Kube, namespace: str, body: dict[str, Any]) -> str:
@@ -52,7 +30,7 @@ def refused(kube: fixtures.Kube, namespace: str, body: dict[str, Any]) -> str:
 
 
 def test_defaults_are_applied_by_the_api_server(installed: fixtures.Kube, namespace: str) -> None:
-    installed.apply(manifest("defaults"), "-n", namespace)
+    installed.apply(fixtures.isvc("defaults"), "-n", namespace)
     stored = installed.get_json("tisvc", "defaults", "-n", namespace)["spec"]
     assert stored["resources"]["accelerator"] == "gpu"
     assert stored["scaling"]["behavior"]["scaleDown"]["stabilizationSeconds"] == 300
@@ -64,7 +42,9 @@ def test_midnight_crossing_window_in_a_time_zone_is_accepted(
     installed: fixtures.Kube, namespace: str
 ) -> None:
     window = {"name": "night", "timeZone": "Europe/Berlin", "start": "22:00", "end": "06:00"}
-    body = manifest("night", scaling={"minReplicas": 0, "schedules": [window | {"maxReplicas": 0}]})
+    body = fixtures.isvc(
+        "night", scaling={"minReplicas": 0, "schedules": [window | {"maxReplicas": 0}]}
+    )
     installed.apply(body, "-n", namespace)
 
 
@@ -123,7 +103,7 @@ def test_midnight_crossing_window_in_a_time_zone_is_accepted(
 def test_bad_manifests_are_refused_with_the_field_named(
     installed: fixtures.Kube, namespace: str, spec: dict[str, Any], field: str, words: str
 ) -> None:
-    message = refused(installed, namespace, manifest("bad", **spec))
+    message = refused(installed, namespace, fixtures.isvc("bad", **spec))
     assert field in message
     assert words in message
 
@@ -134,7 +114,7 @@ def test_kubectl_explain_shows_field_documentation(installed: fixtures.Kube) -> 
 
 
 def test_scale_subresource_sets_spec_replicas(installed: fixtures.Kube, namespace: str) -> None:
-    installed.apply(manifest("scaled", scaling={"mode": "external"}), "-n", namespace)
+    installed.apply(fixtures.isvc("scaled", scaling={"mode": "external"}), "-n", namespace)
     # An HPA reads the scale before it writes it: that must work on a fresh object.
     path = f"/apis/{resource.API_VERSION}/namespaces/{namespace}/{resource.PLURAL}/scaled/scale"
     scale = json.loads(installed.kubectl("get", "--raw", path).stdout)
@@ -144,7 +124,7 @@ def test_scale_subresource_sets_spec_replicas(installed: fixtures.Kube, namespac
 
 
 def test_printer_columns(installed: fixtures.Kube, namespace: str) -> None:
-    installed.apply(manifest("columns"), "-n", namespace)
+    installed.apply(fixtures.isvc("columns"), "-n", namespace)
     header = installed.kubectl("get", "tisvc", "-n", namespace).stdout.splitlines()[0].split()
     assert header == ["NAME", "READY", "REPLICAS", "DESIRED", "ACCELERATOR", "URL", "AGE"]
 

@@ -15,10 +15,8 @@ import datetime
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +24,6 @@ import pytest
 from tideserve_testbed import fixtures
 
 from tideserve import settings as settings_mod
-from tideserve.api import crd, resource
 from tideserve.controller import kube as kube_api
 from tideserve.rightsizing import catalog, loop, quantities, signals
 
@@ -34,39 +31,14 @@ pytestmark = pytest.mark.integration
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TIDESERVE = pathlib.Path(sys.executable).parent / "tideserve"
-PLURAL = f"{resource.PLURAL}.{resource.GROUP}"
+PLURAL = fixtures.CRD_NAME
 TIMEOUT = 90.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def namespace(kube: fixtures.Kube) -> Iterator[str]:
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.targets(ROOT)[0]))
-    kube.kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}", "--timeout=60s")
-    name = f"rs-{uuid.uuid4().hex[:8]}"
-    kube.kubectl("create", "namespace", name)
+@pytest.fixture(autouse=True)
+def client(kube: fixtures.Kube) -> None:
+    """The operator's client (the right-sizing pass runs in the test) on the test bed."""
     kube_api.configure(str(kube.kubeconfig))
-    yield name
-    kube.kubectl("delete", "namespace", name, "--wait=false")
-
-
-def isvc(namespace: str, name: str, resources: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": resource.API_VERSION,
-        "kind": resource.KIND,
-        "metadata": {"namespace": namespace, "name": name},
-        "spec": {
-            "model": {"name": "m", "storageUri": "https://models.invalid/m.tar.gz"},
-            "resources": resources,
-            **spec,
-        },
-    }
 
 
 def right_size(namespace: str, prometheus_url: str) -> loop.Result:
@@ -93,11 +65,12 @@ def fit_condition(body: dict[str, Any]) -> dict[str, Any] | None:
 def test_a_request_no_node_can_satisfy_is_reported_at_once(
     kube: fixtures.Kube, prometheus: fixtures.Prometheus, namespace: str
 ) -> None:
-    kube.apply(isvc(namespace, "huge", {"accelerator": "cpu", "cpu": "5000", "memory": "4Gi"}))
-    kube.apply(
-        isvc(namespace, "h100", {"accelerator": "gpu", "gpu": {"product": "NVIDIA-H100-80GB-HBM3"}})
-    )
-    kube.apply(isvc(namespace, "fine", {"accelerator": "mig", "mig": {"profile": "1g.10gb"}}))
+    for name, resources in (
+        ("huge", {"accelerator": "cpu", "cpu": "5000", "memory": "4Gi"}),
+        ("h100", {"accelerator": "gpu", "gpu": {"product": "NVIDIA-H100-80GB-HBM3"}}),
+        ("fine", {"accelerator": "mig", "mig": {"profile": "1g.10gb"}}),
+    ):
+        kube.apply(fixtures.isvc(name, namespace, resources=resources))
     result = right_size(namespace, prometheus.url)
     assert {(namespace, n) for n in ("huge", "h100", "fine")} <= set(result.written)
 
@@ -127,8 +100,8 @@ class Operator:
         self.log = log
         env = os.environ | {
             "KUBECONFIG": str(kubeconfig),
-            "TIDESERVE_METRICS_PORT": str(free_port()),
-            "TIDESERVE_HEALTH_PORT": str(free_port()),
+            "TIDESERVE_METRICS_PORT": str(fixtures.free_port()),
+            "TIDESERVE_HEALTH_PORT": str(fixtures.free_port()),
             "TIDESERVE_TRITON_IMAGE": "triton:test",
         }
         with log.open("ab") as out:
@@ -212,10 +185,10 @@ def test_auto_moves_an_over_provisioned_endpoint_and_it_is_rescheduled(
     name = "bert"
 
     def manifest(mode: str) -> dict[str, Any]:
-        return isvc(
-            namespace,
+        return fixtures.isvc(
             name,
-            {
+            namespace,
+            resources={
                 "accelerator": "auto",
                 "gpu": {"product": "NVIDIA-A100-SXM4-80GB"},
                 "rightSizing": {"mode": mode, "peakRequestsPerSecond": 20, "profiles": PROFILES},
@@ -290,10 +263,10 @@ def test_recommend_prints_the_table(
     kube: fixtures.Kube, prometheus: fixtures.Prometheus, namespace: str
 ) -> None:
     kube.apply(
-        isvc(
-            namespace,
+        fixtures.isvc(
             "idle",
-            {
+            namespace,
+            resources={
                 "accelerator": "auto",
                 "rightSizing": {"mode": "recommend", "peakRequestsPerSecond": 5,
                                 "profiles": PROFILES},
@@ -322,10 +295,10 @@ def test_a_later_recommendation_is_applied_without_a_spec_change(
     # pass recommends CPU and the reconciler moves the endpoint, with no spec change.
     name = "later"
     kube.apply(
-        isvc(
-            namespace,
+        fixtures.isvc(
             name,
-            {
+            namespace,
+            resources={
                 "accelerator": "auto",
                 "gpu": {"product": "NVIDIA-A100-SXM4-80GB"},
                 "rightSizing": {"mode": "auto", "peakRequestsPerSecond": 20,
@@ -366,8 +339,9 @@ def test_an_oom_kill_on_a_pod_raises_the_memory_recommendation(
     # we write there); no kube-state-metrics needed.
     name = "leaky"
     kube.apply(
-        isvc(namespace, name, {"accelerator": "cpu", "cpu": "1", "memory": "1Gi",
-                               "rightSizing": {"mode": "recommend"}})
+        fixtures.isvc(name, namespace, resources={"accelerator": "cpu", "cpu": "1",
+                                                  "memory": "1Gi",
+                                                  "rightSizing": {"mode": "recommend"}})
     )  # fmt: skip
     kube.apply(
         {

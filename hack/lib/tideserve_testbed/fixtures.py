@@ -13,9 +13,11 @@ import dataclasses
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -27,9 +29,14 @@ import kubernetes.config
 import numpy as np
 import tritonclient.http as httpclient
 
+from tideserve.api import crd, resource
 from tideserve_testbed import cli, controlplane, procs, prometheus, triton
 
 T = TypeVar("T")
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+CRD_NAME = f"{resource.PLURAL}.{resource.GROUP}"
+# A model that is never fetched (no kubelet runs the pods): any valid storageUri will do.
+PLACEHOLDER_MODEL = {"name": "m", "storageUri": "https://models.invalid/m.tar.gz"}
 
 
 def eventually(
@@ -109,6 +116,51 @@ class Kube:
         if involved:
             items = [e for e in items if e["involvedObject"]["name"] == involved]
         return items
+
+
+def free_port() -> int:
+    """A loopback port free right now (for a process a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def install_crds(kube: Kube) -> None:
+    """Apply the generated CRD as it is in crds/ (server-side, so this checkout's schema
+    wins over another session's) and wait until the API server serves it."""
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.targets(ROOT)[0]))
+    kube.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s",
+                 timeout=90)  # fmt: skip
+
+
+@contextlib.contextmanager
+def crd_namespace(kube: Kube, prefix: str) -> Iterator[str]:
+    """A fresh namespace `<prefix>-<random>` (the test bed is shared: names must not
+    collide) with the CRDs installed; deleted afterwards without waiting."""
+    install_crds(kube)
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    kube.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def isvc(
+    name: str, namespace: str | None = None, *, model: dict[str, Any] | None = None, **spec: Any
+) -> dict[str, Any]:
+    """An InferenceService manifest: `spec` fields as given (camelCase), the placeholder
+    model unless one is given; in `namespace` if given (else kubectl's -n decides)."""
+    metadata: dict[str, Any] = {"name": name}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    return {
+        "apiVersion": resource.API_VERSION,
+        "kind": resource.KIND,
+        "metadata": metadata,
+        "spec": {"model": model or dict(PLACEHOLDER_MODEL), **spec},
+    }
 
 
 @dataclasses.dataclass(frozen=True)

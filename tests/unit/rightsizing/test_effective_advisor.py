@@ -94,19 +94,21 @@ def series(value: float, n: int = 100) -> list[tuple[float, float]]:
 
 
 CPU_NODE = fit.Node("cpu-0", {"cpu": 8, "memory": 32 * 2**30})
+# Auto mode at 20 rps with two declared profiles: two CPU-2 replicas or one L4.
+AUTO_CPU_OR_L4 = {
+    "mode": "auto",
+    "peakRequestsPerSecond": 20,
+    "profiles": [
+        {"option": "cpu-2", "maxRequestsPerSecond": 15, "p99LatencyMs": 40},
+        {"option": "gpu:NVIDIA-L4", "maxRequestsPerSecond": 400, "p99LatencyMs": 10},
+    ],
+}
 
 
 def test_advice_moves_an_idle_gpu_endpoint_to_a_declared_cpu_profile() -> None:
     s = spec(
         accelerator="auto",
-        rightSizing={
-            "mode": "auto",
-            "peakRequestsPerSecond": 20,
-            "profiles": [
-                {"option": "cpu-2", "maxRequestsPerSecond": 15, "p99LatencyMs": 40},
-                {"option": "gpu:NVIDIA-L4", "maxRequestsPerSecond": 400, "p99LatencyMs": 10},
-            ],
-        },
+        rightSizing=AUTO_CPU_OR_L4,
     )
     advice = advisor.advise(
         s,
@@ -175,14 +177,7 @@ def test_a_pinned_accelerator_is_sized_where_it_is_and_the_cheaper_option_only_n
         mode="auto",
         accelerator="gpu",
         gpu={"product": "NVIDIA-L4"},
-        rightSizing={
-            "mode": "auto",
-            "peakRequestsPerSecond": 20,
-            "profiles": [
-                {"option": "cpu-2", "maxRequestsPerSecond": 15, "p99LatencyMs": 40},
-                {"option": "gpu:NVIDIA-L4", "maxRequestsPerSecond": 400, "p99LatencyMs": 10},
-            ],
-        },
+        rightSizing=AUTO_CPU_OR_L4,
     )
     usage = recommender.Usage(cpu_cores=series(0.3), memory_bytes=series(900 * MIB))
     advice = advisor.advise(
