@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -78,6 +80,9 @@ class Activator:
     def model_ready(self, name: str) -> bool:
         endpoints = httpx.get(f"{self.control}/endpoints", timeout=5).json()["endpoints"]
         return any(e["name"] == name and e["modelReady"] for e in endpoints)
+
+    def terminate(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -231,3 +236,56 @@ async def test_grpc_unavailable_from_a_replica_that_went_away_is_held_until_one_
     assert not pending.done()
     restart(start_triton, replica)
     assert await asyncio.wait_for(pending, 90) == [[42.0, 1.0]]
+
+
+# ---- SIGTERM: drain instead of dropping what is held ------------------------------------------
+
+
+def refuses_connections(url: str) -> bool:
+    try:
+        httpx.get(f"{url}/v2/health/ready", timeout=2)
+    except httpx.ConnectError:
+        return True
+    return False
+
+
+async def test_sigterm_drains_held_requests_to_a_replica_that_becomes_ready(
+    kube: fixtures.Kube, triton: fixtures.Triton, run_activator: Callable[..., Activator]
+) -> None:
+    create_endpoint(kube, "drainready", ready=0)
+    activator = run_activator(triton, ("drainready",), "--drain-seconds=90")
+    async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT) as http:
+        held = [asyncio.create_task(infer(http, activator.url, "drainready", i)) for i in range(10)]
+        grpc_held = asyncio.create_task(asyncio.to_thread(grpc_infer, activator, "drainready", 100))
+        await asyncio.to_thread(activator.wait_held, "drainready", 11)
+        activator.terminate()
+        # Readiness fails and the listener closes; /demand still shows the held requests
+        # (so the autoscaler still wakes the endpoint).
+        fixtures.eventually(lambda: activator.readyz() == 503, 30, "readiness to fail")
+        fixtures.eventually(lambda: refuses_connections(activator.url), 30, "listener closed")
+        assert activator.held("drainready") == 11
+        assert not any(r.done() for r in held)
+        set_ready(kube, "drainready", 1)
+        responses = await asyncio.wait_for(asyncio.gather(*held), 90)
+        assert await asyncio.wait_for(grpc_held, 90) == [[101.0, 1.0]]
+    assert [output(r) for r in responses] == [[i + 1.0, 1.0] for i in range(10)]
+    assert await asyncio.to_thread(activator.proc.wait, 30) == 0
+
+
+async def test_sigterm_answers_what_is_still_held_503_when_the_drain_period_ends(
+    kube: fixtures.Kube, triton: fixtures.Triton, run_activator: Callable[..., Activator]
+) -> None:
+    create_endpoint(kube, "drainnone", ready=0)
+    activator = run_activator(triton, ("drainnone",), "--drain-seconds=2")
+    async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT) as http:
+        held = [asyncio.create_task(infer(http, activator.url, "drainnone", i)) for i in range(5)]
+        await asyncio.to_thread(activator.wait_held, "drainnone", 5)
+        started = time.monotonic()
+        activator.terminate()
+        responses = await asyncio.wait_for(asyncio.gather(*held), 60)
+        elapsed = time.monotonic() - started
+    assert {r.status_code for r in responses} == {503}
+    assert all(r.headers["Retry-After"] == "1" for r in responses)
+    # Not before the drain period is over (the bound is the flag's; the upper one is loose).
+    assert 1.9 <= elapsed < 60
+    assert await asyncio.to_thread(activator.proc.wait, 30) == 0

@@ -103,7 +103,7 @@ class _Passthrough(grpc.GenericRpcHandler):  # type: ignore[misc]
         arrived = self._activator.now()
         reholds = 0
         while True:
-            outcome = await self._activator.admit(key, arrived=arrived)
+            outcome = await self._activator.admit(key, arrived=arrived if reholds else None)
             if isinstance(outcome, queueing.Refusal):
                 self._metrics.requests.labels(key.namespace, key.name, str(outcome.status)).inc()
                 context.set_trailing_metadata((("retry-after", str(outcome.retry_after_seconds)),))

@@ -36,6 +36,10 @@ class Released:
 
 Outcome = queueing.Forward | Released | queueing.Refusal
 
+# Retry-After 1: another activator pod (or this endpoint's replica, once ready) answers.
+SHUTTING_DOWN = queueing.Refusal(503, 1, "activator is shutting down; retry")
+DRAINING = queueing.Refusal(503, 1, "activator is shutting down and holds no new requests; retry")
+
 
 @dataclasses.dataclass
 class Endpoint:
@@ -68,6 +72,10 @@ class Activator:
         self._wall = wall
         self.endpoints: dict[queueing.EndpointKey, Endpoint] = {}
         self.synced = asyncio.Event()
+        # Draining (SIGTERM): held requests still go out when a replica becomes ready, but
+        # no new request is held here; `close` then answers whatever is left.
+        self.draining = False
+        self._drained = asyncio.Event()  # set once draining and nothing is held
         self._closing = False
 
     # ---- state from the watch -------------------------------------------------------
@@ -120,7 +128,7 @@ class Activator:
                 return queueing.Refusal(503, 1, "activator is starting: endpoints not listed yet")
             return queueing.unknown_refusal(key)
         if self._closing:
-            return queueing.Refusal(503, 1, "activator is shutting down; retry")
+            return SHUTTING_DOWN
         decision = queueing.route(
             endpoint.state,
             now=self._wall(),
@@ -129,6 +137,10 @@ class Activator:
         )
         if not isinstance(decision, queueing.Hold):
             return decision
+        if self.draining and arrived is None:
+            # A new request would wait on a pod that is going away: another activator pod
+            # holds it with a full deadline. (A re-hold is a request already accepted.)
+            return DRAINING
         ticket = endpoint.queue.admit(
             self._clock(), endpoint.state.wake_deadline_seconds, arrived=arrived
         )
@@ -203,15 +215,27 @@ class Activator:
             for key, e in sorted(self.endpoints.items())
         ]
 
+    def held(self) -> int:
+        """Requests held for all endpoints together."""
+        return sum(len(e.queue) for e in self.endpoints.values())
+
+    def drain(self) -> None:
+        """SIGTERM: hold nothing new; what is held still goes out if a replica becomes ready."""
+        self.draining = True
+        if not self.held():
+            self._drained.set()
+
+    async def drained(self) -> None:
+        """After `drain`: returns once nothing is held (the caller bounds the wait)."""
+        await self._drained.wait()
+
     def close(self) -> None:
         """Shutting down: every held request gets a retryable 503 now, not a reset later."""
-        self._closing = True
+        self.draining = self._closing = True
         for endpoint in self.endpoints.values():
             if endpoint.prober:
                 endpoint.prober.cancel()
-            self._refuse_all(
-                endpoint, queueing.Refusal(503, 1, "activator is shutting down; retry")
-            )
+            self._refuse_all(endpoint, SHUTTING_DOWN)
 
     # ---- waking ---------------------------------------------------------------------
 
@@ -278,3 +302,5 @@ class Activator:
     def _set_gauge(self, endpoint: Endpoint) -> None:
         key = endpoint.state.key
         self._metrics.held.labels(key.namespace, key.name).set(len(endpoint.queue))
+        if self.draining and not len(endpoint.queue) and not self.held():
+            self._drained.set()

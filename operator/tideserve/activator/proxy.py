@@ -112,7 +112,7 @@ class Proxy:
         arrived = self._activator.now()
         reholds = 0
         while True:
-            outcome = await self._activator.admit(key, arrived=arrived)
+            outcome = await self._activator.admit(key, arrived=arrived if reholds else None)
             if isinstance(outcome, queueing.Refusal):
                 self._count(key, outcome.status)
                 return refusal_response(outcome)
@@ -213,8 +213,12 @@ async def _healthz(_: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
-    synced = request.app[ACTIVATOR_KEY].synced.is_set()
-    return web.json_response({"synced": synced}, status=200 if synced else 503)
+    """Ready once endpoints are listed; not ready again from SIGTERM on (draining), so the
+    pod leaves the route before its listener closes."""
+    activator = request.app[ACTIVATOR_KEY]
+    synced, draining = activator.synced.is_set(), activator.draining
+    ok = synced and not draining
+    return web.json_response({"synced": synced, "draining": draining}, status=200 if ok else 503)
 
 
 def control_app(activator: holding.Activator, metrics: metrics_mod.Metrics) -> web.Application:

@@ -34,6 +34,11 @@ log = logging.getLogger("tideserve.activator")
 
 MAX_BODY_BYTES = 1 << 30
 HELD_BODY_BUFFER = 1 << 16
+# SIGTERM: how long held requests may still wait for a replica (the chart's default is
+# the same, below its terminationGracePeriodSeconds), then how long responses still being
+# written (forwards in flight, the final 503s) get before connections are cut.
+DRAIN_SECONDS = 30.0
+FINISH_SECONDS = 5.0
 
 
 def parse_args(argv: Sequence[str], env: dict[str, str]) -> argparse.Namespace:
@@ -124,6 +129,15 @@ def parse_args(argv: Sequence[str], env: dict[str, str]) -> argparse.Namespace:
         ),
         help="wakeDeadlineSeconds for objects that do not set it "
         "(env TIDESERVE_ACTIVATOR_WAKE_DEADLINE_SECONDS)",
+    )
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=float(default("TIDESERVE_ACTIVATOR_DRAIN_SECONDS", str(DRAIN_SECONDS))),
+        help="on SIGTERM, keep forwarding held requests for up to this long while a replica "
+        "becomes ready, then answer the rest 503; keep it below the pod's "
+        f"terminationGracePeriodSeconds minus {FINISH_SECONDS:g} "
+        "(env TIDESERVE_ACTIVATOR_DRAIN_SECONDS)",
     )
     parser.add_argument(
         "--upstream-connections",
@@ -224,12 +238,18 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         read_bufsize=HELD_BODY_BUFFER,
     )
     runners: list[web.BaseRunner] = [
-        web.ServerRunner(proxy_server),
-        web.AppRunner(proxy.control_app(activator, metrics), access_log=None),
+        web.ServerRunner(proxy_server, shutdown_timeout=FINISH_SECONDS),
+        web.AppRunner(
+            proxy.control_app(activator, metrics),
+            access_log=None,
+            shutdown_timeout=FINISH_SECONDS,
+        ),
     ]
+    sites = []
     for runner, port in zip(runners, (args.http_port, args.control_port), strict=True):
         await runner.setup()
-        await web.TCPSite(runner, args.host, port, backlog=2048).start()
+        sites.append(web.TCPSite(runner, args.host, port, backlog=2048))
+        await sites[-1].start()
     grpc_server = None
     if args.grpc_port:
         grpc_server = await grpc_passthrough.start(
@@ -246,16 +266,43 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         args.control_port,
     )
     await stop.wait()
-    log.info("shutting down: answering held requests with 503")
-    activator.close()
+    await drain(activator, proxy_server, sites[0], grpc_server, args.drain_seconds)
     if watcher:
         watcher.stop.set()
-    if grpc_server is not None:
-        await grpc_server.stop(grace=2)
     for runner in runners:
         await runner.cleanup()
     await session.close()
     await pool.close()
+
+
+async def drain(
+    activator: holding.Activator,
+    proxy_server: web.Server,
+    proxy_site: web.TCPSite,
+    grpc_server: Any,
+    seconds: float,
+) -> None:
+    """SIGTERM: readiness fails and no new connection or held request is taken; held
+    requests still go out if a replica becomes ready within `seconds`; the rest get 503
+    with Retry-After. The control port keeps serving /demand meanwhile, so the autoscaler
+    still sees the held requests and wakes their endpoints."""
+    loop = asyncio.get_running_loop()
+    log.info("SIGTERM: draining %d held requests for up to %.0f s", activator.held(), seconds)
+    activator.drain()
+    await proxy_site.stop()  # the listener closes: new connections are refused
+    proxy_server.pre_shutdown()  # keep-alive connections close after their current request
+    grpc_stopped = None
+    if grpc_server is not None:
+        # New calls are refused at once; calls in flight (held ones too) get until the
+        # drain ends plus the time to write their answers.
+        grpc_stopped = loop.create_task(grpc_server.stop(grace=seconds + FINISH_SECONDS))
+    try:
+        await asyncio.wait_for(activator.drained(), seconds)
+    except TimeoutError:
+        log.info("drain over: answering %d held requests with 503", activator.held())
+    activator.close()
+    if grpc_stopped is not None:
+        await grpc_stopped
 
 
 def main(argv: list[str]) -> int:

@@ -148,3 +148,35 @@ async def test_probing_stops_when_nobody_waits_and_resumes_with_the_next_request
     probe.ready = True
     assert isinstance(await asyncio.wait_for(held, 2), holding.Released)
     assert probe.calls >= 2
+
+
+async def test_draining_holds_nothing_new_but_still_releases_what_is_held() -> None:
+    activator, probe = make()
+    held = [asyncio.create_task(activator.admit(KEY)) for _ in range(3)]
+    await wait_held(activator, 3)
+    activator.drain()
+    assert await activator.admit(KEY) == holding.DRAINING
+    assert activator.held() == 3
+    drained = asyncio.create_task(activator.drained())
+    probe.ready = True
+    activator.upsert(dataclasses.replace(AT_ZERO, ready_replicas=1))
+    outcomes = await asyncio.wait_for(asyncio.gather(*held), 5)
+    assert all(isinstance(o, holding.Released) for o in outcomes)
+    await asyncio.wait_for(drained, 5)
+    # A ready endpoint is still passed through while draining: forwarding costs no wait.
+    assert await activator.admit(KEY) == queueing.Forward()
+
+
+async def test_draining_still_re_holds_a_request_it_had_accepted() -> None:
+    activator, _ = make()
+    activator.drain()
+    again = asyncio.create_task(activator.admit(KEY, arrived=activator.now()))
+    await wait_held(activator, 1)
+    activator.close()
+    assert await again == holding.SHUTTING_DOWN
+
+
+async def test_draining_with_nothing_held_is_drained_at_once() -> None:
+    activator, _ = make()
+    activator.drain()
+    await asyncio.wait_for(activator.drained(), 5)
