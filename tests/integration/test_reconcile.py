@@ -50,14 +50,16 @@ class Operator:
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.health_port = 0
+        self.metrics_port = 0
 
     def start(self) -> None:
         self.health_port = free_port()
+        self.metrics_port = free_port()
         env = (
             os.environ
             | {
                 "KUBECONFIG": str(self.kubeconfig),
-                "TIDESERVE_METRICS_PORT": str(free_port()),
+                "TIDESERVE_METRICS_PORT": str(self.metrics_port),
                 "TIDESERVE_HEALTH_PORT": str(self.health_port),
                 "TIDESERVE_TRITON_IMAGE": "triton:test",
             }
@@ -265,6 +267,16 @@ def test_route_points_at_ready_pods_and_at_the_activator_at_zero(
     fixtures.eventually(lambda: route_addresses() == sorted(pod_ips), TIMEOUT, "route to pods")
     scale(kube, namespace, "routed-predictor", 0)
     fixtures.eventually(lambda: route_addresses() == ["10.99.0.1"], TIMEOUT, "route to activator")
+    # The activator gains a pod: routes at zero follow it (activator events refresh them).
+    activator_slice = get(kube, namespace, "endpointslice", "activator-1")
+    activator_slice["metadata"] = {
+        k: activator_slice["metadata"][k] for k in ("name", "namespace", "labels")
+    }
+    activator_slice["endpoints"].append({"addresses": ["10.99.0.2"], "conditions": {"ready": True}})
+    kube.apply(activator_slice, "-n", namespace)
+    fixtures.eventually(
+        lambda: route_addresses() == ["10.99.0.1", "10.99.0.2"], TIMEOUT, "route follows"
+    )
 
     def scaled_to_zero() -> bool:
         ready = condition(get(kube, namespace, "tisvc", "routed"), "Ready")
@@ -452,3 +464,136 @@ def test_restart_with_nothing_changed_writes_no_children(
     )
     after = get(kube, namespace, "deployment", "steady-predictor")["metadata"]["resourceVersion"]
     assert after == before
+
+
+def counters(op: Operator) -> dict[str, float]:
+    """The operator's own tideserve_* counters, by series (name and labels as exported)."""
+    url = f"http://127.0.0.1:{op.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("tideserve_") and "_total" in line:
+            series, _, value = line.rpartition(" ")
+            out[series] = float(value)
+    return out
+
+
+def child_applies(values: dict[str, float], cause: str) -> float:
+    return sum(
+        v
+        for k, v in values.items()
+        if k.startswith("tideserve_child_applies_total") and f'cause="{cause}"' in k
+    )
+
+
+def test_a_spec_change_that_renders_nothing_new_applies_no_child(
+    kube: fixtures.Kube, namespace: str, operator: Operator
+) -> None:
+    """External mode: an HPA moving spec.replicas must not re-apply the children."""
+    body = isvc("external", resources={"accelerator": "cpu"}, scaling={"mode": "external"})
+    body["spec"]["replicas"] = 1
+    kube.apply(body, "-n", namespace)
+    wait_ready(kube, namespace, "external", operator)
+    fixtures.eventually(lambda: counters(operator), TIMEOUT, "operator metrics")
+    before = counters(operator)
+    unchanged = 'tideserve_reconciles_total{result="unchanged"}'
+    for replicas in (2, 3, 1, 4):
+        kube.kubectl(
+            "patch",
+            "-n",
+            namespace,
+            "tisvc",
+            "external",
+            "--type=merge",
+            "-p",
+            f'{{"spec":{{"replicas":{replicas}}}}}',
+        )
+
+        def observed() -> bool:
+            obj = get(kube, namespace, "tisvc", "external")
+            return bool(obj["status"].get("observedGeneration") == obj["metadata"]["generation"])
+
+        fixtures.eventually(observed, TIMEOUT, f"observedGeneration after replicas={replicas}")
+    after = counters(operator)
+    # Every generation was handled, and each found its plan applied already.
+    assert after.get(unchanged, 0) - before.get(unchanged, 0) >= 4, (before, after)
+    assert child_applies(after, "plan") == child_applies(before, "plan"), (before, after)
+
+
+def owned_fields(obj: dict[str, Any], manager: str) -> dict[str, Any]:
+    for entry in obj["metadata"].get("managedFields") or []:
+        if entry["manager"] == manager and not entry.get("subresource"):
+            fields: dict[str, Any] = entry["fieldsV1"]
+            return fields
+    return {}
+
+
+def test_children_deleted_or_edited_by_hand_are_restored_but_not_the_scale(
+    kube: fixtures.Kube, namespace: str, operator: Operator
+) -> None:
+    kube.apply(isvc("drifty", resources={"accelerator": "cpu"}), "-n", namespace)
+    wait_ready(kube, namespace, "drifty", operator)
+    service_uid = get(kube, namespace, "service", "drifty-predictor")["metadata"]["uid"]
+    get(kube, namespace, "endpointslice", "drifty-route")
+    scale(kube, namespace, "drifty-predictor", 2)
+    kube.kubectl("delete", "-n", namespace, "service", "drifty-predictor")
+    kube.kubectl("delete", "-n", namespace, "endpointslice", "drifty-route")
+    kube.kubectl(
+        "set", "image", "-n", namespace, "deployment/drifty-predictor", "triton=triton:by-hand"
+    )
+    kube.kubectl(
+        "label",
+        "-n",
+        namespace,
+        "service",
+        "drifty",
+        "--overwrite",
+        "app.kubernetes.io/component=by-hand",
+    )
+
+    def restored() -> bool:
+        svc = get(kube, namespace, "service", "drifty-predictor")
+        dep = get(kube, namespace, "deployment", "drifty-predictor")
+        route = get(kube, namespace, "service", "drifty")
+        get(kube, namespace, "endpointslice", "drifty-route")
+        return (
+            svc["metadata"]["uid"] != service_uid
+            and dep["spec"]["template"]["spec"]["containers"][0]["image"] == "triton:test"
+            and route["metadata"]["labels"]["app.kubernetes.io/component"] == "route"
+        )
+
+    fixtures.eventually(restored, TIMEOUT, f"children restored\n{operator.tail()}")
+    dep = get(kube, namespace, "deployment", "drifty-predictor")
+    assert dep["spec"]["replicas"] == 2
+    assert "f:replicas" not in owned_fields(dep, "tideserve").get("f:spec", {})
+    repairs = counters(operator)
+    assert sum(v for k, v in repairs.items() if k.startswith("tideserve_drift_repairs")) >= 3
+
+    # Scaling by hand (as an HPA or the autoscaler would) is not drift: nothing resets it,
+    # through all the Deployment and pod events (each one a refresh) of the scale-up.
+    scale(kube, namespace, "drifty-predictor", 3)
+
+    def scaled() -> bool:
+        d = get(kube, namespace, "deployment", "drifty-predictor")
+        return bool(d["status"].get("readyReplicas") == 3)
+
+    fixtures.eventually(scaled, TIMEOUT, "3 ready replicas")
+    wait_ready(kube, namespace, "drifty", operator)
+    assert get(kube, namespace, "deployment", "drifty-predictor")["spec"]["replicas"] == 3
+
+
+def test_deleting_the_deployment_recreates_it_and_the_status_follows(
+    kube: fixtures.Kube, namespace: str, operator: Operator
+) -> None:
+    kube.apply(isvc("gone", resources={"accelerator": "cpu"}), "-n", namespace)
+    wait_ready(kube, namespace, "gone", operator)
+    uid = get(kube, namespace, "deployment", "gone-predictor")["metadata"]["uid"]
+    kube.kubectl("delete", "-n", namespace, "deployment", "gone-predictor", "--wait=true")
+
+    def recreated() -> bool:
+        dep = get(kube, namespace, "deployment", "gone-predictor")
+        return bool(dep["metadata"]["uid"] != uid and dep["status"].get("readyReplicas") == 1)
+
+    fixtures.eventually(recreated, TIMEOUT, f"Deployment re-created\n{operator.tail()}")
+    wait_ready(kube, namespace, "gone", operator)

@@ -27,6 +27,13 @@ LOOPS = {
     "autoscaler": "tideserve.autoscaler.loop",
     "rightsizing": "tideserve.rightsizing.loop",
 }
+# Children watched for drift besides the Deployment: (group, version, plural, kind).
+CHILD_KINDS = (
+    ("", "v1", "services", "Service"),
+    ("", "v1", "configmaps", "ConfigMap"),
+    ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
+    ("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
+)
 APPLY_THREADS = 16
 REFRESH_THREADS = 8
 # Watch timeouts: without them a watch can go silent for good after a network blip.
@@ -174,8 +181,34 @@ def register(
         key = store.owner_key(body)
         if key is None:
             return
-        rec.store.put_deployment(key, None if event["type"] == "DELETED" else body)
-        schedule(key)
+        live = None if event["type"] == "DELETED" else body
+        rec.store.put_deployment(key, live)
+        rec.store.put_child(key, "Deployment", str(body.metadata.name), live)
+        schedule(key)  # status follows the Deployment; drift is checked on refresh
+
+    # The other children are watched only to repair drift: a deleted or hand-edited
+    # child is applied again. Their events are few (tideserve's own writes, hand edits).
+    for group, version, plural, kind in CHILD_KINDS:
+
+        @kopf.on.event(
+            group,
+            version,
+            plural,
+            labels={names.MANAGED_BY_LABEL: names.MANAGED_BY},
+            id=f"watch-{plural}",
+            param=kind,
+            registry=registry,
+        )
+        async def child_event(
+            event: kopf.RawEvent, body: kopf.Body, param: Any = None, **_: Any
+        ) -> None:
+            key = store.owner_key(body)
+            if key is None:
+                return
+            kind, name = str(param), str(body.metadata.name)
+            rec.store.put_child(key, kind, name, None if event["type"] == "DELETED" else body)
+            if rec.drifted(key, kind, name):
+                schedule(key)
 
     @kopf.on.event(
         "",
@@ -211,5 +244,6 @@ def register(
             name = str(body.metadata.name)
             rec.store.put_activator_slice(name, None if event["type"] == "DELETED" else body)
             # Endpoints at zero route to the activator: their slices must follow its pods.
-            for key in rec.known():
+            # Those routed to their own pods do not care where the activator runs.
+            for key in rec.routed_to_activator():
                 schedule(key)

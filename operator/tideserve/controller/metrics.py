@@ -15,3 +15,13 @@ RECONCILE_SECONDS = prometheus_client.Histogram(
 STATUS_WRITES = prometheus_client.Counter(
     "tideserve_status_writes_total", "Status writes (only when something changed)."
 )
+CHILD_APPLIES = prometheus_client.Counter(
+    "tideserve_child_applies_total",
+    "Server-side applies of children, by kind and cause (plan, repair, route).",
+    ["kind", "cause"],
+)
+DRIFT_REPAIRS = prometheus_client.Counter(
+    "tideserve_drift_repairs_total",
+    "Children applied again because they were deleted or edited by another manager.",
+    ["kind"],
+)

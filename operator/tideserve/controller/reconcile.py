@@ -4,7 +4,10 @@ Two entry points, both idempotent:
 - `Reconciler.apply(body)` (kopf create/update/resume): validate, check against the
   cluster, render, server-side apply, remember the facts status needs;
 - `Reconciler.refresh(key)` (after apply, and on every watched child event): recompute
-  status and the route EndpointSlice from the watch cache; write only what changed.
+  status and the route EndpointSlice from the watch cache; write only what changed; apply
+  again any child that was deleted or edited by hand (drift).
+An unchanged plan (same digest as applied) is not applied again: a spec edit that renders
+nothing new (spec.replicas in external mode) costs no child writes.
 Both run in worker threads (the Kubernetes client blocks); `Refresher` coalesces bursts
 of events into one refresh per object.
 """
@@ -25,7 +28,7 @@ import pydantic
 
 from tideserve import settings as settings_mod
 from tideserve.api import resource
-from tideserve.controller import checks, kube, metrics, routes, sizing, status, store
+from tideserve.controller import checks, drift, kube, metrics, routes, sizing, status, store
 from tideserve.render import children, names, network
 from tideserve.render import hardware as hardware_mod
 
@@ -47,6 +50,15 @@ class Facts:
     problems: tuple[status.Problem, ...] = ()
     hardware: hardware_mod.Hardware | None = None  # what was applied
     fresh: bool = False  # created while this process ran: no route slice can exist yet
+    plan: children.Plan | None = None  # the plan the children run (last applied in full)
+    partial: bool = False  # an apply failed midway: the children match no plan
+
+
+def _carry(previous: Facts | None) -> dict[str, Any]:
+    """What a failed or blocked apply keeps: the children still run the last good plan."""
+    if previous is None:
+        return {}
+    return {"hardware": previous.hardware, "plan": previous.plan, "partial": previous.partial}
 
 
 class Reconciler:
@@ -57,6 +69,36 @@ class Reconciler:
         self._written_status: dict[store.Key, dict[str, Any]] = {}
         self._written_route: dict[store.Key, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        # Per object: an apply and a drift repair must not interleave (a repair of the
+        # old plan landing after the new plan would stick: the fields stay tideserve's).
+        self._writing: dict[store.Key, threading.Lock] = {}
+        # Per child: drift.fields_digest of what tideserve's last apply left on it.
+        self._applied_fields: dict[store.Key, dict[drift.ChildKey, str]] = {}
+
+    def _writer(self, key: store.Key) -> threading.Lock:
+        with self._lock:
+            return self._writing.setdefault(key, threading.Lock())
+
+    def _applied(self, key: store.Key, result: dict[str, Any]) -> None:
+        """A child as an apply left it: cached at once (a drift check must not act on a
+        stale copy from the watch), with the digest of the fields tideserve now owns."""
+        child = drift.key_of(result)
+        self.store.put_child(key, *child, result)
+        with self._lock:
+            self._applied_fields.setdefault(key, {})[child] = drift.fields_digest(result)
+
+    def _children(
+        self, key: store.Key
+    ) -> tuple[dict[drift.ChildKey, dict[str, Any] | None], dict[drift.ChildKey, str]]:
+        """(live children, their applied field digests). A child seen before any apply by
+        this process (after a restart) is taken as applied the way it is first seen."""
+        live = self.store.children_of(key)
+        with self._lock:
+            applied = self._applied_fields.setdefault(key, {})
+            for child, obj in live.items():
+                if obj is not None and child not in applied:
+                    applied[child] = drift.fields_digest(obj)
+            return live, dict(applied)
 
     # -- apply ---------------------------------------------------------------------------
 
@@ -68,7 +110,8 @@ class Reconciler:
         resumed: bool = False,
     ) -> None:
         """Render and apply. `fresh`: a new object, so there are no stale children to delete.
-        `resumed`: seen again after an operator restart; an unchanged plan is not re-applied.
+        An unchanged plan (this process applied it, or the Deployment carries its digest)
+        is not applied again. `resumed` is only for the log: seen again after a restart.
         """
         owner = names.Owner.from_body(body)
         key = (owner.namespace, owner.name)
@@ -80,10 +123,8 @@ class Reconciler:
                 previous = self._facts.get(key)
                 # The children of the last good generation keep running, so routing
                 # (pods or activator) must keep following them: keep what was applied.
-                applied = previous.hardware if previous else None
-                self._remember(
-                    Facts(owner, owner.generation, "", "", (checks.invalid_spec(message),), applied)
-                )
+                invalid = (checks.invalid_spec(message),)
+                self._remember(Facts(owner, owner.generation, "", "", invalid, **_carry(previous)))
                 metrics.RECONCILES.labels(result="invalid").inc()
                 raise kopf.PermanentError(f"invalid spec: {message}") from exc
             _, deployment, _ = self.store.snapshot(key)
@@ -105,34 +146,27 @@ class Reconciler:
             if blocking:
                 # Keep the last good generation: the children still run what it asked for.
                 generation = previous.generation if previous else None
-                applied = previous.hardware if previous else None
-                self._remember(Facts(owner, generation, url, hw.label, tuple(problems), applied))
+                self._remember(
+                    Facts(owner, generation, url, hw.label, tuple(problems), **_carry(previous))
+                )
                 metrics.RECONCILES.labels(result="blocked").inc()
                 raise kopf.TemporaryError(blocking[0].message, delay=BLOCKED_RETRY_SECONDS)
             plan = children.plan(owner, spec, options)
-            if resumed and self._up_to_date(key, plan):
-                self._remember(Facts(owner, owner.generation, url, hw.label, tuple(problems), hw))
-                metrics.RECONCILES.labels(result="unchanged").inc()
-                logger.info("children already match generation %s", owner.generation)
-                return
-            try:
-                for manifest in plan.apply:
-                    kube.apply(manifest)
-                for kind, name in () if fresh else plan.delete:
-                    kube.delete(kind, owner.namespace, name)
-            except kube.InvalidError as exc:
-                message = f"the API server refused a child: {exc}"
-                applied = previous.hardware if previous else None
-                problem = checks.invalid_spec(message)
-                self._remember(Facts(owner, owner.generation, url, hw.label, (problem,), applied))
-                metrics.RECONCILES.labels(result="invalid").inc()
-                raise kopf.PermanentError(message) from exc
-            except kube.NotFoundError as exc:
-                # A kind that went away (a CRD uninstalled) or a namespace being deleted:
-                # cluster facts are re-read after the cache expires, so a retry can pass.
-                raise kopf.TemporaryError(f"not found: {exc}", delay=15.0) from exc
+            with self._writer(key):
+                if not fresh and self._up_to_date(key, plan, self._facts.get(key)):
+                    fresh = previous.fresh if previous else False
+                    facts = Facts(owner, owner.generation, url, hw.label, tuple(problems), hw)
+                    self._remember(dataclasses.replace(facts, fresh=fresh, plan=plan))
+                    metrics.RECONCILES.labels(result="unchanged").inc()
+                    logger.info(
+                        "children already match generation %s%s",
+                        owner.generation,
+                        " (resumed)" if resumed else "",
+                    )
+                    return
+                self._apply_plan(key, owner, plan, fresh, url, hw.label, previous)
             self._remember(
-                Facts(owner, owner.generation, url, hw.label, tuple(problems), hw, fresh)
+                Facts(owner, owner.generation, url, hw.label, tuple(problems), hw, fresh, plan)
             )
             metrics.RECONCILES.labels(result="applied").inc()
             logger.info(
@@ -142,13 +176,57 @@ class Reconciler:
                 owner.generation,
             )
 
-    def _up_to_date(self, key: store.Key, plan: children.Plan) -> bool:
+    def _apply_plan(
+        self,
+        key: store.Key,
+        owner: names.Owner,
+        plan: children.Plan,
+        fresh: bool,
+        url: str,
+        label: str,
+        previous: Facts | None,
+    ) -> None:
+        try:
+            for manifest in plan.apply:
+                result = kube.apply(manifest)
+                metrics.CHILD_APPLIES.labels(kind=manifest["kind"], cause="plan").inc()
+                self._applied(key, result)
+            for kind, name in () if fresh else plan.delete:
+                kube.delete(kind, owner.namespace, name)
+        except kube.InvalidError as exc:
+            message = f"the API server refused a child: {exc}"
+            problem = checks.invalid_spec(message)
+            carried = _carry(previous) | {"partial": True}
+            self._remember(Facts(owner, owner.generation, url, label, (problem,), **carried))
+            metrics.RECONCILES.labels(result="invalid").inc()
+            raise kopf.PermanentError(message) from exc
+        except kube.NotFoundError as exc:
+            # A kind that went away (a CRD uninstalled) or a namespace being deleted:
+            # cluster facts are re-read after the cache expires, so a retry can pass.
+            self._remember(dataclasses.replace(previous, partial=True) if previous else None)
+            raise kopf.TemporaryError(f"not found: {exc}", delay=15.0) from exc
+        except BaseException:
+            # Retried by kopf; meanwhile the children match no plan, so none is skipped.
+            self._remember(dataclasses.replace(previous, partial=True) if previous else None)
+            raise
+
+    def _up_to_date(self, key: store.Key, plan: children.Plan, previous: Facts | None) -> bool:
+        """Whether the children already run `plan` (deletions and hand edits since are
+        drift, repaired by refresh)."""
+        if previous is not None and previous.partial:
+            return False
+        if drift.stale(plan.apply, *self._children(key)):
+            return False  # a child is gone or was edited: this apply repairs it
+        if previous is not None and previous.plan is not None:
+            return previous.plan.digest == plan.digest
         _, deployment, _ = self.store.snapshot(key)
         if deployment is None:  # the watch may not have listed it yet: ask once
             deployment = kube.get("Deployment", key[0], names.predictor(key[1]))
         return children.applied_digest(deployment) == plan.digest
 
-    def _remember(self, facts: Facts) -> None:
+    def _remember(self, facts: Facts | None) -> None:
+        if facts is None:
+            return
         with self._lock:
             self._facts[(facts.owner.namespace, facts.owner.name)] = facts
 
@@ -157,10 +235,37 @@ class Reconciler:
             self._facts.pop(key, None)
             self._written_status.pop(key, None)
             self._written_route.pop(key, None)
+            self._writing.pop(key, None)
+            self._applied_fields.pop(key, None)
 
     def known(self) -> list[store.Key]:
         with self._lock:
             return list(self._facts)
+
+    def routed_to_activator(self) -> list[store.Key]:
+        """Objects whose route follows the activator's pods: routed to it, or not routed
+        yet (a new object's first slice is written once there is somewhere to route)."""
+        with self._lock:
+            return [
+                key
+                for key in self._facts
+                if (written := self._written_route.get(key)) is None
+                or written["metadata"]["annotations"].get(network.ROUTE_TARGET_ANNOTATION)
+                != "predictor"
+            ]
+
+    def drifted(self, key: store.Key, kind: str, name: str) -> bool:
+        """Whether a watched child event shows drift worth a refresh (cheap, in memory)."""
+        with self._lock:
+            facts = self._facts.get(key)
+            written = self._written_route.get(key)
+        if facts is None:
+            return False  # not applied by this process yet: its first refresh checks
+        manifests = list(facts.plan.apply) if facts.plan else []
+        if written is not None:
+            manifests.append(written)
+        mine = [m for m in manifests if drift.key_of(m) == (kind, name)]
+        return bool(mine and drift.stale(mine, *self._children(key)))
 
     # -- refresh -------------------------------------------------------------------------
 
@@ -195,6 +300,40 @@ class Reconciler:
             # A blocked or invalid generation is not re-applied on every event.
             if sizing.wants_auto(body) and not any(p.blocking for p in facts.problems):
                 self._resize(body, deployment, facts.hardware)
+            self._repair(key)
+
+    def _repair(self, key: store.Key) -> None:
+        """Apply again the children of the running plan that were deleted or hand-edited.
+
+        Only what tideserve applied is restored (never the Deployment's replicas, which
+        it does not send), and only while the owner exists: the children of a deleted
+        InferenceService go by garbage collection and must not come back.
+        """
+        with self._writer(key):
+            with self._lock:
+                facts = self._facts.get(key)
+            if facts is None or facts.plan is None or facts.partial:
+                return
+            found = drift.stale(facts.plan.apply, *self._children(key))
+            if not found:
+                return
+            owner = kube.get(resource.KIND, *key)
+            meta = (owner or {}).get("metadata") or {}
+            if meta.get("uid") != facts.owner.uid or meta.get("deletionTimestamp"):
+                return
+            for manifest, why in found:
+                kind, name = drift.key_of(manifest)
+                log.warning("%s/%s: %s %s was %s; applying it again", *key, kind, name, why)
+                try:
+                    result = kube.apply(dict(manifest))
+                except kube.InvalidError as exc:
+                    # Not retried on every event; the next spec change re-applies anyway.
+                    log.error("%s/%s: %s %s not restored: %s", *key, kind, name, exc)
+                    self._applied(key, dict(manifest))
+                    continue
+                metrics.CHILD_APPLIES.labels(kind=kind, cause="repair").inc()
+                metrics.DRIFT_REPAIRS.labels(kind=kind).inc()
+                self._applied(key, result)
 
     def _resize(
         self,
@@ -257,13 +396,17 @@ class Reconciler:
         backends = network.choose_backends(routes.predictor_endpoints(pods), activator)
         wanted = network.route_slice(facts.owner, backends)
         written = self._written_route.get(key)
+        if written is not None and drift.stale([written], *self._children(key)):
+            written = None  # deleted or edited by hand: write it again
         if written == wanted:
             return
         if written is None and facts.fresh and not wanted["endpoints"]:
             # A new object with nothing to route to yet: no slice means no endpoints too,
             # and skipping the empty one saves a write per object in a burst.
             return
-        kube.apply(wanted)
+        result = kube.apply(wanted)
+        metrics.CHILD_APPLIES.labels(kind="EndpointSlice", cause="route").inc()
+        self._applied(key, result)
         with self._lock:
             self._written_route[key] = wanted
 

@@ -14,6 +14,7 @@ from typing import Any
 from tideserve.render import names
 
 Key = tuple[str, str]  # (namespace, InferenceService name)
+ChildKey = tuple[str, str]  # (kind, name)
 
 
 def owner_key(body: Mapping[str, Any]) -> Key | None:
@@ -31,12 +32,17 @@ class Store:
     deployments: dict[Key, dict[str, Any]] = dataclasses.field(default_factory=dict)
     pods: dict[Key, dict[str, dict[str, Any]]] = dataclasses.field(default_factory=dict)
     activator_slices: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # Every watched child by (kind, name); None once seen deleted (for drift repair).
+    children: dict[Key, dict[ChildKey, dict[str, Any] | None]] = dataclasses.field(
+        default_factory=dict
+    )
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def put_isvc(self, key: Key, body: Mapping[str, Any] | None) -> None:
         with self.lock:
             if body is None:
                 self.isvcs.pop(key, None)
+                self.children.pop(key, None)
             else:
                 self.isvcs[key] = dict(body)
 
@@ -56,6 +62,19 @@ class Store:
                     self.pods.pop(key, None)
             else:
                 pods[pod_name] = dict(body)
+
+    def put_child(self, key: Key, kind: str, name: str, body: Mapping[str, Any] | None) -> None:
+        """A child seen (or None: seen deleted). Tombstones only for known owners: the
+        children of a deleted InferenceService go by garbage collection, not repair."""
+        with self.lock:
+            if body is not None:
+                self.children.setdefault(key, {})[(kind, name)] = dict(body)
+            elif key in self.isvcs:
+                self.children.setdefault(key, {})[(kind, name)] = None
+
+    def children_of(self, key: Key) -> dict[ChildKey, dict[str, Any] | None]:
+        with self.lock:
+            return dict(self.children.get(key, {}))
 
     def put_activator_slice(self, name: str, body: Mapping[str, Any] | None) -> None:
         with self.lock:
