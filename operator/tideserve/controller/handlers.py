@@ -17,7 +17,7 @@ from typing import Any
 import kopf
 
 from tideserve.api import resource
-from tideserve.controller import reconcile, sizing, store
+from tideserve.controller import reconcile, refresher, sizing, store
 from tideserve.render import names
 
 ISVC = (resource.GROUP, resource.VERSION, resource.PLURAL)
@@ -97,7 +97,7 @@ def register(
     loop_modules: tuple[str, ...] = tuple(LOOPS.values()),
 ) -> None:
     """Register every handler on `registry`, bound to one Reconciler."""
-    refresher: list[reconcile.Refresher] = []
+    refreshers: list[refresher.Refresher] = []
     # Separate pools: a burst of creations must not starve status and routing updates of
     # the objects already applied (the client blocks; these threads wait on the API).
     apply_pool = concurrent.futures.ThreadPoolExecutor(APPLY_THREADS, "tideserve-apply")
@@ -106,8 +106,8 @@ def register(
     loops: list[asyncio.Task[Any]] = []
 
     def schedule(key: store.Key) -> None:
-        if refresher:
-            refresher[0].schedule(key)
+        if refreshers:
+            refreshers[0].schedule(key)
 
     async def refresh(key: store.Key) -> None:
         await asyncio.get_running_loop().run_in_executor(refresh_pool, rec.refresh, key)
@@ -120,7 +120,7 @@ def register(
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
         configure(settings)
-        refresher.append(reconcile.Refresher(refresh))
+        refreshers.append(refresher.Refresher(refresh))
         for module_name in loop_modules:
             task = await _start_loop(module_name, rec.settings, stop, logger)
             if task is not None:
@@ -134,8 +134,8 @@ def register(
             for task in pending:
                 logger.warning("%s did not stop within 10s; cancelling", task.get_name())
                 task.cancel()
-        if refresher:
-            await refresher[0].close()
+        if refreshers:
+            await refreshers[0].close()
         apply_pool.shutdown(wait=False, cancel_futures=True)
         refresh_pool.shutdown(wait=False, cancel_futures=True)
 

@@ -7,7 +7,7 @@ import asyncio
 import kopf
 import pytest
 
-from tideserve.controller import reconcile, store
+from tideserve.controller import refresher, store
 
 pytestmark = pytest.mark.unit
 
@@ -19,14 +19,14 @@ async def test_a_burst_of_events_for_one_object_runs_few_refreshes() -> None:
         runs.append(key)
         await asyncio.sleep(0.05)
 
-    refresher = reconcile.Refresher(work, debounce=0.01)
+    coalescer = refresher.Refresher(work, debounce=0.01)
     for _ in range(50):
-        refresher.schedule(("ns", "a"))
-    refresher.schedule(("ns", "b"))
+        coalescer.schedule(("ns", "a"))
+    coalescer.schedule(("ns", "b"))
     await asyncio.sleep(0.3)
     assert runs.count(("ns", "a")) == 1
     assert runs.count(("ns", "b")) == 1
-    await refresher.close()
+    await coalescer.close()
 
 
 async def test_an_event_during_a_refresh_triggers_one_more() -> None:
@@ -39,14 +39,14 @@ async def test_an_event_during_a_refresh_triggers_one_more() -> None:
         started.set()
         await asyncio.sleep(0.05)
 
-    refresher = reconcile.Refresher(work, debounce=0.01)
-    refresher.schedule(("ns", "a"))
+    coalescer = refresher.Refresher(work, debounce=0.01)
+    coalescer.schedule(("ns", "a"))
     await started.wait()
-    refresher.schedule(("ns", "a"))
-    refresher.schedule(("ns", "a"))
+    coalescer.schedule(("ns", "a"))
+    coalescer.schedule(("ns", "a"))
     await asyncio.sleep(0.3)
     assert runs == 2
-    await refresher.close()
+    await coalescer.close()
 
 
 async def test_a_failing_refresh_does_not_stop_later_ones() -> None:
@@ -57,13 +57,13 @@ async def test_a_failing_refresh_does_not_stop_later_ones() -> None:
         runs += 1
         raise RuntimeError("boom")
 
-    refresher = reconcile.Refresher(work, debounce=0.01)
-    refresher.schedule(("ns", "a"))
+    coalescer = refresher.Refresher(work, debounce=0.01)
+    coalescer.schedule(("ns", "a"))
     await asyncio.sleep(0.1)
-    refresher.schedule(("ns", "a"))
+    coalescer.schedule(("ns", "a"))
     await asyncio.sleep(0.1)
     assert runs == 2
-    await refresher.close()
+    await coalescer.close()
 
 
 async def test_a_retry_delay_does_not_hold_a_slot_others_need() -> None:
@@ -74,10 +74,10 @@ async def test_a_retry_delay_does_not_hold_a_slot_others_need() -> None:
         if key == ("ns", "a"):
             raise kopf.TemporaryError("later", delay=10)
 
-    refresher = reconcile.Refresher(work, debounce=0.01, concurrency=1)
-    refresher.schedule(("ns", "a"))
+    coalescer = refresher.Refresher(work, debounce=0.01, concurrency=1)
+    coalescer.schedule(("ns", "a"))
     await asyncio.sleep(0.05)
-    refresher.schedule(("ns", "b"))
+    coalescer.schedule(("ns", "b"))
     await asyncio.sleep(0.1)
     assert ("ns", "b") in runs
-    await refresher.close()
+    await coalescer.close()
