@@ -50,6 +50,25 @@ def right_size(namespace: str, prometheus_url: str) -> loop.Result:
         prom.close()
 
 
+def test_prometheus_answers_and_failures(prometheus: fixtures.Prometheus) -> None:
+    # The shared client (tideserve.prometheus) under right-sizing's adapter: real answers,
+    # and a refused query or an unreachable server read as "no data", not an exception.
+    now = datetime.datetime.now(datetime.UTC).timestamp()
+    prom = signals.Prometheus(prometheus.url)
+    down = signals.Prometheus(f"http://127.0.0.1:{fixtures.free_port()}", timeout=5)
+    try:
+        [(_, value)] = prom.instant("vector(2)", now)
+        assert value == 2.0
+        [(_, points)] = prom.range("vector(3)", now - 60, now, 30)
+        assert [v for _, v in points] == [3.0, 3.0, 3.0]
+        assert prom.instant("sum(", now) == []  # a 400 from Prometheus
+        assert down.instant("vector(1)", now) == []
+        assert down.range("vector(1)", now - 60, now, 30) == []
+    finally:
+        prom.close()
+        down.close()
+
+
 def get(kube: fixtures.Kube, namespace: str, name: str) -> dict[str, Any]:
     result: dict[str, Any] = kube.get_json(PLURAL, "-n", namespace, name)
     return result
