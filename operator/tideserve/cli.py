@@ -61,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"tideserve: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    return run(command, rest)
+    return dispatch(command, rest)
 
 
-def run(
+def dispatch(
     command: str,
     rest: list[str],
     load: Callable[[str], ModuleType] = importlib.import_module,

@@ -75,7 +75,7 @@ def test_command_whose_module_cannot_import_prints_one_line_and_fails(
     def load(name: str) -> types.ModuleType:
         raise missing("simpy")
 
-    assert cli.run("bench", [], load=load) == 1
+    assert cli.dispatch("bench", [], load=load) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "pip install 'tideserve[bench]'" in err
@@ -86,18 +86,18 @@ def test_lazy_import_inside_the_command_gets_the_same_message(
 ) -> None:
     # `recommend --probe` imports the probe (tritonclient) only when asked for it.
     load = lambda name: fake_module(missing("tritonclient"))  # noqa: E731
-    assert cli.run("recommend", ["--probe", "h:1"], load=load) == 1
+    assert cli.dispatch("recommend", ["--probe", "h:1"], load=load) == 1
     assert "pip install 'tideserve[probe]'" in capsys.readouterr().err
 
 
 def test_unrelated_import_error_keeps_its_traceback() -> None:
     load = lambda name: fake_module(missing("not_an_extra"))  # noqa: E731
     with pytest.raises(ModuleNotFoundError):
-        cli.run("bench", [], load=load)
+        cli.dispatch("bench", [], load=load)
 
 
 def test_command_runs_normally_when_its_module_imports() -> None:
-    assert cli.run("bench", [], load=lambda name: fake_module()) == 0
+    assert cli.dispatch("bench", [], load=lambda name: fake_module()) == 0
 
 
 def requirement_names(requirements: list[str]) -> set[str]:
