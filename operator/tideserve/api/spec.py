@@ -262,8 +262,14 @@ class TargetSpec(base.Model):
         description="queueDepth: queued requests per replica; queueTime: mean queue "
         "milliseconds per request; concurrency: in-flight requests per replica.",
     )
-    value: float = pydantic.Field(
-        4.0, gt=0, le=1_000_000, description="Target value per replica for the chosen type."
+    value: float | None = pydantic.Field(
+        None,
+        gt=0,
+        le=1_000_000,
+        description="Target value per replica for the chosen type. Omitted: 4, except for "
+        "queueDepth with spec.slo.queueTimeMs set, where it is learned per endpoint: the "
+        "queue that waits half of queueTimeMs at the rate a replica was measured to serve "
+        "(4 until measured).",
     )
 
 
@@ -292,8 +298,13 @@ class ScaleToZeroSpec(base.Model):
 
 
 class ScalingRules(base.Model):
-    stabilization_seconds: int = pydantic.Field(
-        ..., ge=0, le=3600, description="Use the most conservative recommendation of this window."
+    stabilization_seconds: int | None = pydantic.Field(
+        None,
+        ge=0,
+        le=3600,
+        description="Use the most conservative recommendation of this window. Omitted: 0 "
+        "for scaleUp; for scaleDown, learned per endpoint: twice the cold start observed "
+        "(scale-up to Ready), within 60-300 s (300 until one is observed).",
     )
     max_percent: int = pydantic.Field(
         ..., ge=1, le=10_000, description="Change at most this percent of current replicas..."
@@ -313,9 +324,7 @@ def _scale_up_default() -> ScalingRules:
 
 
 def _scale_down_default() -> ScalingRules:
-    return ScalingRules(
-        stabilization_seconds=300, max_percent=100, max_replicas_change=4, period_seconds=15
-    )
+    return ScalingRules(max_percent=100, max_replicas_change=4, period_seconds=15)
 
 
 class BehaviorSpec(base.Model):

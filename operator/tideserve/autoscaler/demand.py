@@ -37,6 +37,9 @@ MAX_REPLICAS = 1_000_000
 DRAIN_S = 60.0
 # A probe releases this fraction of the replicas at most (a quarter down per step).
 PROBE_STEP = 0.75
+# The queue must have stayed at or above target this long (the Prometheus rate window,
+# assemble.RATE_WINDOW_S) before rate/ready counts towards the peak.
+SATURATED_FOR_S = 30.0
 # How much of a new saturated measurement replaces the old one.
 LEARN_WEIGHT = 0.5
 
@@ -47,6 +50,21 @@ class Capacity:
 
     per_replica: float | None = None
     measured: bool = False  # False: a lower bound from unsaturated periods
+    # The most one replica was seen to serve after its queue had stayed at or above
+    # target for a whole rate window (SATURATED_FOR_S). per_replica is what a replica
+    # serves with its queue *at the target*, so a target derived from it
+    # (learned.target) would feed on itself: a lower target, a lower measurement, a
+    # lower target again. The peak only grows towards the replica's real throughput.
+    peak: float | None = None
+    saturated_since: datetime.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """The target in force this tick: the spec's, or the value derived for it (learned.py)."""
+
+    type: spec_api.TargetType
+    value: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +79,7 @@ class Demand:
 
 
 def _queue_load(
-    target: spec_api.TargetSpec,
+    target: Target,
     *,
     pending: float,
     queue_time_s: float | None,
@@ -87,7 +105,7 @@ def _queue_load(
 
 
 def estimate(
-    target: spec_api.TargetSpec,
+    target: Target,
     *,
     tolerance: float,
     pending: float,
@@ -190,17 +208,24 @@ def learn(
     now: datetime.datetime,
 ) -> Capacity:
     """Update what a replica serves from a tick with a settled replica count."""
+    since = (capacity.saturated_since or now) if demand.saturated and ready > 0 else None
+    if since != capacity.saturated_since:
+        capacity = dataclasses.replace(capacity, saturated_since=since)
     if ready <= 0 or rate <= ACTIVE_RATE or ready_since is None:
         return capacity
     if (now - ready_since).total_seconds() < SETTLE_S:
         return capacity
     observed = rate / ready
     if demand.saturated:
+        peak = capacity.peak
+        if since is not None and (now - since).total_seconds() >= SATURATED_FOR_S:
+            # The rate window now covers saturated time only.
+            peak = max(peak or 0.0, observed)
         if capacity.measured and capacity.per_replica:
             observed = LEARN_WEIGHT * observed + (1 - LEARN_WEIGHT) * capacity.per_replica
-        return Capacity(observed, measured=True)
+        return Capacity(observed, measured=True, peak=peak, saturated_since=since)
     if capacity.per_replica is None or observed > capacity.per_replica:
-        return Capacity(observed, measured=capacity.measured)
+        return dataclasses.replace(capacity, per_replica=observed)
     return capacity
 
 

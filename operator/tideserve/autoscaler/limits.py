@@ -51,14 +51,14 @@ def _recent(
 
 
 def stabilize(
-    behavior: spec_api.BehaviorSpec,
+    up_window: int,
+    down_window: int,
     recommendations: Sequence[Recommendation],
     current: int,
     now: datetime.datetime,
 ) -> tuple[int, str]:
-    """The stabilized target from recommendations (which include this tick's)."""
-    down_window = behavior.scale_down.stabilization_seconds
-    up_window = behavior.scale_up.stabilization_seconds
+    """The stabilized target from recommendations (which include this tick's), with the
+    scale-up and scale-down windows in force (learned.Knobs)."""
     down = _recent(recommendations, now, down_window)
     up = _recent(recommendations, now, up_window)
     latest = recommendations[-1].replicas

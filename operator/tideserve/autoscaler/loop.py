@@ -158,7 +158,7 @@ class Autoscaler:
                 sig = (fallback or {}).get(key)
             state = self.states.get(key, policy.PolicyState())
             decision, self.states[key] = policy.decide(
-                scaling, sig, endpoint.current, endpoint.ready, now, state
+                scaling, sig, endpoint.current, endpoint.ready, now, state, endpoint.spec.slo
             )
             if decision.kind == "External" and endpoint.spec.replicas is not None:
                 wanted = endpoint.spec.replicas

@@ -29,45 +29,16 @@ import math
 
 from tideserve.api import spec as spec_api
 from tideserve.autoscaler import demand as demand_lib
-from tideserve.autoscaler import limits, schedules
+from tideserve.autoscaler import learned, limits, recommend, schedules
+from tideserve.autoscaler import state as state_lib
 
 # Signals older than this are not trusted: the policy holds.
 STALE_AFTER_S = 60.0
 
 
-@dataclasses.dataclass(frozen=True)
-class Signals:
-    pending: float | None  # queued requests summed over replicas (+ activator held)
-    queue_time_s: float | None  # mean queue time per request over the rate window
-    request_rate: float | None  # successful requests/s over the rate window
-    held: int  # requests held by the activator
-    age_s: float  # staleness of the freshest sample
-
-
-@dataclasses.dataclass(frozen=True)
-class Decision:
-    desired: int
-    reason: str  # in words, with the numbers: "queue 37 > 4/replica x 3 -> 10"
-    kind: str  # ScaleUp ScaleDown Panic Idle Wake Schedule Hold Stable External
-    window: str | None = None  # schedule window in force (status.activeSchedule)
-    off_until: datetime.datetime | None = None  # end of a hard-off window (status.offUntil)
-
-
-@dataclasses.dataclass(frozen=True)
-class PolicyState:
-    """What one endpoint's policy remembers between ticks. `PolicyState()` to start."""
-
-    started: datetime.datetime | None = None
-    needs: tuple[tuple[datetime.datetime, float], ...] = ()  # per-tick demand, replicas
-    recommendations: tuple[limits.Recommendation, ...] = ()
-    events: tuple[limits.ScaleEvent, ...] = ()
-    last_active: datetime.datetime | None = None  # last tick with traffic, pending or held
-    panic_since: datetime.datetime | None = None
-    panic_triggered: datetime.datetime | None = None  # last tick that met the threshold
-    capacity: demand_lib.Capacity = dataclasses.field(default_factory=demand_lib.Capacity)
-    ready: int | None = None
-    ready_since: datetime.datetime | None = None
-    last_pending: tuple[datetime.datetime, float] | None = None
+Signals = state_lib.Signals
+Decision = state_lib.Decision
+PolicyState = state_lib.PolicyState
 
 
 def _finite(value: float | None) -> float | None:
@@ -116,17 +87,6 @@ def waking_on_held(signals: Signals | None, current: int, ready: int) -> bool:
     )
 
 
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    minutes, rest = divmod(seconds, 60)
-    if minutes < 120:
-        return f"{minutes}m" if not rest else f"{minutes}m{rest}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h" if not minutes else f"{hours}h{minutes}m"
-
-
 def _start(state: PolicyState, current: int, ready: int, now: datetime.datetime) -> PolicyState:
     """Fresh state after a start or restart: seeded so the first ticks never scale down
     (the current count counts as a recommendation for the scale-down window) and the
@@ -146,12 +106,15 @@ def _start(state: PolicyState, current: int, ready: int, now: datetime.datetime)
 
 
 def _prune(
-    state: PolicyState, behavior: spec_api.BehaviorSpec, now: datetime.datetime
+    state: PolicyState,
+    knobs: learned.Knobs,
+    behavior: spec_api.BehaviorSpec,
+    now: datetime.datetime,
 ) -> PolicyState:
     keep = max(
         behavior.stable_window_seconds,
-        behavior.scale_down.stabilization_seconds,
-        behavior.scale_up.stabilization_seconds,
+        knobs.down_window_s,
+        knobs.up_window_s,
         behavior.scale_down.period_seconds,
         behavior.scale_up.period_seconds,
     )
@@ -192,12 +155,13 @@ def _bounded(decision: Decision, bounds: schedules.Bounds, current: int) -> Deci
 
 
 def _record(
-    state: PolicyState, current: int, decision: Decision, now: datetime.datetime
+    state: PolicyState, current: int, ready: int, decision: Decision, now: datetime.datetime
 ) -> PolicyState:
     if decision.desired == current:
         return state
     event = limits.ScaleEvent(now, current, decision.desired)
-    return dataclasses.replace(state, events=(*state.events, event))
+    observed = learned.scaled(state.observed, current, ready, decision.desired, now)
+    return dataclasses.replace(state, events=(*state.events, event), observed=observed)
 
 
 def decide(
@@ -207,9 +171,19 @@ def decide(
     ready: int,
     now: datetime.datetime,
     state: PolicyState,
+    slo: spec_api.SloSpec | None = None,
 ) -> tuple[Decision, PolicyState]:
-    """Desired replicas for one endpoint at `now`, and the state for its next tick."""
-    state = _prune(_start(state, current, ready, now), scaling.behavior, now)
+    """Desired replicas for one endpoint at `now`, and the state for its next tick.
+
+    `slo` (the InferenceService's spec.slo) lets fields the user left out be derived
+    from the objective (learned.py).
+    """
+    state = _start(state, current, ready, now)
+    state = dataclasses.replace(
+        state, observed=learned.observe(state.observed, current, ready, now)
+    )
+    knobs = learned.knobs(scaling, slo, state.capacity, state.observed)
+    state = _prune(state, knobs, scaling.behavior, now)
     bounds = schedules.bounds(scaling.min_replicas, scaling.max_replicas, scaling.schedules, now)
     if scaling.mode == spec_api.ScalingMode.EXTERNAL:
         decision = Decision(current, "external scaler owns replicas", "External")
@@ -220,7 +194,7 @@ def decide(
         decision = dataclasses.replace(decision, window=bounds.window, off_until=bounds.off_until)
         # Nothing served while off: the idle timer restarts when the window closes.
         state = dataclasses.replace(state, last_active=now, panic_since=None, needs=())
-        return decision, _record(state, current, decision, now)
+        return decision, _record(state, current, ready, decision, now)
 
     signals = _clean(signals)
     held = signals.held if signals is not None else 0
@@ -230,6 +204,7 @@ def decide(
             scaling,
             signals=signals,
             current=current,
+            ready=ready,
             held=held,
             bounds=bounds,
             now=now,
@@ -246,7 +221,7 @@ def decide(
     rate = signals.request_rate or 0.0
     behavior = scaling.behavior
     demand = demand_lib.estimate(
-        scaling.target,
+        knobs.target,
         tolerance=behavior.tolerance,
         pending=pending,
         queue_time_s=signals.queue_time_s,
@@ -283,13 +258,21 @@ def decide(
         state = dataclasses.replace(
             state, recommendations=(limits.Recommendation(now, decision.desired),)
         )
-        return decision, _record(state, current, decision, now)
+        return decision, _record(state, current, ready, decision, now)
 
-    decision, state = _scale(
-        scaling, demand=demand, current=current, ready=ready, now=now, state=state, up_only=waking
-    )
-    decision = _idle(
+    decision, state = recommend.scale(
         scaling,
+        knobs=knobs,
+        demand=demand,
+        current=current,
+        ready=ready,
+        now=now,
+        state=state,
+        up_only=waking,
+    )
+    decision = recommend.idle(
+        scaling,
+        knobs=knobs,
         bounds=bounds,
         demand=demand,
         decision=decision,
@@ -299,110 +282,7 @@ def decide(
         state=state,
     )
     decision = _bounded(decision, bounds, current)
-    return decision, _record(state, current, decision, now)
-
-
-def _scale(
-    scaling: spec_api.ScalingSpec,
-    *,
-    demand: demand_lib.Demand,
-    current: int,
-    ready: int,
-    now: datetime.datetime,
-    state: PolicyState,
-    up_only: bool = False,
-) -> tuple[Decision, PolicyState]:
-    behavior = scaling.behavior
-    short = limits.mean(state.needs, now, behavior.panic_window_seconds)
-    stable = limits.mean(state.needs, now, behavior.stable_window_seconds)
-    base = max(ready, 1)
-    if short >= behavior.panic_threshold * base and short > current:
-        state = dataclasses.replace(
-            state, panic_since=state.panic_since or now, panic_triggered=now
-        )
-    elif state.panic_triggered is not None and (
-        (now - state.panic_triggered).total_seconds() >= behavior.stable_window_seconds
-    ):
-        state = dataclasses.replace(state, panic_since=None, panic_triggered=None)
-
-    band = behavior.tolerance
-    # Up on the latest tick (a queue growing now is not averaged away), down on the
-    # stable window's average.
-    latest = state.needs[-1][1]
-    if latest > current * (1 + band):
-        recommendation = demand_lib.replicas(latest)
-    elif max(stable, latest) < current * (1 - band):
-        # Never below the latest need: just after a rise the average still remembers
-        # the quieter past, and scaling down on it would undo the scale up.
-        recommendation = demand_lib.replicas(max(stable, latest))
-    else:
-        recommendation = current
-    started = state.started or now
-    if (now - started).total_seconds() < behavior.stable_window_seconds or up_only:
-        # Just (re)started: the history that would justify releasing replicas is gone.
-        # Waking on the held count alone: it says nothing about what the replicas will
-        # serve once Ready, so it may add replicas, never release them.
-        recommendation = max(recommendation, current)
-    if state.panic_since is not None:
-        # Panic: scale up only, straight to what the burst asks for.
-        target = max(current, recommendation)
-        state = dataclasses.replace(
-            state, recommendations=(*state.recommendations, limits.Recommendation(now, target))
-        )
-        if target > current:
-            factor = short / base
-            reason = f"panic: {demand.text}, {factor:.1f}x ready capacity -> {target}"
-            return Decision(target, reason, "Panic"), state
-        return Decision(current, f"panic: hold {current} ({demand.text})", "Stable"), state
-
-    state = dataclasses.replace(
-        state,
-        recommendations=(*state.recommendations, limits.Recommendation(now, recommendation)),
-    )
-    target, held_by = limits.stabilize(behavior, state.recommendations, current, now)
-    target, limited_by = limits.rate_limit(behavior, state.events, current, target, now)
-    kind = "ScaleUp" if target > current else "ScaleDown" if target < current else "Stable"
-    reason = f"{demand.text} -> {recommendation}"
-    if up_only:
-        reason = f"waking on {demand.pending:.0f} held: {reason}"
-    if held_by:
-        reason += f", {held_by}"
-    if limited_by:
-        reason += f", {limited_by}"
-    return Decision(target, reason, kind), state
-
-
-def _idle(
-    scaling: spec_api.ScalingSpec,
-    *,
-    bounds: schedules.Bounds,
-    demand: demand_lib.Demand,
-    decision: Decision,
-    current: int,
-    held: int,
-    now: datetime.datetime,
-    state: PolicyState,
-) -> Decision:
-    """Scale to zero after the idle period when the floor is 0; else keep at least one."""
-    if bounds.min_replicas > 0:
-        return decision
-    if demand.active or held > 0:
-        if decision.desired == 0:
-            return dataclasses.replace(
-                decision, desired=1, reason=decision.reason + ", in use: min 1"
-            )
-        return decision
-    idle_s = (now - (state.last_active or now)).total_seconds()
-    if idle_s >= scaling.scale_to_zero.idle_seconds:
-        return Decision(0, f"idle {_duration(idle_s)} -> 0", "Idle")
-    if decision.desired == 0:
-        left = scaling.scale_to_zero.idle_seconds - idle_s
-        return Decision(
-            1,
-            f"idle {_duration(idle_s)}, zero in {_duration(left)}: min 1",
-            decision.kind if current != 1 else "Stable",
-        )
-    return decision
+    return decision, _record(state, current, ready, decision, now)
 
 
 def _hold(
@@ -410,6 +290,7 @@ def _hold(
     *,
     signals: Signals | None,
     current: int,
+    ready: int,
     held: int,
     bounds: schedules.Bounds,
     now: datetime.datetime,
@@ -419,7 +300,7 @@ def _hold(
     if signals is None or not math.isfinite(signals.age_s):
         why = "no metrics"
     elif signals.age_s > STALE_AFTER_S:
-        why = f"metrics stale {_duration(signals.age_s)}"
+        why = f"metrics stale {recommend.duration(signals.age_s)}"
     else:
         why = "no metrics from the replicas"
     # Unknown is not idle: the idle timer restarts once signals return.
@@ -432,4 +313,4 @@ def _hold(
         state = dataclasses.replace(
             state, recommendations=(limits.Recommendation(now, decision.desired),)
         )
-    return decision, _record(state, current, decision, now)
+    return decision, _record(state, current, ready, decision, now)

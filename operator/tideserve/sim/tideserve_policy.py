@@ -14,7 +14,7 @@ from typing import Any
 
 from tideserve.api import spec as spec_api
 from tideserve.autoscaler import assemble, policy
-from tideserve.sim import pipeline
+from tideserve.sim import models, pipeline
 
 # Simulated time 0 is this instant (a Monday, midnight UTC), so schedules see a real clock.
 EPOCH = datetime.datetime(2026, 1, 5, tzinfo=datetime.UTC)
@@ -25,6 +25,11 @@ def scaling_spec(overrides: dict[str, Any] | None = None) -> spec_api.ScalingSpe
     body: dict[str, Any] = {"minReplicas": 0, "maxReplicas": 64}
     body.update(overrides or {})
     return spec_api.ScalingSpec.model_validate(body)
+
+
+def slo_spec(slo: models.Slo) -> spec_api.SloSpec:
+    """spec.slo as the user of a workload would write it: its queue-wait and latency bounds."""
+    return spec_api.SloSpec(queue_time_ms=slo.queue_wait_s * 1000.0, latency_ms=slo.e2e_s * 1000.0)
 
 
 def signals_from(view: pipeline.View) -> policy.Signals:
@@ -53,9 +58,16 @@ def signals_from(view: pipeline.View) -> policy.Signals:
 class TideservePolicy:
     needs_concurrency = False
 
-    def __init__(self, scaling: spec_api.ScalingSpec, tick_s: float = 5.0, label: str = "") -> None:
+    def __init__(
+        self,
+        scaling: spec_api.ScalingSpec,
+        tick_s: float = 5.0,
+        label: str = "",
+        slo: spec_api.SloSpec | None = None,
+    ) -> None:
         self.name = f"tideserve({label})" if label else "tideserve"
         self.scaling = scaling
+        self.slo = slo
         self.tick_s = tick_s
         self.activator_cap: int | None = scaling.scale_to_zero.max_held_requests
         self.initial_replicas = scaling.min_replicas
@@ -66,7 +78,7 @@ class TideservePolicy:
     def decide(self, view: pipeline.View) -> int:
         now = EPOCH + datetime.timedelta(seconds=view.now)
         decision, self.state = policy.decide(
-            self.scaling, signals_from(view), view.current, view.ready, now, self.state
+            self.scaling, signals_from(view), view.current, view.ready, now, self.state, self.slo
         )
         self.last_kind = decision.kind
         self.last_reason = decision.reason

@@ -125,9 +125,16 @@ def candidates(wl: runner.Workload, o: Options, quick: bool = False) -> list[run
     def add(family: str, label: str, make: Callable[[], endpoint.Policy]) -> None:
         out.append(runner.Candidate(family, label, _factory(make)))
 
+    # tideserve's endpoints carry the workload's objective in spec.slo, as a user states it.
+    slo = tideserve_policy.slo_spec(wl.slo)
+
     def ts(label: str, body: dict[str, object]) -> None:
         spec = tideserve_policy.scaling_spec({"maxReplicas": mx, **body})
-        add("tideserve", label, lambda: tideserve_policy.TideservePolicy(spec, o.tick_s, label))
+        add(
+            "tideserve",
+            label,
+            lambda: tideserve_policy.TideservePolicy(spec, o.tick_s, label, slo),
+        )
 
     ts("default", {})
     for q in [1.0] if quick else [0.5, 1.0, 2.0, 8.0]:

@@ -29,7 +29,9 @@ def test_minimal_spec_gets_documented_defaults() -> None:
     assert parsed.scaling.mode == spec.ScalingMode.BUILTIN
     assert (parsed.scaling.min_replicas, parsed.scaling.max_replicas) == (1, 5)
     assert parsed.scaling.target.type == spec.TargetType.QUEUE_DEPTH
-    assert parsed.scaling.behavior.scale_down.stabilization_seconds == 300
+    # Omitted: learned per endpoint by the autoscaler (autoscaler/learned.py).
+    assert parsed.scaling.behavior.scale_down.stabilization_seconds is None
+    assert parsed.scaling.target.value is None
     assert parsed.scaling.scale_to_zero.idle_seconds == 900
     assert parsed.resources.right_sizing.mode == spec.RightSizingMode.RECOMMEND
     assert parsed.model.dynamic_batching is None

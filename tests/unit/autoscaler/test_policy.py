@@ -327,7 +327,8 @@ def woken_with_known_capacity() -> Endpoint:
         scaling(min_replicas=0, max_replicas=50, scale_to_zero={"idleSeconds": 60}), current=2
     )
     endpoint.run(signals(pending=8, rate=20), 120)
-    assert endpoint.state.capacity == policy.demand_lib.Capacity(10.0, measured=True)
+    capacity = endpoint.state.capacity
+    assert (capacity.per_replica, capacity.measured, capacity.peak) == (10.0, True, 10.0)
     endpoint.run(signals(), 900)
     assert endpoint.current == 0
     assert endpoint.tick(held(5)).kind == "Wake"

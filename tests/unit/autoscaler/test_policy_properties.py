@@ -18,6 +18,8 @@ pytestmark = pytest.mark.unit
 TICK = datetime.timedelta(seconds=5)
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Kolkata"]
 SETTINGS = hypothesis.settings(max_examples=150, deadline=None)
+# Every property holds with an objective stated (targets left out are derived from it).
+SLO = spec_api.SloSpec(queue_time_ms=500)
 
 
 @st.composite
@@ -47,22 +49,18 @@ def windows(draw: st.DrawFn) -> dict[str, object]:
 def specs(draw: st.DrawFn, with_schedules: bool = True) -> spec_api.ScalingSpec:
     low = draw(st.integers(0, 3))
     high = draw(st.integers(max(low, 3), 30))
-    stabilization = draw(st.sampled_from([0, 30, 300]))
+    # None: left out, so derived by the policy (learned.py) from the SLO and what it saw.
+    stabilization = draw(st.sampled_from([0, 30, 300, None]))
+    value = draw(st.sampled_from([1.0, 4.0, 50.0, None]))
     fields: dict[str, object] = {
         "minReplicas": low,
         "maxReplicas": high,
-        "target": {
-            "type": draw(st.sampled_from(["queueDepth", "queueTime", "concurrency"])),
-            "value": draw(st.sampled_from([1.0, 4.0, 50.0])),
-        },
+        "target": {"type": draw(st.sampled_from(["queueDepth", "queueTime", "concurrency"]))}
+        | ({"value": value} if value is not None else {}),
         "scaleToZero": {"idleSeconds": draw(st.sampled_from([0, 60, 900]))},
         "behavior": {
-            "scaleDown": {
-                "stabilizationSeconds": stabilization,
-                "maxPercent": 100,
-                "maxReplicasChange": 4,
-                "periodSeconds": 15,
-            },
+            "scaleDown": {"maxPercent": 100, "maxReplicasChange": 4, "periodSeconds": 15}
+            | ({"stabilizationSeconds": stabilization} if stabilization is not None else {}),
             "panicThreshold": draw(st.sampled_from([1.5, 2.0, 10.0])),
         },
     }
@@ -114,7 +112,7 @@ def run(
     now = start
     history = []
     for signals in sequence:
-        decision, state = policy.decide(spec, signals, current, current, now, state)
+        decision, state = policy.decide(spec, signals, current, current, now, state, SLO)
         history.append((now, current, signals, decision))
         current = decision.desired
         now += TICK
@@ -209,7 +207,7 @@ def test_monotone_in_load(
     state = policy.PolicyState()
     now = start
     for when, was, signals, _ in history:  # replay to get the state
-        _, state = policy.decide(spec, signals, was, was, when, state)
+        _, state = policy.decide(spec, signals, was, was, when, state, SLO)
         current = _.desired
         now = when + TICK
     # Every component of the load grows by the same factor: queued requests, requests
@@ -220,8 +218,8 @@ def test_monotone_in_load(
     # property below covers growing backlogs at a fixed rate.)
     low = fresh_signals(pending, rate, held)
     high = fresh_signals(pending * factor, rate * factor, round(held * factor))
-    low_decision, _ = policy.decide(spec, low, current, current, now, state)
-    high_decision, _ = policy.decide(spec, high, current, current, now, state)
+    low_decision, _ = policy.decide(spec, low, current, current, now, state, SLO)
+    high_decision, _ = policy.decide(spec, high, current, current, now, state, SLO)
     assert high_decision.desired >= low_decision.desired
 
 
@@ -250,13 +248,13 @@ def test_monotone_in_backlog_at_a_fixed_rate(
     state = policy.PolicyState()
     now = start
     for when, was, signals, _ in history:
-        _, state = policy.decide(spec, signals, was, was, when, state)
+        _, state = policy.decide(spec, signals, was, was, when, state, SLO)
         current = _.desired
         now = when + TICK
     low = fresh_signals(pending, rate, held)
     high = fresh_signals(pending * factor, rate, held)
-    low_decision, _ = policy.decide(spec, low, current, current, now, state)
-    high_decision, _ = policy.decide(spec, high, current, current, now, state)
+    low_decision, _ = policy.decide(spec, low, current, current, now, state, SLO)
+    high_decision, _ = policy.decide(spec, high, current, current, now, state, SLO)
     assert high_decision.desired >= low_decision.desired
 
 
@@ -306,10 +304,10 @@ def test_prewarm_floor_applies_exactly_the_lead_before_opening(
     opens = schedules.local_instant(local_day, datetime.time(hour), tz)
     signals = fresh_signals(0, 1)
     before, _ = policy.decide(
-        spec, signals, 1, 1, opens - datetime.timedelta(seconds=lead + 1), policy.PolicyState()
+        spec, signals, 1, 1, opens - datetime.timedelta(seconds=lead + 1), policy.PolicyState(), SLO
     )
     during, _ = policy.decide(
-        spec, signals, 1, 1, opens - datetime.timedelta(seconds=lead), policy.PolicyState()
+        spec, signals, 1, 1, opens - datetime.timedelta(seconds=lead), policy.PolicyState(), SLO
     )
     assert before.desired == 1
     assert during.desired == 4

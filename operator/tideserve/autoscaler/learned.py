@@ -1,0 +1,137 @@
+"""Knobs the user left out, derived from what the policy has seen of the endpoint. Pure.
+
+The API leaves these fields optional and says so in their descriptions; an explicit
+value always wins.
+
+- Queue-depth target (R3): a queue of q per replica waits about q / c seconds when a
+  replica serves c requests/s. With spec.slo.queueTimeMs = W set and c measured (the
+  replicas were saturated once, demand.learn; c is the peak a replica served), the
+  target is c x W / 2: the queue that waits half the objective, leaving the other half
+  for the noise around the mean. A fixed
+  depth is a different wait for every model (4 queued is 1.6 s on a 2.5 req/s LLM and
+  5 ms on a ResNet).
+- Scale-down stabilization (R2): twice the cold start observed on this endpoint (from
+  a scale-up until the ready count reaches it), within 60-300 s. The HPA's 300 s
+  suits pods that start in seconds; a GPU replica held 300 s past its need costs
+  several times what a restart costs when it loads in under a minute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import statistics
+
+from tideserve.api import spec as spec_api
+from tideserve.autoscaler import demand as demand_lib
+
+# The target when the spec leaves it out and nothing better is known.
+DEFAULT_TARGET = 4.0
+# A derived queue-depth target never goes below this: under it one queued request on
+# one replica of many would read as far over target.
+MIN_QUEUE_TARGET = 0.5
+# Which part of the queue-time objective the mean queue wait may use.
+SLO_SHARE = 0.5
+
+
+def target(
+    spec: spec_api.TargetSpec, slo: spec_api.SloSpec | None, capacity: demand_lib.Capacity
+) -> demand_lib.Target:
+    """The target in force: the spec's value, else derived from the SLO, else 4."""
+    if spec.value is not None:
+        return demand_lib.Target(spec.type, spec.value)
+    queue_ms = slo.queue_time_ms if slo is not None else None
+    if (
+        spec.type == spec_api.TargetType.QUEUE_DEPTH
+        and queue_ms is not None
+        and capacity.measured
+        and capacity.peak
+    ):
+        depth = capacity.peak * queue_ms / 1000.0 * SLO_SHARE
+        return demand_lib.Target(spec.type, max(MIN_QUEUE_TARGET, depth))
+    return demand_lib.Target(spec.type, DEFAULT_TARGET)
+
+
+# -- scale-down stabilization from the observed cold start (R2) -----------------------
+
+# Scale-ups remembered until Ready, and cold starts kept for the median.
+COLD_SAMPLES = 8
+# The scale-down window is this many cold starts, within these bounds. Holding a
+# replica one more window costs the window in GPU-seconds; starting it again costs a
+# cold start and the requests that wait through it.
+COLD_STARTS_PER_WINDOW = 2.0
+MIN_DOWN_WINDOW_S = 60
+MAX_DOWN_WINDOW_S = 300
+
+
+@dataclasses.dataclass(frozen=True)
+class Observed:
+    """What the policy has seen of the endpoint's own timing. `Observed()` to start."""
+
+    # Scale-ups whose replicas are not all Ready yet: (asked at, replicas asked for).
+    starting: tuple[tuple[datetime.datetime, int], ...] = ()
+    cold_starts: tuple[float, ...] = ()  # seconds from a scale-up to Ready, newest last
+
+
+def observe(observed: Observed, current: int, ready: int, now: datetime.datetime) -> Observed:
+    """This tick's replica counts: scale-ups that reached Ready become cold-start samples;
+    those cut short by a scale-down (more asked for than now exist) are forgotten."""
+    if not observed.starting:
+        return observed
+    done = tuple((now - at).total_seconds() for at, n in observed.starting if n <= ready)
+    waiting = tuple((at, n) for at, n in observed.starting if ready < n <= current)
+    if not done and len(waiting) == len(observed.starting):
+        return observed
+    samples = (*observed.cold_starts, *done)[-COLD_SAMPLES:]
+    return Observed(waiting, samples)
+
+
+def scaled(
+    observed: Observed, current: int, ready: int, desired: int, now: datetime.datetime
+) -> Observed:
+    """Remember a scale-up until its replicas are Ready."""
+    if desired <= current or desired <= ready:
+        return observed
+    starting = (*observed.starting, (now, desired))[-COLD_SAMPLES:]
+    return dataclasses.replace(observed, starting=starting)
+
+
+def cold_start_s(observed: Observed) -> float | None:
+    """The median observed cold start (None until one was seen)."""
+    if not observed.cold_starts:
+        return None
+    return statistics.median(observed.cold_starts)
+
+
+def down_window(rules: spec_api.ScalingRules, observed: Observed) -> int:
+    """scaleDown.stabilizationSeconds, else two cold starts within 60-300 s (300 unseen)."""
+    if rules.stabilization_seconds is not None:
+        return rules.stabilization_seconds
+    cold = cold_start_s(observed)
+    if cold is None:
+        return MAX_DOWN_WINDOW_S
+    window = round(COLD_STARTS_PER_WINDOW * cold)
+    return min(MAX_DOWN_WINDOW_S, max(MIN_DOWN_WINDOW_S, window))
+
+
+@dataclasses.dataclass(frozen=True)
+class Knobs:
+    """The settings in force for one tick: the spec's, with omitted ones derived."""
+
+    target: demand_lib.Target
+    up_window_s: int
+    down_window_s: int
+
+
+def knobs(
+    scaling: spec_api.ScalingSpec,
+    slo: spec_api.SloSpec | None,
+    capacity: demand_lib.Capacity,
+    observed: Observed,
+) -> Knobs:
+    behavior = scaling.behavior
+    return Knobs(
+        target=target(scaling.target, slo, capacity),
+        up_window_s=behavior.scale_up.stabilization_seconds or 0,
+        down_window_s=down_window(behavior.scale_down, observed),
+    )

@@ -1,0 +1,133 @@
+"""Steps 5 and 6 of a decision (see policy.py): demand to a stabilized, rate-limited
+recommendation with panic mode, then the idle floor and scale to zero. Pure."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+from tideserve.api import spec as spec_api
+from tideserve.autoscaler import demand as demand_lib
+from tideserve.autoscaler import learned, limits, schedules
+from tideserve.autoscaler import state as state_lib
+
+
+def duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes, rest = divmod(seconds, 60)
+    if minutes < 120:
+        return f"{minutes}m" if not rest else f"{minutes}m{rest}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h" if not minutes else f"{hours}h{minutes}m"
+
+
+def scale(
+    scaling: spec_api.ScalingSpec,
+    *,
+    knobs: learned.Knobs,
+    demand: demand_lib.Demand,
+    current: int,
+    ready: int,
+    now: datetime.datetime,
+    state: state_lib.PolicyState,
+    up_only: bool = False,
+) -> tuple[state_lib.Decision, state_lib.PolicyState]:
+    """Demand -> recommendation: panic mode, tolerance band, stabilization, rate limits."""
+    behavior = scaling.behavior
+    short = limits.mean(state.needs, now, behavior.panic_window_seconds)
+    stable = limits.mean(state.needs, now, behavior.stable_window_seconds)
+    base = max(ready, 1)
+    if short >= behavior.panic_threshold * base and short > current:
+        state = dataclasses.replace(
+            state, panic_since=state.panic_since or now, panic_triggered=now
+        )
+    elif state.panic_triggered is not None and (
+        (now - state.panic_triggered).total_seconds() >= behavior.stable_window_seconds
+    ):
+        state = dataclasses.replace(state, panic_since=None, panic_triggered=None)
+
+    band = behavior.tolerance
+    # Up on the latest tick (a queue growing now is not averaged away), down on the
+    # stable window's average.
+    latest = state.needs[-1][1]
+    if latest > current * (1 + band):
+        recommendation = demand_lib.replicas(latest)
+    elif max(stable, latest) < current * (1 - band):
+        # Never below the latest need: just after a rise the average still remembers
+        # the quieter past, and scaling down on it would undo the scale up.
+        recommendation = demand_lib.replicas(max(stable, latest))
+    else:
+        recommendation = current
+    started = state.started or now
+    if (now - started).total_seconds() < behavior.stable_window_seconds or up_only:
+        # Just (re)started: the history that would justify releasing replicas is gone.
+        # Waking on the held count alone: it says nothing about what the replicas will
+        # serve once Ready, so it may add replicas, never release them.
+        recommendation = max(recommendation, current)
+    if state.panic_since is not None:
+        # Panic: scale up only, straight to what the burst asks for.
+        target = max(current, recommendation)
+        state = dataclasses.replace(
+            state, recommendations=(*state.recommendations, limits.Recommendation(now, target))
+        )
+        if target > current:
+            factor = short / base
+            reason = f"panic: {demand.text}, {factor:.1f}x ready capacity -> {target}"
+            return state_lib.Decision(target, reason, "Panic"), state
+        return state_lib.Decision(
+            current, f"panic: hold {current} ({demand.text})", "Stable"
+        ), state
+
+    state = dataclasses.replace(
+        state,
+        recommendations=(*state.recommendations, limits.Recommendation(now, recommendation)),
+    )
+    target, held_by = limits.stabilize(
+        knobs.up_window_s, knobs.down_window_s, state.recommendations, current, now
+    )
+    target, limited_by = limits.rate_limit(behavior, state.events, current, target, now)
+    kind = "ScaleUp" if target > current else "ScaleDown" if target < current else "Stable"
+    reason = f"{demand.text} -> {recommendation}"
+    if up_only:
+        reason = f"waking on {demand.pending:.0f} held: {reason}"
+    if held_by:
+        reason += f", {held_by}"
+    if limited_by:
+        reason += f", {limited_by}"
+    return state_lib.Decision(target, reason, kind), state
+
+
+def idle(
+    scaling: spec_api.ScalingSpec,
+    *,
+    knobs: learned.Knobs,
+    bounds: schedules.Bounds,
+    demand: demand_lib.Demand,
+    decision: state_lib.Decision,
+    current: int,
+    held: int,
+    now: datetime.datetime,
+    state: state_lib.PolicyState,
+) -> state_lib.Decision:
+    """Scale to zero after the idle period when the floor is 0; else keep at least one."""
+    if bounds.min_replicas > 0:
+        return decision
+    if demand.active or held > 0:
+        if decision.desired == 0:
+            return dataclasses.replace(
+                decision, desired=1, reason=decision.reason + ", in use: min 1"
+            )
+        return decision
+    idle_s = (now - (state.last_active or now)).total_seconds()
+    if idle_s >= scaling.scale_to_zero.idle_seconds:
+        return state_lib.Decision(0, f"idle {duration(idle_s)} -> 0", "Idle")
+    if decision.desired == 0:
+        left = scaling.scale_to_zero.idle_seconds - idle_s
+        return state_lib.Decision(
+            1,
+            f"idle {duration(idle_s)}, zero in {duration(left)}: min 1",
+            decision.kind if current != 1 else "Stable",
+        )
+    return decision
