@@ -597,3 +597,22 @@ def test_deleting_the_deployment_recreates_it_and_the_status_follows(
 
     fixtures.eventually(recreated, TIMEOUT, f"Deployment re-created\n{operator.tail()}")
     wait_ready(kube, namespace, "gone", operator)
+
+
+def test_children_deleted_while_the_operator_was_down_are_restored_on_resume(
+    kube: fixtures.Kube, namespace: str, operator: Operator
+) -> None:
+    kube.apply(isvc("offline", resources={"accelerator": "cpu"}), "-n", namespace)
+    wait_ready(kube, namespace, "offline", operator)
+    uid = get(kube, namespace, "service", "offline-predictor")["metadata"]["uid"]
+    operator.stop()
+    try:
+        kube.kubectl("delete", "-n", namespace, "service", "offline-predictor", "--wait=true")
+    finally:
+        operator.start()
+
+    def restored() -> bool:
+        svc = get(kube, namespace, "service", "offline-predictor")
+        return bool(svc["metadata"]["uid"] != uid)
+
+    fixtures.eventually(restored, TIMEOUT, f"Service re-created\n{operator.tail()}")

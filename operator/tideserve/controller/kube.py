@@ -148,9 +148,10 @@ def _request(
     body: Any = None,
     query: list[tuple[str, str]] | None = None,
     content_type: str = "application/json",
+    accept: str = "application/json",
 ) -> Any:
     api = _api()
-    headers = {"Accept": "application/json", "Content-Type": content_type}
+    headers = {"Accept": accept, "Content-Type": content_type}
     _, full_url, headers, _, _ = api.param_serialize(
         method=method,
         resource_path=url,
@@ -244,19 +245,46 @@ class _Cached:
 
 
 _cache: dict[str, _Cached] = {}
+_loading: dict[str, threading.Lock] = {}
 CACHE_SECONDS = 10.0
 
 
 def _cached(key: str, load: Any) -> Any:
     # Cluster-wide facts (GPU products on offer, installed CRDs) change rarely and are
-    # asked for by every reconcile: read them at most every CACHE_SECONDS.
-    now = time.monotonic()
-    hit = _cache.get(key)
-    if hit is not None and hit.until > now:
-        return hit.value
-    value = load()
-    _cache[key] = _Cached(value, now + CACHE_SECONDS)
-    return value
+    # asked for by every reconcile: read them at most every CACHE_SECONDS, and by one
+    # thread at a time (after a restart many reconciles ask at once).
+    with _lock:
+        loading = _loading.setdefault(key, threading.Lock())
+    with loading:
+        now = time.monotonic()
+        hit = _cache.get(key)
+        if hit is not None and hit.until > now:
+            return hit.value
+        value = load()
+        _cache[key] = _Cached(value, time.monotonic() + CACHE_SECONDS)
+        return value
+
+
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
+
+def names_cached(kind: str, namespace: str | None, labels: str) -> frozenset[str]:
+    """Names of the objects of a kind, read at most every CACHE_SECONDS (metadata only)."""
+
+    def load() -> frozenset[str]:
+        try:
+            result = _request(
+                "GET",
+                path(kind, namespace),
+                query=[("labelSelector", labels)],
+                accept=METADATA_ONLY,
+            )
+        except NotFoundError:
+            return frozenset()
+        return frozenset(str(i["metadata"]["name"]) for i in result.get("items") or [])
+
+    names: frozenset[str] = _cached(f"names:{kind}:{namespace}:{labels}", load)
+    return names
 
 
 def list_objects_cached(

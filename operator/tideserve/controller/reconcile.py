@@ -33,6 +33,9 @@ from tideserve.render import hardware as hardware_mod
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 # A blocking problem (missing Secret) is re-checked this often: a slow poll, not a hot loop.
 BLOCKED_RETRY_SECONDS = 60.0
+# Children whose existence a resume checks with one cached list per namespace (the
+# Deployment carries the plan digest and is read on its own).
+RESUME_CHECKED = ("ConfigMap", "Service", "PodDisruptionBudget")
 
 log = logging.getLogger("tideserve.controller")
 
@@ -217,10 +220,20 @@ class Reconciler:
             return False  # a child is gone or was edited: this apply repairs it
         if previous is not None and previous.plan is not None:
             return previous.plan.digest == plan.digest
+        # Seen for the first time (after a restart): the children may have been deleted
+        # while no watch looked, and the watches may not have listed them yet.
         _, deployment, _ = self.store.snapshot(key)
         if deployment is None:  # the watch may not have listed it yet: ask once
             deployment = kube.get("Deployment", key[0], names.predictor(key[1]))
-        return children.applied_digest(deployment) == plan.digest
+        if children.applied_digest(deployment) != plan.digest:
+            return False
+        seen = self.store.children_of(key)
+        selector = f"{names.MANAGED_BY_LABEL}={names.MANAGED_BY}"
+        return all(
+            (kind, name) in seen or name in kube.names_cached(kind, key[0], selector)
+            for kind, name in map(drift.key_of, plan.apply)
+            if kind in RESUME_CHECKED
+        )
 
     def _remember(self, facts: Facts | None) -> None:
         if facts is None:
