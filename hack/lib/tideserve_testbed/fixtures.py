@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import threading
 import time
@@ -118,12 +117,8 @@ class Kube:
         return items
 
 
-def free_port() -> int:
-    """A loopback port free right now (for a process a test starts)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+# A loopback port free right now (for a process a test starts); tests import fixtures only.
+free_port = procs.free_port
 
 
 def install_crds(kube: Kube) -> None:
