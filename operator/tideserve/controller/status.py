@@ -2,7 +2,9 @@
 
 Conditions follow the Kubernetes API conventions. Ready is the AND of the sub-states
 (spec valid, nothing blocking, Deployment present, a ready replica — or deliberately
-scaled to zero, which is healthy). Progressing says where a not-ready endpoint is.
+scaled to zero, which is healthy). Progressing says where a not-ready endpoint is; for
+a cold start (a new endpoint, or one waking from zero) its reason names the phase, in
+order: WaitingForNode, FetchingModel, ImagePulling, ModelLoading (then Complete).
 This module owns only the reconciler's share of the status (see the team contracts):
 the autoscaler and right-sizing write their own fields under their own managers.
 """
@@ -23,6 +25,17 @@ SPEC_VALID = status_api.ConditionType.SPEC_VALID.value
 SCHEDULABLE = status_api.ConditionType.SCHEDULABLE.value
 OWNED_CONDITIONS = (READY, PROGRESSING, DEGRADED, SPEC_VALID, SCHEDULABLE)
 OWNED_FIELDS = ("observedGeneration", "replicas", "readyReplicas", "selector", "url", "accelerator")
+
+# Cold-start phases (Progressing reasons), from the pods' own status.
+WAITING_FOR_NODE = "WaitingForNode"  # unschedulable: no node fits yet (one may be coming)
+FETCHING_MODEL = "FetchingModel"  # the fetch-model init container downloads the repository
+PREPARING_MODEL = "PreparingModel"  # the model-config init container merges the config
+IMAGE_PULLING = "ImagePulling"  # a container is being created: mostly the image pull
+MODEL_LOADING = "ModelLoading"  # Triton runs but is not ready: it loads the model
+# Ready keeps the reason it always had for an unschedulable pod (documented, and the
+# reason of the Warning Event), while Progressing names the phase.
+READY_REASONS = {WAITING_FOR_NODE: "Pending"}
+INIT_PHASES = {"fetch-model": FETCHING_MODEL, "model-config": PREPARING_MODEL}
 
 # Container waiting reasons that will not fix themselves.
 _BROKEN = {
@@ -88,6 +101,15 @@ def _waiting(pod: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
+def _running_init(pod: Mapping[str, Any]) -> list[str]:
+    """Names of init containers running now (init containers run one at a time)."""
+    return [
+        str(cs.get("name", ""))
+        for cs in pod.get("status", {}).get("initContainerStatuses") or []
+        if (cs.get("state") or {}).get("running")
+    ]
+
+
 def _live(pods: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [
         p
@@ -142,17 +164,39 @@ def _progress(obs: Observed) -> _State:
     if unschedulable := _unschedulable(obs.pods):
         known = [p.message for p in obs.problems if p.condition == SCHEDULABLE]
         why = f"{known[0]}; scheduler: " if known else "scheduler: "
-        return _State("True", "Pending", f"no node fits the pod: {why}{unschedulable}")
+        return _State(
+            "True",
+            WAITING_FOR_NODE,
+            f"no node fits the pod: {why}{unschedulable} (waiting for a node: a cluster "
+            "autoscaler may be adding one)",
+        )
     for pod in _live(obs.pods):
         for container, reason, message in _waiting(pod):
             if reason in _BROKEN:
                 return _State("False", reason, f"container {container}: {message or reason}")
     for pod in _live(obs.pods):
+        for container in _running_init(pod):
+            phase = INIT_PHASES.get(container)
+            if phase == FETCHING_MODEL:
+                return _State("True", phase, "downloading the model repository")
+            if phase == PREPARING_MODEL:
+                return _State("True", phase, "writing the model configuration")
         for container, reason, _ in _waiting(pod):
             if container == "fetch-model":
-                return _State("True", "FetchingModel", "downloading the model repository")
-            if reason in {"ContainerCreating", "PodInitializing"}:
+                return _State("True", FETCHING_MODEL, "downloading the model repository")
+            if reason == "ContainerCreating":
+                return _State(
+                    "True",
+                    IMAGE_PULLING,
+                    f"container {container}: pulling the image (or mounting volumes)",
+                )
+            if reason == "PodInitializing":
                 return _State("True", "Starting", f"container {container}: {reason}")
+        st = pod.get("status", {})
+        if st.get("phase") == "Pending" and not st.get("containerStatuses"):
+            # Bound to a node, not reported on by its kubelet yet: it sets the pod up.
+            node = pod.get("spec", {}).get("nodeName") or "its node"
+            return _State("True", IMAGE_PULLING, f"starting on {node} (pulling the image)")
     if not caught_up or updated < wanted or existing > wanted:
         return _State(
             "True", "RollingOut", f"{updated} of {wanted} replicas updated, {ready} ready"
@@ -160,7 +204,7 @@ def _progress(obs: Observed) -> _State:
     if ready < wanted:
         return _State(
             "True",
-            "ModelLoading",
+            MODEL_LOADING,
             f"{ready} of {wanted} replicas ready; Triton is loading the model",
         )
     return _State("False", "Complete", f"{ready} of {wanted} replicas ready")
@@ -179,7 +223,7 @@ def _ready(obs: Observed, progress: _State) -> _State:
     if wanted == 0:
         how = "the activator wakes it on demand" if obs.activator else "scale up to serve"
         return _State("True", "ScaledToZero", f"scaled to zero; {how}")
-    return _State("False", progress.reason, progress.message)
+    return _State("False", READY_REASONS.get(progress.reason, progress.reason), progress.message)
 
 
 def conditions(obs: Observed) -> dict[str, _State]:
