@@ -33,10 +33,11 @@ def test_defaults_are_applied_by_the_api_server(installed: fixtures.Kube, namesp
     installed.apply(fixtures.isvc("defaults"), "-n", namespace)
     stored = installed.get_json("tisvc", "defaults", "-n", namespace)["spec"]
     assert stored["resources"]["accelerator"] == "gpu"
-    # Left out on purpose: the autoscaler learns it per endpoint (autoscaler/learned.py).
+    # Left out on purpose: the autoscaler learns these per endpoint (autoscaler/learned.py).
     assert "stabilizationSeconds" not in stored["scaling"]["behavior"]["scaleDown"]
     assert stored["scaling"]["behavior"]["scaleDown"]["maxPercent"] == 100
-    assert stored["scaling"]["scaleToZero"]["idleSeconds"] == 900
+    assert "idleSeconds" not in stored["scaling"]["scaleToZero"]
+    assert stored["scaling"]["scaleToZero"]["maxHeldRequests"] == 1000
     assert "dynamicBatching" not in stored["model"]
 
 

@@ -274,12 +274,15 @@ class TargetSpec(base.Model):
 
 
 class ScaleToZeroSpec(base.Model):
-    idle_seconds: int = pydantic.Field(
-        900,
+    idle_seconds: int | None = pydantic.Field(
+        None,
         ge=0,
         le=7 * 86400,
         description="With a floor of 0 (minReplicas: 0 or a schedule window with "
-        "minReplicas: 0), scale to zero after this long with no requests and none pending.",
+        "minReplicas: 0), scale to zero after this long with no requests and none pending. "
+        "Omitted: learned per endpoint from its idle gaps (keep warm through gaps that "
+        "usually end soon, drop to zero at once after longer ones); 900 until a few gaps "
+        "are seen.",
     )
     max_held_requests: int = pydantic.Field(
         1000,

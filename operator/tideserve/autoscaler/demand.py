@@ -35,6 +35,13 @@ PROBE_FRACTION = 0.5
 MAX_REPLICAS = 1_000_000
 # Above target, the backlog beyond target is worked off over this many seconds.
 DRAIN_S = 60.0
+# Waking (nothing Ready), the backlog is worked off over this instead: every replica
+# asked for becomes Ready at about the same time, and until the held backlog is gone
+# each fresh request queues behind it (FIFO) and misses too. Each extra replica costs
+# one cold start and a scale-down window; each second of drain costs a second of
+# arrivals. bench bursty seed 1, default spec: 60 s 74.8 % at 23.1 GPU-h, 30 s 79.5 %
+# at 27.5, 15 s 81.0 % at 31.7 (docs/benchmarks/policy-requests.md).
+WAKE_DRAIN_S = 30.0
 # A probe releases this fraction of the replicas at most (a quarter down per step).
 PROBE_STEP = 0.75
 # The queue must have stayed at or above target this long (the Prometheus rate window,
@@ -162,7 +169,8 @@ def estimate(
     above = queue_need > max(ready, 1) * (1 + tolerance) or (ready == 0 and pending > 0)
     if above and serving:
         excess = pending * (1.0 - max(ready, 0) / queue_need) if queue_need > 0 else 0.0
-        sized = (arrival + max(0.0, excess) / DRAIN_S) / serving
+        drain = WAKE_DRAIN_S if ready == 0 else DRAIN_S
+        sized = (arrival + max(0.0, excess) / drain) / serving
         # Above target and not draining: at least a step past the tolerance band.
         floor = ready * (1 + tolerance) + 1e-6 if growth >= 0 and ready > 0 else float(ready)
         queue_part = min(queue_need, max(sized, floor))

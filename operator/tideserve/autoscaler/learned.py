@@ -14,6 +14,7 @@ value always wins.
   a scale-up until the ready count reaches it), within 60-300 s. The HPA's 300 s
   suits pods that start in seconds; a GPU replica held 300 s past its need costs
   several times what a restart costs when it loads in under a minute.
+- Idle period (R4): ski rental over the endpoint's own idle gaps (keep_warm_s).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ DEFAULT_TARGET = 4.0
 # one replica of many would read as far over target.
 MIN_QUEUE_TARGET = 0.5
 # Which part of the queue-time objective the mean queue wait may use.
-SLO_SHARE = 0.5
+SLO_SHARE = 0.4
 
 
 def target(
@@ -71,6 +72,7 @@ class Observed:
     # Scale-ups whose replicas are not all Ready yet: (asked at, replicas asked for).
     starting: tuple[tuple[datetime.datetime, int], ...] = ()
     cold_starts: tuple[float, ...] = ()  # seconds from a scale-up to Ready, newest last
+    gaps: tuple[float, ...] = ()  # idle gaps (no traffic, pending or held), newest last
 
 
 def observe(observed: Observed, current: int, ready: int, now: datetime.datetime) -> Observed:
@@ -83,7 +85,7 @@ def observe(observed: Observed, current: int, ready: int, now: datetime.datetime
     if not done and len(waiting) == len(observed.starting):
         return observed
     samples = (*observed.cold_starts, *done)[-COLD_SAMPLES:]
-    return Observed(waiting, samples)
+    return dataclasses.replace(observed, starting=waiting, cold_starts=samples)
 
 
 def scaled(
@@ -114,6 +116,50 @@ def down_window(rules: spec_api.ScalingRules, observed: Observed) -> int:
     return min(MAX_DOWN_WINDOW_S, max(MIN_DOWN_WINDOW_S, window))
 
 
+# -- idle period from the endpoint's own idle gaps (R4) ---------------------------------
+
+# Idle gaps remembered, and how many before they are trusted over the default.
+GAP_SAMPLES = 48
+MIN_GAPS = 4
+# Shorter quiet spells are the rate window catching up, not gaps between uses.
+MIN_GAP_S = 10.0
+# The default idle period (scaleToZero.idleSeconds' old default) until gaps are known.
+DEFAULT_IDLE_S = 900.0
+# Cold start assumed before one is observed.
+DEFAULT_COLD_S = 60.0
+# What a wake from zero costs, in cold starts of GPU time: the restart itself plus the
+# requests that arrive during it and miss their objective, which no GPU-second buys back.
+WAKE_COST_COLD_STARTS = 10.0
+
+
+def gap_ended(observed: Observed, idle_s: float) -> Observed:
+    """Traffic resumed after `idle_s` seconds without any: one more idle gap."""
+    if idle_s < MIN_GAP_S:
+        return observed
+    return dataclasses.replace(observed, gaps=(*observed.gaps, idle_s)[-GAP_SAMPLES:])
+
+
+def keep_warm_s(observed: Observed) -> float:
+    """How long to keep an idle endpoint's replicas before dropping to zero.
+
+    Ski rental over the endpoint's own idle gaps (a histogram in the sense of "Serverless
+    in the Wild", ATC'20): keeping warm for K costs min(gap, K) per gap, and a gap longer
+    than K costs a wake on top (WAKE_COST_COLD_STARTS cold starts). K is the candidate
+    (0 or an observed gap) with the least total cost over the remembered gaps: when gaps
+    usually end within a few cold starts, K covers them; after longer ones the endpoint
+    drops to zero at once.
+    """
+    if len(observed.gaps) < MIN_GAPS:
+        return DEFAULT_IDLE_S
+    wake = WAKE_COST_COLD_STARTS * (cold_start_s(observed) or DEFAULT_COLD_S)
+    best, best_cost = 0.0, float("inf")
+    for keep in sorted({0.0, *observed.gaps}):
+        cost = sum(min(gap, keep) + (wake if gap > keep else 0.0) for gap in observed.gaps)
+        if cost < best_cost:
+            best, best_cost = keep, cost
+    return best
+
+
 @dataclasses.dataclass(frozen=True)
 class Knobs:
     """The settings in force for one tick: the spec's, with omitted ones derived."""
@@ -121,6 +167,8 @@ class Knobs:
     target: demand_lib.Target
     up_window_s: int
     down_window_s: int
+    idle_s: float  # scale to zero after this long idle (floor 0)
+    idle_learned: bool  # idle_s comes from the idle gaps, not scaleToZero.idleSeconds
 
 
 def knobs(
@@ -130,8 +178,11 @@ def knobs(
     observed: Observed,
 ) -> Knobs:
     behavior = scaling.behavior
+    explicit_idle = scaling.scale_to_zero.idle_seconds
     return Knobs(
         target=target(scaling.target, slo, capacity),
         up_window_s=behavior.scale_up.stabilization_seconds or 0,
         down_window_s=down_window(behavior.scale_down, observed),
+        idle_s=float(explicit_idle) if explicit_idle is not None else keep_warm_s(observed),
+        idle_learned=explicit_idle is None,
     )

@@ -154,6 +154,13 @@ def _bounded(decision: Decision, bounds: schedules.Bounds, current: int) -> Deci
     return dataclasses.replace(decision, desired=desired, reason=why, kind=kind)
 
 
+def _gap(state: PolicyState, active: bool, now: datetime.datetime) -> learned.Observed:
+    """An idle gap ends when traffic resumes after a quiet spell."""
+    if not active or state.last_active is None:
+        return state.observed
+    return learned.gap_ended(state.observed, (now - state.last_active).total_seconds())
+
+
 def _record(
     state: PolicyState, current: int, ready: int, decision: Decision, now: datetime.datetime
 ) -> PolicyState:
@@ -245,6 +252,7 @@ def decide(
             now=now,
         ),
         last_active=now if (demand.active or held > 0) else state.last_active,
+        observed=_gap(state, demand.active or held > 0, now),
     )
 
     if current == 0:
@@ -305,8 +313,13 @@ def _hold(
         why = "no metrics from the replicas"
     # Unknown is not idle: the idle timer restarts once signals return.
     state = dataclasses.replace(state, last_active=now, last_pending=None)
-    if current == 0 and held > 0:
-        decision = _bounded(Decision(1, f"wake: {held} held ({why}) -> 1", "Wake"), bounds, current)
+    # At zero, requests waiting anywhere (held, or queued in a stale last sample) wake it:
+    # one replica is the cheap side of not knowing.
+    waiting = max(float(held), (signals.pending or 0.0) if signals is not None else 0.0)
+    if current == 0 and waiting > 0:
+        decision = _bounded(
+            Decision(1, f"wake: {waiting:.0f} waiting ({why}) -> 1", "Wake"), bounds, current
+        )
     else:
         decision = _bounded(Decision(current, f"{why}: hold {current}", "Hold"), bounds, current)
     if decision.desired != current:

@@ -121,10 +121,16 @@ def idle(
             )
         return decision
     idle_s = (now - (state.last_active or now)).total_seconds()
-    if idle_s >= scaling.scale_to_zero.idle_seconds:
-        return state_lib.Decision(0, f"idle {duration(idle_s)} -> 0", "Idle")
+    if idle_s >= knobs.idle_s:
+        learned_from = (
+            f" (keep warm {duration(knobs.idle_s)}, learned from "
+            f"{len(state.observed.gaps)} idle gaps)"
+            if knobs.idle_learned and state.observed.gaps
+            else ""
+        )
+        return state_lib.Decision(0, f"idle {duration(idle_s)}{learned_from} -> 0", "Idle")
     if decision.desired == 0:
-        left = scaling.scale_to_zero.idle_seconds - idle_s
+        left = knobs.idle_s - idle_s
         return state_lib.Decision(
             1,
             f"idle {duration(idle_s)}, zero in {duration(left)}: min 1",

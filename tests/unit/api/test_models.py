@@ -32,7 +32,7 @@ def test_minimal_spec_gets_documented_defaults() -> None:
     # Omitted: learned per endpoint by the autoscaler (autoscaler/learned.py).
     assert parsed.scaling.behavior.scale_down.stabilization_seconds is None
     assert parsed.scaling.target.value is None
-    assert parsed.scaling.scale_to_zero.idle_seconds == 900
+    assert parsed.scaling.scale_to_zero.idle_seconds is None
     assert parsed.resources.right_sizing.mode == spec.RightSizingMode.RECOMMEND
     assert parsed.model.dynamic_batching is None
 

@@ -28,9 +28,10 @@ def at(seconds: float) -> datetime.datetime:
 # -- R3: queue-depth target from spec.slo.queueTimeMs ------------------------------------
 
 
-def test_target_waits_half_the_slo_at_the_peak_rate() -> None:
-    # 2.5 req/s per replica, 2 s objective: 2.5 queued per replica wait ~1 s.
-    assert learned.target(DEPTH, SLO, MEASURED) == demand.Target(DEPTH.type, 2.5)
+def test_target_waits_a_share_of_the_slo_at_the_peak_rate() -> None:
+    # 2.5 req/s per replica, 2 s objective: 2 queued per replica wait ~0.8 s (40 %).
+    assert learned.SLO_SHARE == 0.4
+    assert learned.target(DEPTH, SLO, MEASURED) == demand.Target(DEPTH.type, 2.0)
 
 
 def test_an_explicit_target_wins() -> None:
@@ -188,3 +189,113 @@ def test_policy_scales_down_after_twice_the_observed_cold_start() -> None:
 
 def test_policy_state_starts_with_nothing_observed() -> None:
     assert dataclasses.replace(policy.PolicyState()).observed == learned.Observed()
+
+
+# -- R4: idle period from the endpoint's own idle gaps ----------------------------------
+
+
+def with_gaps(*gaps: float, cold: float = 50.0) -> learned.Observed:
+    return learned.Observed(cold_starts=(cold,), gaps=gaps)
+
+
+def test_until_a_few_gaps_are_seen_the_idle_period_is_900() -> None:
+    assert learned.keep_warm_s(with_gaps(100.0, 100.0, 100.0)) == learned.DEFAULT_IDLE_S
+
+
+def test_gaps_that_end_within_a_few_cold_starts_are_kept_warm() -> None:
+    # A wake costs 10 cold starts (500 s): keeping warm 120 s through each gap is cheaper.
+    assert learned.keep_warm_s(with_gaps(60.0, 90.0, 120.0, 100.0, 80.0)) == 120.0
+
+
+def test_after_long_gaps_the_endpoint_drops_to_zero_at_once() -> None:
+    assert learned.keep_warm_s(with_gaps(3000.0, 5000.0, 4000.0, 7200.0)) == 0.0
+
+
+def test_a_rare_short_gap_is_not_worth_keeping_warm_for() -> None:
+    # Keeping 300 s through each of five long gaps costs more than the one wake it saves.
+    assert learned.keep_warm_s(with_gaps(300.0, 3000.0, 5000.0, 4000.0, 7200.0, 6000.0)) == 0.0
+    # 60 s is: it costs 5 x 60 s and saves a 500 s wake.
+    assert learned.keep_warm_s(with_gaps(60.0, 3000.0, 5000.0, 4000.0, 7200.0, 6000.0)) == 60.0
+
+
+def test_a_slower_cold_start_keeps_warm_longer() -> None:
+    gaps = (300.0, 300.0, 3000.0, 4000.0)
+    assert learned.keep_warm_s(with_gaps(*gaps, cold=10.0)) == 0.0
+    assert learned.keep_warm_s(with_gaps(*gaps, cold=120.0)) == 300.0
+
+
+def test_quiet_spells_shorter_than_the_minimum_are_not_gaps() -> None:
+    assert learned.gap_ended(learned.Observed(), 5.0) == learned.Observed()
+    assert learned.gap_ended(learned.Observed(), 45.0).gaps == (45.0,)
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(st.lists(st.floats(0, 86_400), max_size=120), st.floats(1, 900))
+def test_keep_warm_is_an_observed_gap_zero_or_the_default(gaps: list[float], cold: float) -> None:
+    observed = learned.Observed(cold_starts=(cold,))
+    for gap in gaps:
+        observed = learned.gap_ended(observed, gap)
+    assert len(observed.gaps) <= learned.GAP_SAMPLES
+    keep = learned.keep_warm_s(observed)
+    assert keep in {0.0, learned.DEFAULT_IDLE_S, *observed.gaps}
+
+
+def test_policy_learns_gaps_and_idles_to_zero_after_the_keep_warm_period() -> None:
+    spec = spec_api.ScalingSpec(min_replicas=0, max_replicas=10)
+    busy = policy.Signals(pending=0, queue_time_s=0.0, request_rate=5, held=0, age_s=1)
+    quiet = policy.Signals(pending=0, queue_time_s=0.0, request_rate=0, held=0, age_s=1)
+    state, now, current = policy.PolicyState(), T0, 1
+    decision = None
+
+    def run(signals: policy.Signals, seconds: int) -> policy.Decision:
+        nonlocal state, now, current
+        for _ in range(seconds // 5):
+            decision, state = policy.decide(spec, signals, current, current, now, state)
+            current = decision.desired
+            now += TICK
+        return decision
+
+    # Four uses with 60 s pauses between them: short gaps, kept warm through.
+    for _ in range(learned.MIN_GAPS):
+        run(busy, 60)
+        assert run(quiet, 60).desired >= 1
+    run(busy, 60)
+    assert len(state.observed.gaps) == learned.MIN_GAPS
+    keep = learned.keep_warm_s(state.observed)
+    assert 0 < keep < learned.DEFAULT_IDLE_S
+    quiet_for = 0
+    while current > 0:
+        decision = run(quiet, 5)
+        quiet_for += 5
+        assert quiet_for <= keep + 60  # the rate window: idle begins once it reads 0
+    assert decision.kind == "Idle"
+    assert "learned from 4 idle gaps" in decision.reason
+    assert quiet_for >= keep
+
+
+def test_an_explicit_idle_period_wins_over_the_gaps() -> None:
+    spec = spec_api.ScalingSpec(
+        min_replicas=0, scale_to_zero=spec_api.ScaleToZeroSpec(idle_seconds=600)
+    )
+    k = learned.knobs(spec, None, demand.Capacity(), with_gaps(3000.0, 5000.0, 4000.0, 7200.0))
+    assert (k.idle_s, k.idle_learned) == (600.0, False)
+
+
+# -- waking: the held backlog is drained fast ---------------------------------------------
+
+
+def test_waking_sizes_the_held_backlog_over_the_wake_drain_time() -> None:
+    estimate = demand.estimate(
+        demand.Target(spec_api.TargetType.QUEUE_DEPTH, 4.0),
+        tolerance=0.1,
+        pending=600.0,
+        queue_time_s=None,
+        rate=0.0,
+        growth=20.0,
+        ready=0,
+        current=1,
+        capacity=demand.Capacity(10.0, measured=True, peak=10.0),
+        rate_known=False,
+    )
+    # 20/s arriving plus 600 held over 30 s, at 10/s per replica.
+    assert estimate.need == pytest.approx((20.0 + 600.0 / demand.WAKE_DRAIN_S) / 10.0)

@@ -52,12 +52,13 @@ def specs(draw: st.DrawFn, with_schedules: bool = True) -> spec_api.ScalingSpec:
     # None: left out, so derived by the policy (learned.py) from the SLO and what it saw.
     stabilization = draw(st.sampled_from([0, 30, 300, None]))
     value = draw(st.sampled_from([1.0, 4.0, 50.0, None]))
+    idle = draw(st.sampled_from([0, 60, 900, None]))
     fields: dict[str, object] = {
         "minReplicas": low,
         "maxReplicas": high,
         "target": {"type": draw(st.sampled_from(["queueDepth", "queueTime", "concurrency"]))}
         | ({"value": value} if value is not None else {}),
-        "scaleToZero": {"idleSeconds": draw(st.sampled_from([0, 60, 900]))},
+        "scaleToZero": {"idleSeconds": idle} if idle is not None else {},
         "behavior": {
             "scaleDown": {"maxPercent": 100, "maxReplicasChange": 4, "periodSeconds": 15}
             | ({"stabilizationSeconds": stabilization} if stabilization is not None else {}),
