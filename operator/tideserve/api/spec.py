@@ -289,7 +289,9 @@ class ScaleToZeroSpec(base.Model):
         ge=1,
         le=100_000,
         description="At zero, the activator holds up to this many requests while the endpoint "
-        "wakes; beyond it answers 429 with Retry-After.",
+        "wakes; beyond it answers 429 with Retry-After. Size it to the peak arrival rate x "
+        "the cold start (or x the clients' timeout, if shorter: requests held longer time "
+        "out anyway).",
     )
     wake_deadline_seconds: int = pydantic.Field(
         900,
