@@ -13,10 +13,13 @@ defaulting (quantities, ports, protocols) and ignores, by construction:
   scale subresource), annotations added by `kubectl rollout restart`, a user's labels;
 - a field another manager set to the same value (shared ownership: tideserve keeps it),
   so re-applying cannot loop.
+A watched child is kept only as a `Seen` summary (a digest of tideserve's fields and the
+few paths others own without tideserve), not as its body: hundreds of bodies cost memory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -25,7 +28,16 @@ from typing import Any
 from tideserve.api import resource
 
 ChildKey = tuple[str, str]  # (kind, name)
+Path = tuple[str, ...]  # managedFields keys from the root: ("f:spec", "f:template", ...)
 _MISSING = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Seen:
+    """What drift needs to know of a live child."""
+
+    mine: str  # digest of the fields the manager owns
+    contested: tuple[Path, ...] = ()  # leaves other managers own and the manager does not
 
 
 def key_of(manifest: Mapping[str, Any]) -> ChildKey:
@@ -54,6 +66,29 @@ def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _contested(
+    other: Mapping[str, Any], mine: Mapping[str, Any] | None, path: Path, out: list[Path]
+) -> None:
+    for key, sub in other.items():
+        if key == ".":
+            continue
+        held = mine.get(key) if mine is not None else None
+        if set(sub) <= {"."}:  # a leaf: an atomic value, or a list item owned whole
+            if held is None:
+                out.append((*path, key))
+        else:
+            _contested(sub, held, (*path, key), out)
+
+
+def seen(live: Mapping[str, Any] | None, manager: str = resource.FIELD_MANAGER) -> Seen:
+    mine, others = _owned(live or {}, manager)
+    paths: list[Path] = []
+    for fields in others:
+        _contested(fields, mine, (), paths)
+    text = json.dumps(mine, sort_keys=True, separators=(",", ":"))
+    return Seen(hashlib.sha256(text.encode()).hexdigest()[:20], tuple(sorted(set(paths))))
+
+
 def _element(items: Sequence[Any], kind: str, raw: str) -> Any:
     """The list element a managedFields key (k:, v:, i:) names in a manifest's list."""
     try:
@@ -73,66 +108,40 @@ def _element(items: Sequence[Any], kind: str, raw: str) -> Any:
     return _MISSING
 
 
-def _walk(
-    other: Mapping[str, Any],
-    mine: Mapping[str, Any] | None,
-    value: Any,
-    path: str,
-    out: list[str],
-) -> None:
-    for key, sub in other.items():
+def _resolve(path: Path, manifest: Mapping[str, Any]) -> str | None:
+    """The path as text if `manifest` sets the field it names, else None."""
+    value: Any = manifest
+    text = ""
+    for key in path:
         kind, _, raw = key.partition(":")
-        if key == "." or not raw:
-            continue
-        if kind == "f":
-            if not isinstance(value, Mapping) or raw not in value:
-                continue  # not a field tideserve sets
-            child = value[raw]
-            here = f"{path}.{raw}" if path else raw
-        elif isinstance(value, list):
-            child = _element(value, kind, raw)
-            if child is _MISSING:
-                continue
-            here = f"{path}[{raw}]"
+        if kind == "f" and isinstance(value, Mapping) and raw in value:
+            value = value[raw]
+            text = f"{text}.{raw}" if text else raw
+        elif kind in {"k", "v", "i"} and isinstance(value, list):
+            value = _element(value, kind, raw)
+            if value is _MISSING:
+                return None
+            text = f"{text}[{raw}]"
         else:
-            continue
-        held = mine.get(key) if mine is not None else None
-        if set(sub) <= {"."}:  # a leaf: an atomic value, or a list item owned whole
-            if held is None:
-                out.append(here)
-        else:
-            _walk(sub, held, child, here, out)
+            return None
+    return text
 
 
-def fields_digest(live: Mapping[str, Any] | None, manager: str = resource.FIELD_MANAGER) -> str:
-    """A digest of the fields `manager` owns on `live` (what its last apply left)."""
-    mine, _ = _owned(live or {}, manager)
-    text = json.dumps(mine, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
-def taken(
-    live: Mapping[str, Any], manifest: Mapping[str, Any], manager: str = resource.FIELD_MANAGER
-) -> list[str]:
-    """Paths `manifest` sets that another manager owns on `live` and `manager` does not."""
-    mine, others = _owned(live, manager)
-    out: list[str] = []
-    for fields in others:
-        _walk(fields, mine, manifest, "", out)
-    return sorted(set(out))
+def taken(child: Seen, manifest: Mapping[str, Any]) -> list[str]:
+    """Paths `manifest` sets that another manager owns on the child and tideserve does not."""
+    return sorted({t for p in child.contested if (t := _resolve(p, manifest)) is not None})
 
 
 def stale(
     manifests: Sequence[Mapping[str, Any]],
-    live: Mapping[ChildKey, Mapping[str, Any] | None],
+    live: Mapping[ChildKey, Seen | None],
     applied: Mapping[ChildKey, str] | None = None,
-    manager: str = resource.FIELD_MANAGER,
 ) -> list[tuple[Mapping[str, Any], str]]:
     """(manifest, why) of every child to apply again.
 
-    `live` maps (kind, name) to the watched object, or to None once it was seen deleted;
-    a child not in `live` has not been seen yet (the watch is still listing): no verdict.
-    `applied`: `fields_digest` of each child as tideserve's last apply left it.
+    `live` maps (kind, name) to what was seen of the child, or to None once it was seen
+    deleted; a child not in `live` has not been seen yet (the watch is still listing): no
+    verdict. `applied`: `Seen.mine` of each child as tideserve's last apply left it.
     """
     applied = applied or {}
     out: list[tuple[Mapping[str, Any], str]] = []
@@ -140,11 +149,11 @@ def stale(
         key = key_of(manifest)
         if key not in live:
             continue
-        obj = live[key]
-        if obj is None:
+        child = live[key]
+        if child is None:
             out.append((manifest, "deleted"))
-        elif paths := taken(obj, manifest, manager):
+        elif paths := taken(child, manifest):
             out.append((manifest, "edited: " + ", ".join(paths[:5])))
-        elif key in applied and fields_digest(obj, manager) != applied[key]:
+        elif key in applied and child.mine != applied[key]:
             out.append((manifest, "edited: fields tideserve set were removed or renamed"))
     return out

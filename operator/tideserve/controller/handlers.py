@@ -183,7 +183,7 @@ def register(
             return
         live = None if event["type"] == "DELETED" else body
         rec.store.put_deployment(key, live)
-        rec.store.put_child(key, "Deployment", str(body.metadata.name), live)
+        rec.observe_child(key, "Deployment", str(body.metadata.name), live)
         schedule(key)  # status follows the Deployment; drift is checked on refresh
 
     # The other children are watched only to repair drift: a deleted or hand-edited
@@ -206,8 +206,7 @@ def register(
             if key is None:
                 return
             kind, name = str(param), str(body.metadata.name)
-            rec.store.put_child(key, kind, name, None if event["type"] == "DELETED" else body)
-            if rec.drifted(key, kind, name):
+            if rec.observe_child(key, kind, name, None if event["type"] == "DELETED" else body):
                 schedule(key)
 
     @kopf.on.event(

@@ -19,6 +19,7 @@ import dataclasses
 import datetime
 import logging
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -73,7 +74,7 @@ class Reconciler:
         # Per object: an apply and a drift repair must not interleave (a repair of the
         # old plan landing after the new plan would stick: the fields stay tideserve's).
         self._writing: dict[store.Key, threading.Lock] = {}
-        # Per child: drift.fields_digest of what tideserve's last apply left on it.
+        # Per child: drift.Seen.mine of what tideserve's last apply left on it.
         self._applied_fields: dict[store.Key, dict[drift.ChildKey, str]] = {}
 
     def _writer(self, key: store.Key) -> threading.Lock:
@@ -83,14 +84,14 @@ class Reconciler:
     def _applied(self, key: store.Key, result: dict[str, Any]) -> None:
         """A child as an apply left it: cached at once (a drift check must not act on a
         stale copy from the watch), with the digest of the fields tideserve now owns."""
-        child = drift.key_of(result)
-        self.store.put_child(key, *child, result)
+        child, seen = drift.key_of(result), drift.seen(result)
+        self.store.put_child(key, *child, seen)
         with self._lock:
-            self._applied_fields.setdefault(key, {})[child] = drift.fields_digest(result)
+            self._applied_fields.setdefault(key, {})[child] = seen.mine
 
     def _children(
         self, key: store.Key
-    ) -> tuple[dict[drift.ChildKey, dict[str, Any] | None], dict[drift.ChildKey, str]]:
+    ) -> tuple[dict[drift.ChildKey, drift.Seen | None], dict[drift.ChildKey, str]]:
         """(live children, their applied field digests). A child seen before any apply by
         this process (after a restart) is taken as applied the way it is first seen."""
         live = self.store.children_of(key)
@@ -98,7 +99,7 @@ class Reconciler:
             applied = self._applied_fields.setdefault(key, {})
             for child, obj in live.items():
                 if obj is not None and child not in applied:
-                    applied[child] = drift.fields_digest(obj)
+                    applied[child] = obj.mine
             return live, dict(applied)
 
     # -- apply ---------------------------------------------------------------------------
@@ -265,8 +266,14 @@ class Reconciler:
                 != "predictor"
             ]
 
-    def drifted(self, key: store.Key, kind: str, name: str) -> bool:
-        """Whether a watched child event shows drift worth a refresh (cheap, in memory)."""
+    def observe_child(
+        self, key: store.Key, kind: str, name: str, body: Mapping[str, Any] | None
+    ) -> bool:
+        """Note a watched child (None: deleted); whether it shows drift worth a refresh."""
+        self.store.put_child(key, kind, name, None if body is None else drift.seen(body))
+        return self._drifted(key, kind, name)
+
+    def _drifted(self, key: store.Key, kind: str, name: str) -> bool:
         with self._lock:
             facts = self._facts.get(key)
             written = self._written_route.get(key)

@@ -11,10 +11,11 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from tideserve.controller import drift
 from tideserve.render import names
 
 Key = tuple[str, str]  # (namespace, InferenceService name)
-ChildKey = tuple[str, str]  # (kind, name)
+ChildKey = drift.ChildKey
 
 
 def owner_key(body: Mapping[str, Any]) -> Key | None:
@@ -32,10 +33,8 @@ class Store:
     deployments: dict[Key, dict[str, Any]] = dataclasses.field(default_factory=dict)
     pods: dict[Key, dict[str, dict[str, Any]]] = dataclasses.field(default_factory=dict)
     activator_slices: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    # Every watched child by (kind, name); None once seen deleted (for drift repair).
-    children: dict[Key, dict[ChildKey, dict[str, Any] | None]] = dataclasses.field(
-        default_factory=dict
-    )
+    # Every watched child by (kind, name), as drift needs it; None once seen deleted.
+    children: dict[Key, dict[ChildKey, drift.Seen | None]] = dataclasses.field(default_factory=dict)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def put_isvc(self, key: Key, body: Mapping[str, Any] | None) -> None:
@@ -63,16 +62,16 @@ class Store:
             else:
                 pods[pod_name] = dict(body)
 
-    def put_child(self, key: Key, kind: str, name: str, body: Mapping[str, Any] | None) -> None:
+    def put_child(self, key: Key, kind: str, name: str, seen: drift.Seen | None) -> None:
         """A child seen (or None: seen deleted). Tombstones only for known owners: the
         children of a deleted InferenceService go by garbage collection, not repair."""
         with self.lock:
-            if body is not None:
-                self.children.setdefault(key, {})[(kind, name)] = dict(body)
+            if seen is not None:
+                self.children.setdefault(key, {})[(kind, name)] = seen
             elif key in self.isvcs:
                 self.children.setdefault(key, {})[(kind, name)] = None
 
-    def children_of(self, key: Key) -> dict[ChildKey, dict[str, Any] | None]:
+    def children_of(self, key: Key) -> dict[ChildKey, drift.Seen | None]:
         with self.lock:
             return dict(self.children.get(key, {}))
 

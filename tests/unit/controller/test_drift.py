@@ -40,7 +40,7 @@ def entry(obj: dict[str, Any], manager: str) -> dict[str, Any]:
 def test_a_hand_set_image_is_taken_but_not_replicas_or_a_restart_annotation() -> None:
     live, manifest = load("deployment-hand-edited.json"), load("deployment-manifest.json")
     assert live["spec"]["replicas"] == 3  # scaled by hand: not tideserve's field
-    assert drift.taken(live, manifest) == [IMAGE]
+    assert drift.taken(drift.seen(live), manifest) == [IMAGE]
 
 
 def test_the_image_applied_back_is_no_longer_taken() -> None:
@@ -50,7 +50,7 @@ def test_the_image_applied_back_is_no_longer_taken() -> None:
     triton["f:image"] = {}
     # A forced apply takes the field back; the editor's entry may stay behind, empty
     # or not, and shared ownership must not count as drift either.
-    assert drift.taken(live, manifest) == []
+    assert drift.taken(drift.seen(live), manifest) == []
 
 
 def test_scale_and_status_entries_are_ignored() -> None:
@@ -73,8 +73,8 @@ def test_scale_and_status_entries_are_ignored() -> None:
             "fieldsV1": {"f:spec": {"f:replicas": {}}},
         }
     )
-    assert drift.taken(live, manifest) == []
-    assert drift.stale([manifest], {drift.key_of(manifest): live}) == []
+    assert drift.taken(drift.seen(live), manifest) == []
+    assert drift.stale([manifest], {drift.key_of(manifest): drift.seen(live)}) == []
 
 
 def test_an_edited_label_is_taken() -> None:
@@ -88,21 +88,21 @@ def test_an_edited_label_is_taken() -> None:
             "fieldsV1": {"f:metadata": {"f:labels": {"f:app.kubernetes.io/name": {}}}},
         }
     )
-    assert "metadata.labels.app.kubernetes.io/name" in drift.taken(live, manifest)
+    assert "metadata.labels.app.kubernetes.io/name" in drift.taken(drift.seen(live), manifest)
 
 
 def test_a_renumbered_port_shows_as_fields_lost_against_the_applied_digest() -> None:
     live, manifest = load("service-port-renumbered.json"), load("service-manifest.json")
     # Nobody else owns a field tideserve sets (port 9000 is not in the manifest) ...
-    assert drift.taken(live, manifest) == []
+    assert drift.taken(drift.seen(live), manifest) == []
     # ... but tideserve's own set shrank: it owned port 8000 after its apply.
     as_applied = copy.deepcopy(live)
     ports = entry(as_applied, "tideserve")["fieldsV1"]["f:spec"]["f:ports"]
     ports['k:{"port":8000,"protocol":"TCP"}'] = {".": {}, "f:name": {}, "f:port": {}}
     key = drift.key_of(manifest)
-    applied = {key: drift.fields_digest(as_applied)}
-    assert drift.stale([manifest], {key: as_applied}, applied) == []
-    [(found, why)] = drift.stale([manifest], {key: live}, applied)
+    applied = {key: drift.seen(as_applied).mine}
+    assert drift.stale([manifest], {key: drift.seen(as_applied)}, applied) == []
+    [(found, why)] = drift.stale([manifest], {key: drift.seen(live)}, applied)
     assert found is manifest and "removed" in why
 
 
@@ -114,7 +114,7 @@ def test_deleted_children_are_stale_and_unseen_ones_have_no_verdict() -> None:
     assert drift.stale([manifest], {("Service", "other"): None}) == []
 
 
-def test_fields_digest_depends_only_on_the_managers_own_fields() -> None:
+def test_the_summary_depends_only_on_the_managers_own_fields_and_what_others_contest() -> None:
     live = load("deployment-hand-edited.json")
     other = copy.deepcopy(live)
     entries(other).append(
@@ -126,5 +126,6 @@ def test_fields_digest_depends_only_on_the_managers_own_fields() -> None:
         }
     )
     other["metadata"]["managedFields"].reverse()
-    assert drift.fields_digest(other) == drift.fields_digest(live)
-    assert drift.fields_digest(None) == drift.fields_digest({})
+    assert drift.seen(other).mine == drift.seen(live).mine
+    assert ("f:metadata", "f:annotations", "f:x") in drift.seen(other).contested
+    assert drift.seen(None) == drift.seen({})
