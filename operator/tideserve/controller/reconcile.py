@@ -35,8 +35,9 @@ SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 # A blocking problem (missing Secret) is re-checked this often: a slow poll, not a hot loop.
 BLOCKED_RETRY_SECONDS = 60.0
 # Children whose existence a resume checks with one cached list per namespace (the
-# Deployment carries the plan digest and is read on its own).
-RESUME_CHECKED = ("ConfigMap", "Service", "PodDisruptionBudget")
+# Deployment carries the plan digest and is read on its own). The ServiceMonitor is not
+# watched (its CRD is optional), so this is the one time a deleted one is noticed.
+RESUME_CHECKED = ("ConfigMap", "Service", "PodDisruptionBudget", "ServiceMonitor")
 
 log = logging.getLogger("tideserve.controller")
 
