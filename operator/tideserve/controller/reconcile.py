@@ -168,9 +168,9 @@ class Reconciler:
                     )
                     return
                 self._apply_plan(key, owner, plan, fresh, url, hw.label, previous)
-            self._remember(
-                Facts(owner, owner.generation, url, hw.label, tuple(problems), hw, fresh, plan)
-            )
+                self._remember(
+                    Facts(owner, owner.generation, url, hw.label, tuple(problems), hw, fresh, plan)
+                )
             metrics.RECONCILES.labels(result="applied").inc()
             logger.info(
                 "applied %d children (%s) for generation %s",
