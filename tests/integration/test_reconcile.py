@@ -6,7 +6,6 @@ import contextlib
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,13 +22,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TIDESERVE = pathlib.Path(sys.executable).parent / "tideserve"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Operator:
@@ -53,8 +45,8 @@ class Operator:
         self.metrics_port = 0
 
     def start(self) -> None:
-        self.health_port = free_port()
-        self.metrics_port = free_port()
+        self.health_port = fixtures.free_port()
+        self.metrics_port = fixtures.free_port()
         env = (
             os.environ
             | {
