@@ -36,6 +36,7 @@ class Released:
 
 Outcome = queueing.Forward | Released | queueing.Refusal
 
+FORWARD = queueing.Forward()
 # Retry-After 1: another activator pod (or this endpoint's replica, once ready) answers.
 SHUTTING_DOWN = queueing.Refusal(503, 1, "activator is shutting down; retry")
 DRAINING = queueing.Refusal(503, 1, "activator is shutting down and holds no new requests; retry")
@@ -129,6 +130,16 @@ class Activator:
             return queueing.unknown_refusal(key)
         if self._closing:
             return SHUTTING_DOWN
+        state = endpoint.state
+        if (
+            endpoint.model_ready
+            and state.off_until is None
+            and state.ready_replicas > 0
+            and not len(endpoint.queue)
+        ):
+            # What `route` answers here, without building a datetime for a window that
+            # is not set: this is every pass-through request's path.
+            return FORWARD
         decision = queueing.route(
             endpoint.state,
             now=self._wall(),

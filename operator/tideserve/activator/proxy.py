@@ -42,9 +42,12 @@ HOP_BY_HOP = frozenset(
         routing.ENDPOINT_HEADER,
     )
 )
+HOP_BY_HOP_RAW = frozenset(h.encode("latin-1") for h in HOP_BY_HOP)
 # Responses up to this size are read whole (one write, a Content-Length); larger ones are
 # streamed chunk by chunk so the activator never buffers a big tensor.
 BUFFER_LIMIT = 1 << 20
+# Distinct (X-Tideserve-Endpoint, Host) pairs remembered by the proxy.
+KEY_CACHE_SIZE = 4096
 
 ACTIVATOR_KEY = web.AppKey("activator", holding.Activator)
 METRICS_KEY = web.AppKey("metrics", metrics_mod.Metrics)
@@ -83,6 +86,7 @@ class Proxy:
         self._metrics = metrics
         self._upstreams = upstreams
         self._addresses: dict[queueing.EndpointKey, tuple[str, int]] = {}
+        self._keys: dict[tuple[str | None, str | None], queueing.EndpointKey | None] = {}
         # labels() takes a lock and builds a key each call; keep the children.
         self._counters: dict[tuple[queueing.EndpointKey | None, int], Any] = {}
 
@@ -101,8 +105,21 @@ class Proxy:
             address = self._addresses[key] = (url.host or "", url.port or 80)
         return address
 
+    def _endpoint(self, headers: Mapping[str, str]) -> queueing.EndpointKey | None:
+        """routing.endpoint_for, remembered per (header, Host) pair: clients send the same
+        few values again and again, and parsing them was a visible part of each request."""
+        raw = (headers.get(routing.ENDPOINT_HEADER), headers.get("Host"))
+        try:
+            return self._keys[raw]
+        except KeyError:
+            pass
+        if len(self._keys) >= KEY_CACHE_SIZE:  # arbitrary Host headers cannot grow it
+            self._keys.clear()
+        key = self._keys[raw] = routing.endpoint_for(headers)
+        return key
+
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        key = routing.endpoint_for(request.headers)
+        key = self._endpoint(request.headers)
         if key is None:
             self._count(None, 400)
             return refusal_response(NO_ENDPOINT)
@@ -140,7 +157,7 @@ class Proxy:
     ) -> web.StreamResponse:
         host, port = self._address(key)
         body = await request.read()
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+        headers = [(k, v) for k, v in request.raw_headers if k.lower() not in HOP_BY_HOP_RAW]
         started = time.perf_counter()
         answer = await self._pool.send(host, port, request.method, request.raw_path, headers, body)
         try:

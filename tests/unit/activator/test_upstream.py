@@ -16,7 +16,7 @@ def test_request_is_one_http11_message_with_host_and_length() -> None:
         "POST",
         "/v2/models/m/infer?x=1",
         "10.0.0.1:8000",
-        [("Content-Type", "application/json")],
+        [(b"Content-Type", b"application/json")],
         b"{}",
     )
     assert raw == (
