@@ -288,10 +288,11 @@ class ScaleToZeroSpec(base.Model):
         1000,
         ge=1,
         le=100_000,
-        description="At zero, the activator holds up to this many requests while the endpoint "
-        "wakes; beyond it answers 429 with Retry-After. Size it to the peak arrival rate x "
-        "the cold start (or x the clients' timeout, if shorter: requests held longer time "
-        "out anyway).",
+        description="At zero, each activator pod holds up to this many requests for this "
+        "endpoint while it wakes; beyond it answers 429 with Retry-After. The cap is per "
+        "activator pod: with N activator replicas the endpoint may hold up to N times this "
+        "in all. Size it to the peak arrival rate x the cold start (or x the clients' "
+        "timeout, if shorter: requests held longer time out anyway), divided by N.",
     )
     wake_deadline_seconds: int = pydantic.Field(
         900,
