@@ -52,7 +52,23 @@ class QuietWatchHandlers(logging.Filter):
         return not (message.startswith("Handler 'watch-") and message.endswith("succeeded."))
 
 
-def configure(settings: kopf.OperatorSettings) -> None:
+def watch_selectors(activator: bool) -> dict[tuple[str, str, str], str]:
+    """Server-side label selectors per watched kind: only tideserve's children (and its
+    predictor pods) stream to the operator, not every Service, ConfigMap or pod of the
+    cluster. EndpointSlices only without an activator: its slices carry none of these
+    labels, and selectors cannot OR across keys."""
+    managed = f"{names.MANAGED_BY_LABEL}={names.MANAGED_BY}"
+    out = {
+        ("apps", "v1", "deployments"): managed,
+        ("", "v1", "pods"): f"app.kubernetes.io/name={names.PREDICTOR_APP}",
+        **{(group, version, plural): managed for group, version, plural, _ in CHILD_KINDS},
+    }
+    if activator:
+        del out[("discovery.k8s.io", "v1", "endpointslices")]
+    return out
+
+
+def configure(settings: kopf.OperatorSettings, activator: bool = False) -> None:
     """kopf's own settings: state in annotations (the status schema is strict)."""
     prefix = resource.LABEL_PREFIX
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
@@ -65,6 +81,8 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.connect_timeout = 30
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = 16
+    for selector, labels in watch_selectors(activator).items():
+        settings.watching.label_selectors[selector] = labels
 
 
 async def _start_loop(
@@ -119,7 +137,7 @@ def register(
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
-        configure(settings)
+        configure(settings, activator=rec.settings.activator is not None)
         refreshers.append(refresher.Refresher(refresh))
         for module_name in loop_modules:
             task = await _start_loop(module_name, rec.settings, stop, logger)
