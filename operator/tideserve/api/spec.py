@@ -268,8 +268,8 @@ class TargetSpec(base.Model):
         le=1_000_000,
         description="Target value per replica for the chosen type. Omitted: 4, except for "
         "queueDepth with spec.slo.queueTimeMs set, where it is learned per endpoint: the "
-        "queue that waits half of queueTimeMs at the rate a replica was measured to serve "
-        "(4 until measured).",
+        "queue whose mean wait is 40% of queueTimeMs at the peak rate a replica was "
+        "measured to serve (4 until measured).",
     )
 
 
