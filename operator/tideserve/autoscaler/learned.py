@@ -153,9 +153,14 @@ def keep_warm_s(observed: Observed) -> float:
     if len(observed.gaps) < MIN_GAPS:
         return DEFAULT_IDLE_S
     wake = WAKE_COST_COLD_STARTS * (cold_start_s(observed) or DEFAULT_COLD_S)
-    best, best_cost = 0.0, float("inf")
-    for keep in sorted({0.0, *observed.gaps}):
-        cost = sum(min(gap, keep) + (wake if gap > keep else 0.0) for gap in observed.gaps)
+    gaps = sorted(observed.gaps)
+    # K = 0 first, then each gap in turn: the gaps up to K cost themselves, the rest K
+    # and a wake each (one pass, this runs per endpoint per tick).
+    best, best_cost = 0.0, len(gaps) * wake
+    covered = 0.0
+    for i, keep in enumerate(gaps, start=1):
+        covered += keep
+        cost = covered + (len(gaps) - i) * (keep + wake)
         if cost < best_cost:
             best, best_cost = keep, cost
     return best
