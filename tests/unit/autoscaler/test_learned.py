@@ -299,3 +299,19 @@ def test_waking_sizes_the_held_backlog_over_the_wake_drain_time() -> None:
     )
     # 20/s arriving plus 600 held over 30 s, at 10/s per replica.
     assert estimate.need == pytest.approx((20.0 + 600.0 / demand.WAKE_DRAIN_S) / 10.0)
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(
+    st.lists(st.sampled_from([30.0, 60.0, 120.0]) | st.floats(10, 20_000), min_size=4, max_size=48),
+    st.floats(1, 600),
+)
+def test_keep_warm_minimises_the_ski_rental_cost(gaps: list[float], cold: float) -> None:
+    observed = learned.Observed(cold_starts=(cold,), gaps=tuple(gaps))
+    wake = learned.WAKE_COST_COLD_STARTS * cold
+
+    def cost(keep: float) -> float:
+        return sum(min(gap, keep) + (wake if gap > keep else 0.0) for gap in gaps)
+
+    best = min(cost(keep) for keep in {0.0, *gaps})
+    assert cost(learned.keep_warm_s(observed)) == pytest.approx(best)
