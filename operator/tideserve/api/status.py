@@ -101,6 +101,65 @@ class Cost(base.Model):
     )
 
 
+class Learned(base.Model):
+    """What the builtin autoscaler learned of this endpoint, and the settings it derives.
+
+    Written by the autoscaler (field manager tideserve-autoscaler) at most once a minute
+    when it changes, and read back when an operator starts, so a restart or a failover
+    keeps what was learned. Numbers are rounded; lists keep the newest samples.
+    """
+
+    capacity_per_replica: float | None = pydantic.Field(
+        None,
+        gt=0,
+        description="Requests/s one replica serves with its queue at the target, as seen on "
+        "this endpoint.",
+    )
+    capacity_measured: bool | None = pydantic.Field(
+        None,
+        description="True: capacityPerReplica was measured with the queue at its target; "
+        "false: it is only a lower bound from periods with a short queue.",
+    )
+    peak_per_replica: float | None = pydantic.Field(
+        None,
+        gt=0,
+        description="The most one replica served after its queue stayed at or above target "
+        "for a whole rate window. With spec.slo.queueTimeMs set and no target value, the "
+        "queue-depth target is peakPerReplica x queueTimeMs x 40 %.",
+    )
+    cold_starts_seconds: list[pydantic.NonNegativeFloat] = pydantic.Field(
+        default_factory=list,
+        max_length=8,
+        description="Recent cold starts (a scale up until its replicas were Ready), in "
+        "seconds, newest last.",
+    )
+    cold_start_seconds: float | None = pydantic.Field(
+        None,
+        ge=0,
+        description="Median of coldStartsSeconds. With no scaleDown.stabilizationSeconds the "
+        "scale-down window is twice this, within 60-300 s.",
+    )
+    idle_gaps_seconds: list[pydantic.NonNegativeInt] = pydantic.Field(
+        default_factory=list,
+        max_length=48,
+        description="Recent idle gaps (seconds without traffic, pending or held requests "
+        "between two uses), newest last. With no scaleToZero.idleSeconds the idle period "
+        "comes from these (ski rental) once there are 4 or more.",
+    )
+    target: float | None = pydantic.Field(
+        None,
+        ge=0,
+        description="The value of spec.scaling.target.type in force: the spec's value, else "
+        "derived from the SLO and peakPerReplica, else 4.",
+    )
+    scale_down_window_seconds: int | None = pydantic.Field(
+        None, ge=0, description="The scale-down stabilization window in force."
+    )
+    idle_seconds: int | None = pydantic.Field(
+        None, ge=0, description="The idle period in force before scaling to zero (floor 0)."
+    )
+
+
 class InferenceServiceStatus(base.Model):
     observed_generation: int | None = pydantic.Field(
         None, ge=0, description="The metadata.generation this status describes."
@@ -139,3 +198,8 @@ class InferenceServiceStatus(base.Model):
         None, description="Right-sizing recommendation."
     )
     cost: Cost | None = pydantic.Field(None, description="What this endpoint costs.")
+    learned: Learned | None = pydantic.Field(
+        None,
+        description="What the builtin autoscaler learned of this endpoint (capacity per "
+        "replica, cold starts, idle gaps) and the settings it derives from it.",
+    )

@@ -4,8 +4,11 @@ Every tick: list the InferenceServices and their predictor Deployments (one list
 each), read the signals once for all endpoints, decide per endpoint (pure policy, in a
 worker thread so a thousand decisions never stall kopf's event loop), then patch the
 replicas that change, post an Event per scale and write the status fields that change.
-Policy state lives in memory; after a restart `PolicyState()` is conservative (no scale
-down on the first ticks, idle timers restart).
+Policy state lives in memory; what it learned of an endpoint (capacity, cold starts,
+idle gaps) is also kept in status.learned (learned_status: at most once a minute, on
+change) and restored on the first sight of the endpoint, so a restart or a failover
+keeps the derived target, scale-down window and idle period. The rest restarts
+conservatively (no scale down on the first ticks, idle timers restart).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import pydantic
 from tideserve import settings as settings_mod
 from tideserve.api import resource
 from tideserve.api import spec as spec_api
-from tideserve.autoscaler import actuation, metrics, policy, report, signals
+from tideserve.autoscaler import actuation, learned_status, metrics, policy, report, signals
 
 log = logging.getLogger("tideserve.autoscaler")
 
@@ -85,6 +88,7 @@ class Autoscaler:
         self.clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self.states: dict[Key, policy.PolicyState] = {}
         self.last_scaling: dict[Key, dict[str, Any]] = {}
+        self.learned: dict[Key, learned_status.Written | None] = {}
         self.specs: dict[tuple[str, int], spec_api.InferenceServiceSpec | None] = {}
 
     async def close(self) -> None:
@@ -156,10 +160,21 @@ class Autoscaler:
                 sig: policy.Signals | None = table.get(key, signals.NO_SERIES)
             else:
                 sig = (fallback or {}).get(key)
-            state = self.states.get(key, policy.PolicyState())
+            previous = endpoint.body.get("status") or {}
+            if key not in self.states:
+                self.states[key] = self._restore(key, previous.get("learned"), now)
             decision, self.states[key] = policy.decide(
-                scaling, sig, endpoint.current, endpoint.ready, now, state, endpoint.spec.slo
+                scaling,
+                sig,
+                endpoint.current,
+                endpoint.ready,
+                now,
+                self.states[key],
+                endpoint.spec.slo,
             )
+            fresh = learned_status.snapshot(self.states[key], scaling, endpoint.spec.slo)
+            written = learned_status.due(self.learned.get(key), learned_status.dump(fresh), now)
+            self.learned[key] = written
             if decision.kind == "External" and endpoint.spec.replicas is not None:
                 wanted = endpoint.spec.replicas
                 decision = dataclasses.replace(
@@ -168,7 +183,6 @@ class Autoscaler:
             scale = decision.desired != endpoint.current
             if scale:
                 self.last_scaling[key] = report.last_scaling(decision, endpoint.current, now)
-            previous = endpoint.body.get("status") or {}
             scaling_record = self.last_scaling.get(key) or previous.get("lastScaling")
             available = report.metrics_condition(sig, prometheus_ok=table is not None)
             wanted_status = report.status(
@@ -178,6 +192,7 @@ class Autoscaler:
                 previous=previous,
                 generation=(endpoint.body.get("metadata") or {}).get("generation"),
                 now=now,
+                learned=written.value if written is not None else None,
             )
             changed = report.changed(previous, wanted_status)
             actions.append(Action(endpoint, decision, scale, wanted_status if changed else None))
@@ -187,6 +202,14 @@ class Autoscaler:
             metrics.CURRENT.labels(namespace, name).set(endpoint.current)
             metrics.SIGNAL_AGE.labels(namespace, name).set(sig.age_s if sig else math.inf)
         return actions
+
+    def _restore(self, key: Key, raw: object, now: datetime.datetime) -> policy.PolicyState:
+        """First sight of an endpoint: start from what its status says was learned."""
+        figures = learned_status.parse(raw)
+        self.learned[key] = learned_status.Written(learned_status.dump(figures), now)
+        if figures is not None:
+            log.debug("%s/%s: restored learned figures %s", *key, learned_status.dump(figures))
+        return learned_status.restore(figures)
 
     async def _act(self, action: Action, limit: asyncio.Semaphore) -> tuple[bool, bool, bool]:
         """(scaled, status written, failed) for one endpoint."""
@@ -239,6 +262,7 @@ class Autoscaler:
         for key in set(self.states) - {e.key for e in endpoints}:
             self.states.pop(key, None)
             self.last_scaling.pop(key, None)
+            self.learned.pop(key, None)
             metrics.forget(*key)
         result.endpoints = len(endpoints)
         result.prometheus_ok = table is not None

@@ -1,7 +1,7 @@
 """What the autoscaler writes into an InferenceService's status, computed purely.
 
 The autoscaler owns (server-side apply, manager tideserve-autoscaler) desiredReplicas,
-lastScaling, activeSchedule, offUntil and the conditions MetricsAvailable and
+lastScaling, activeSchedule, offUntil, learned and the conditions MetricsAvailable and
 ScaledToZero. Fields it leaves out of an apply are removed (offUntil when a hard-off
 window closes), so the status is always the whole set of its fields.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from tideserve.api import status as status_api
 from tideserve.autoscaler import policy
 
-OWNED = ("desiredReplicas", "lastScaling", "activeSchedule", "offUntil")
+OWNED = ("desiredReplicas", "lastScaling", "activeSchedule", "offUntil", "learned")
 CONDITIONS = (
     status_api.ConditionType.METRICS_AVAILABLE.value,
     status_api.ConditionType.SCALED_TO_ZERO.value,
@@ -86,8 +86,10 @@ def status(
     previous: Mapping[str, Any] | None,
     generation: int | None,
     now: datetime.datetime,
+    learned: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The autoscaler's whole part of the status."""
+    """The autoscaler's whole part of the status (`learned`: status.learned as
+    learned_status.due keeps it)."""
     before = {c.get("type"): c for c in (previous or {}).get("conditions") or []}
     out: dict[str, Any] = {"desiredReplicas": decision.desired}
     if scaling is not None:
@@ -96,6 +98,8 @@ def status(
         out["activeSchedule"] = decision.window
     if decision.off_until is not None:
         out["offUntil"] = rfc3339(decision.off_until)
+    if learned is not None:
+        out["learned"] = learned
     available, reason, message = metrics
     at_zero = decision.desired == 0
     zero_reason = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
 
@@ -79,3 +80,66 @@ def test_held_requests_wake_an_endpoint_even_without_prometheus(
     (action,) = autoscaler._decide([ep], None, fallback, NOW)
     assert action.scale
     assert (action.decision.desired, action.decision.kind) == (1, "Wake")
+
+
+LEARNED = {
+    "capacityPerReplica": 2.5,
+    "capacityMeasured": True,
+    "peakPerReplica": 3.0,
+    "coldStartsSeconds": [40.0, 44.0],
+    "coldStartSeconds": 42.0,
+    "idleGapsSeconds": [30, 30, 30, 30, 5000],
+    "target": 0.6,
+    "scaleDownWindowSeconds": 84,
+    "idleSeconds": 30,
+}
+
+
+def test_first_sight_restores_what_status_learned_says(autoscaler: loop.Autoscaler) -> None:
+    fresh = policy.Signals(0.0, 0.0, 1.0, 0, 1.0)
+    scaling = {"minReplicas": 1}
+    slo = {"queueTimeMs": 500}
+    ep = endpoint(scaling, current=2, status={"learned": LEARNED})
+    ep = loop.Endpoint(
+        ep.key, ep.body, ep.spec.model_copy(update={"slo": spec_api.SloSpec(**slo)}), 2, 2
+    )
+    (first,) = autoscaler._decide([ep], {("ns", "m"): fresh}, None, NOW)
+    state = autoscaler.states[("ns", "m")]
+    assert state.observed.cold_starts == (40.0, 44.0)
+    assert state.capacity.peak == 3.0
+    assert first.status is not None and first.status["learned"] == LEARNED
+    # A second restart, reading what the first wrote: nothing to write.
+    again = loop.Autoscaler(autoscaler.settings)
+    body = {**ep.body, "status": first.status}
+    (second,) = again._decide(
+        [loop.Endpoint(ep.key, body, ep.spec, 2, 2)], {("ns", "m"): fresh}, None, NOW
+    )
+    assert second.status is None
+    assert again.states[("ns", "m")].observed == state.observed
+
+
+def test_learned_figures_reach_the_status_at_once_then_once_a_minute(
+    autoscaler: loop.Autoscaler,
+) -> None:
+    fresh = policy.Signals(0.0, 0.0, 1.0, 0, 1.0)
+    ep = endpoint({"minReplicas": 1}, current=1)
+    (first,) = autoscaler._decide([ep], {("ns", "m"): fresh}, None, NOW)
+    assert first.status is not None and "learned" not in first.status
+    key = ("ns", "m")
+    learnt = autoscaler.states[key].observed
+    autoscaler.states[key] = dataclasses.replace(
+        autoscaler.states[key], observed=dataclasses.replace(learnt, cold_starts=(20.0,))
+    )
+    tick = datetime.timedelta(seconds=5)
+    ep = endpoint({"minReplicas": 1}, current=1, status=first.status)
+    (second,) = autoscaler._decide([ep], {key: fresh}, None, NOW + tick)
+    assert second.status is not None and second.status["learned"]["coldStartsSeconds"] == [20.0]
+    autoscaler.states[key] = dataclasses.replace(
+        autoscaler.states[key], observed=dataclasses.replace(learnt, cold_starts=(20.0, 30.0))
+    )
+    ep = endpoint({"minReplicas": 1}, current=1, status=second.status)
+    (third,) = autoscaler._decide([ep], {key: fresh}, None, NOW + 2 * tick)
+    assert third.status is None  # within the minute
+    (later,) = autoscaler._decide([ep], {key: fresh}, None, NOW + 2 * tick + 60 * tick / 5)
+    assert later.status is not None
+    assert later.status["learned"]["coldStartsSeconds"] == [20.0, 30.0]

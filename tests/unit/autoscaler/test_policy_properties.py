@@ -11,7 +11,7 @@ import pytest
 from hypothesis import strategies as st
 
 from tideserve.api import spec as spec_api
-from tideserve.autoscaler import policy, schedules
+from tideserve.autoscaler import learned_status, policy, schedules
 
 pytestmark = pytest.mark.unit
 
@@ -108,8 +108,9 @@ def run(
     current: int,
     start: datetime.datetime,
     check: object = None,
+    state: policy.PolicyState | None = None,
 ) -> list[tuple[datetime.datetime, int, policy.Signals | None, policy.Decision]]:
-    state = policy.PolicyState()
+    state = state or policy.PolicyState()
     now = start
     history = []
     for signals in sequence:
@@ -118,6 +119,19 @@ def run(
         current = decision.desired
         now += TICK
     return history
+
+
+# States an operator restores from status.learned (any object the CRD schema admits).
+restored = st.fixed_dictionaries(
+    {},
+    optional={
+        "capacityPerReplica": st.floats(1e-6, 1e6),
+        "capacityMeasured": st.booleans(),
+        "peakPerReplica": st.floats(1e-6, 1e6),
+        "coldStartsSeconds": st.lists(st.floats(0, 1e5), max_size=8),
+        "idleGapsSeconds": st.lists(st.integers(0, 10**7), max_size=48),
+    },
+).map(lambda raw: learned_status.restore(learned_status.parse(raw)))
 
 
 @SETTINGS
@@ -313,3 +327,40 @@ def test_prewarm_floor_applies_exactly_the_lead_before_opening(
     assert before.desired == 1
     assert during.desired == 4
     assert during.kind == "Schedule"
+
+
+@SETTINGS
+@hypothesis.given(
+    specs(),
+    st.lists(any_signals, min_size=1, max_size=40),
+    st.integers(0, 30),
+    starts,
+    restored,
+)
+def test_a_restored_state_keeps_the_bounds_and_never_drops_demand_to_zero(
+    spec: spec_api.ScalingSpec,
+    sequence: list[policy.Signals | None],
+    current: int,
+    start: datetime.datetime,
+    state: policy.PolicyState,
+) -> None:
+    for now, _, signals, decision in run(spec, sequence, current, start, state=state):
+        bounds = schedules.bounds(spec.min_replicas, spec.max_replicas, spec.schedules, now)
+        assert bounds.min_replicas <= decision.desired <= bounds.max_replicas
+        if signals is not None and ((signals.pending or 0) > 0 or signals.held > 0):
+            assert decision.desired > 0 or bounds.max_replicas == 0, decision
+
+
+@SETTINGS
+@hypothesis.given(specs(with_schedules=False), signal_values, st.integers(1, 30), starts, restored)
+def test_a_restored_state_never_scales_down_on_its_first_tick(
+    spec: spec_api.ScalingSpec,
+    signals: policy.Signals,
+    current: int,
+    start: datetime.datetime,
+    state: policy.PolicyState,
+) -> None:
+    # What was learned travels; the history that would justify a release does not.
+    ((_, _, _, decision),) = run(spec, [signals], current, start, state=state)
+    bounds = schedules.bounds(spec.min_replicas, spec.max_replicas, spec.schedules, start)
+    assert decision.desired >= min(current, bounds.max_replicas) or decision.kind == "Idle"

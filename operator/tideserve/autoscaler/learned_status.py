@@ -1,0 +1,154 @@
+"""The learned part of PolicyState <-> status.learned, both ways. Pure.
+
+What the policy learns of an endpoint (capacity per replica, cold starts, idle gaps)
+takes hours of traffic to gather. Kept only in memory, an operator restart or a
+failover to a standby would start again from the defaults (target 4, scale-down window
+300 s, idle period 900 s) and behave differently for hours. The loop writes the figures
+to status.learned and restores them on its first sight of an endpoint.
+
+Only the learned figures travel: the histories, timers and panic mode restart as after
+any start (policy._start, conservative). The figures are rounded and the lists bounded
+as the policy already bounds them; the derived settings shown next to them are computed
+from the rounded figures, so a restored state derives exactly what the status says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pydantic
+
+from tideserve.api import spec as spec_api
+from tideserve.api import status as status_api
+from tideserve.autoscaler import demand as demand_lib
+from tideserve.autoscaler import learned
+from tideserve.autoscaler import state as state_lib
+
+# Significant digits kept of a rate (capacity, peak, target): 0.1-1 % of the figure,
+# well inside what one saturated minute moves it.
+RATE_DIGITS = 3
+# Cold starts in tenths of a second; idle gaps in whole seconds (they are >= 10 s).
+COLD_START_DECIMALS = 1
+# status.learned changes at most this often per endpoint: a saturated endpoint refines
+# its capacity every tick, and a status write per tick per endpoint is what the loop
+# avoids. A restart loses at most this much learning.
+MIN_WRITE_INTERVAL_S = 60.0
+
+_ALIASES = frozenset(f.alias or n for n, f in status_api.Learned.model_fields.items())
+
+
+def _rate(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value) or value <= 0:
+        return None
+    return float(f"{value:.{RATE_DIGITS}g}")
+
+
+def rounded(
+    capacity: demand_lib.Capacity, observed: learned.Observed
+) -> tuple[demand_lib.Capacity, learned.Observed]:
+    """The learned figures as status.learned keeps them: rounded, bounded, consistent
+    (measured only with a rate, a peak only when measured). Idempotent."""
+    per_replica = _rate(capacity.per_replica)
+    measured = capacity.measured and per_replica is not None
+    cold = tuple(
+        round(s, COLD_START_DECIMALS) for s in observed.cold_starts if math.isfinite(s) and s >= 0
+    )[-learned.COLD_SAMPLES :]
+    gaps = tuple(
+        float(round(g)) for g in observed.gaps if math.isfinite(g) and g >= learned.MIN_GAP_S
+    )[-learned.GAP_SAMPLES :]
+    return (
+        demand_lib.Capacity(
+            per_replica=per_replica,
+            measured=measured,
+            peak=_rate(capacity.peak) if measured else None,
+        ),
+        learned.Observed(cold_starts=cold, gaps=gaps),
+    )
+
+
+def snapshot(
+    state: state_lib.PolicyState,
+    scaling: spec_api.ScalingSpec,
+    slo: spec_api.SloSpec | None,
+) -> status_api.Learned | None:
+    """status.learned for this state (None while nothing was learned)."""
+    capacity, observed = rounded(state.capacity, state.observed)
+    if capacity.per_replica is None and not observed.cold_starts and not observed.gaps:
+        return None
+    knobs = learned.knobs(scaling, slo, capacity, observed)
+    cold = learned.cold_start_s(observed)
+    return status_api.Learned(
+        capacity_per_replica=capacity.per_replica,
+        capacity_measured=capacity.measured if capacity.per_replica is not None else None,
+        peak_per_replica=capacity.peak,
+        cold_starts_seconds=list(observed.cold_starts),
+        cold_start_seconds=None if cold is None else round(cold, COLD_START_DECIMALS),
+        idle_gaps_seconds=[int(g) for g in observed.gaps],
+        target=float(f"{knobs.target.value:.{RATE_DIGITS}g}"),
+        scale_down_window_seconds=knobs.down_window_s,
+        idle_seconds=max(0, round(knobs.idle_s)),
+    )
+
+
+def dump(figures: status_api.Learned | None) -> dict[str, Any] | None:
+    """The status.learned object as written (JSON types, aliases, no Nones)."""
+    if figures is None:
+        return None
+    return figures.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def parse(raw: object) -> status_api.Learned | None:
+    """status.learned as read back; None when absent or unusable. Fields this version
+    does not know (a newer operator's) are ignored; the derived ones are recomputed."""
+    if not isinstance(raw, Mapping):
+        return None
+    known = {k: v for k, v in raw.items() if k in _ALIASES}
+    try:
+        return status_api.Learned.model_validate(known)
+    except pydantic.ValidationError:
+        return None
+
+
+def restore(figures: status_api.Learned | None) -> state_lib.PolicyState:
+    """A fresh PolicyState that knows what status.learned says."""
+    if figures is None:
+        return state_lib.PolicyState()
+    capacity, observed = rounded(
+        demand_lib.Capacity(
+            per_replica=figures.capacity_per_replica,
+            measured=bool(figures.capacity_measured),
+            peak=figures.peak_per_replica,
+        ),
+        learned.Observed(
+            cold_starts=tuple(figures.cold_starts_seconds),
+            gaps=tuple(float(g) for g in figures.idle_gaps_seconds),
+        ),
+    )
+    return state_lib.PolicyState(capacity=capacity, observed=observed)
+
+
+@dataclasses.dataclass(frozen=True)
+class Written:
+    """status.learned as last written (or read at the first sight), and when."""
+
+    value: dict[str, Any] | None
+    at: datetime.datetime
+
+
+def due(
+    last: Written | None, fresh: dict[str, Any] | None, now: datetime.datetime
+) -> Written | None:
+    """What status.learned says from this tick on: `fresh` when it differs from what was
+    written and the last write is MIN_WRITE_INTERVAL_S old (the first one at once).
+    Nothing learned (None) never erases what the status says."""
+    if fresh is None or (last is not None and fresh == last.value):
+        return last
+    if last is None or last.value is None:
+        return Written(fresh, now)
+    if (now - last.at).total_seconds() >= MIN_WRITE_INTERVAL_S:
+        return Written(fresh, now)
+    return last
