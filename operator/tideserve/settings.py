@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
 import pydantic
 
 DEFAULT_TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:25.10-py3"
+DEFAULT_LEASE_NAME = "tideserve-operator"
+# A Lease name is a DNS subdomain; a namespace a DNS label.
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 class Settings(pydantic.BaseModel):
@@ -25,6 +30,29 @@ class Settings(pydantic.BaseModel):
     catalog_file: str = ""
     metrics_port: int = pydantic.Field(8080, ge=0, le=65535)
     health_port: int = pydantic.Field(8081, ge=0, le=65535)
+    # Leader election over a Lease: off for a local `tideserve run`, on in the chart.
+    leader_election: bool = False
+    lease_namespace: str = ""
+    lease_name: str = DEFAULT_LEASE_NAME
+    # The holder identity written into the Lease (the chart sets POD_NAME from the
+    # downward API); empty: hostname and process id.
+    pod_name: str = pydantic.Field("", max_length=253)
+
+    @pydantic.field_validator("lease_name")
+    @classmethod
+    def _dns_subdomain(cls, value: str) -> str:
+        if len(value) > 253 or not _SUBDOMAIN.match(value):
+            raise ValueError(
+                f"must be a DNS subdomain name (lowercase, digits, '-', '.'), got {value!r}"
+            )
+        return value
+
+    @pydantic.field_validator("lease_namespace")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if value and (len(value) > 63 or not _LABEL.match(value)):
+            raise ValueError(f"must be a namespace name, got {value!r}")
+        return value
 
     @pydantic.field_validator("activator_service")
     @classmethod
@@ -53,6 +81,10 @@ _ENV = {
     "catalog_file": "TIDESERVE_CATALOG_FILE",
     "metrics_port": "TIDESERVE_METRICS_PORT",
     "health_port": "TIDESERVE_HEALTH_PORT",
+    "leader_election": "TIDESERVE_LEADER_ELECTION",
+    "lease_namespace": "TIDESERVE_LEASE_NAMESPACE",
+    "lease_name": "TIDESERVE_LEASE_NAME",
+    "pod_name": "POD_NAME",
 }
 
 
@@ -75,7 +107,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         else:
             values[field] = raw
     try:
-        return Settings.model_validate(values)
+        loaded = Settings.model_validate(values)
     except pydantic.ValidationError as error:
         problems = [
             f"{_ENV.get(str(item['loc'][0]), item['loc'][0])}: "
@@ -83,3 +115,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
             for item in error.errors()
         ]
         raise SettingsError("; ".join(problems)) from None
+    if loaded.leader_election and not loaded.lease_namespace:
+        # No guessing: two replicas that guessed different namespaces would both lead.
+        raise SettingsError(
+            "TIDESERVE_LEASE_NAMESPACE: required when TIDESERVE_LEADER_ELECTION is on"
+        )
+    return loaded

@@ -45,3 +45,42 @@ def test_bad_values_name_the_variable(env: dict[str, str], words: str) -> None:
     with pytest.raises(settings.SettingsError) as caught:
         settings.from_env(env)
     assert words in str(caught.value)
+
+
+def test_leader_election_is_off_unless_set() -> None:
+    loaded = settings.from_env({})
+    assert not loaded.leader_election
+    assert loaded.lease_name == "tideserve-operator"
+
+
+def test_leader_election_settings_are_parsed() -> None:
+    loaded = settings.from_env(
+        {
+            "TIDESERVE_LEADER_ELECTION": "true",
+            "TIDESERVE_LEASE_NAMESPACE": "tideserve-system",
+            "TIDESERVE_LEASE_NAME": "tideserve.operator",
+            "POD_NAME": "tideserve-operator-7d9f-abcde",
+        }
+    )
+    assert loaded.leader_election
+    assert (loaded.lease_namespace, loaded.lease_name) == ("tideserve-system", "tideserve.operator")
+    assert loaded.pod_name == "tideserve-operator-7d9f-abcde"
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"TIDESERVE_LEADER_ELECTION": "maybe"}, "TIDESERVE_LEADER_ELECTION: Input should be"),
+        (
+            {"TIDESERVE_LEADER_ELECTION": "1"},
+            "TIDESERVE_LEASE_NAMESPACE: required when TIDESERVE_LEADER_ELECTION is on",
+        ),
+        ({"TIDESERVE_LEASE_NAME": "Operator_Lease"}, "TIDESERVE_LEASE_NAME: must be"),
+        ({"TIDESERVE_LEASE_NAMESPACE": "a/b"}, "TIDESERVE_LEASE_NAMESPACE: must be"),
+        ({"POD_NAME": "x" * 254}, "POD_NAME:"),
+    ],
+)
+def test_bad_leader_election_values_name_the_variable(env: dict[str, str], words: str) -> None:
+    with pytest.raises(settings.SettingsError) as caught:
+        settings.from_env(env)
+    assert words in str(caught.value)

@@ -43,6 +43,7 @@ KINDS: dict[str, Kind] = {
     "EndpointSlice": Kind("/apis/discovery.k8s.io/v1", "endpointslices"),
     "PodDisruptionBudget": Kind("/apis/policy/v1", "poddisruptionbudgets"),
     "ServiceMonitor": Kind("/apis/monitoring.coreos.com/v1", "servicemonitors"),
+    "Lease": Kind("/apis/coordination.k8s.io/v1", "leases"),
     "CustomResourceDefinition": Kind(
         "/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", namespaced=False
     ),
@@ -149,6 +150,7 @@ def _request(
     query: list[tuple[str, str]] | None = None,
     content_type: str = "application/json",
     accept: str = "application/json",
+    timeout: float | tuple[float, float] = REQUEST_TIMEOUT,
 ) -> Any:
     api = _api()
     headers = {"Accept": accept, "Content-Type": content_type}
@@ -161,7 +163,7 @@ def _request(
     )
     with translated():
         response = api.call_api(
-            method, full_url, header_params=headers, body=body, _request_timeout=REQUEST_TIMEOUT
+            method, full_url, header_params=headers, body=body, _request_timeout=timeout
         )
         response.read()  # type: ignore[no-untyped-call]
         if response.status >= 400:
@@ -345,3 +347,37 @@ def patch_scale(kind: str, namespace: str, name: str, replicas: int, manager: st
     body = {"spec": {"replicas": replicas}}
     query = [("fieldManager", manager)]
     _request("PATCH", url, body, query, content_type="application/merge-patch+json")
+
+
+def get_lease(namespace: str, name: str, timeout: float) -> dict[str, Any] | None:
+    """The Lease (leader election), or None when it does not exist yet."""
+    try:
+        result: dict[str, Any] = _request("GET", path("Lease", namespace, name), timeout=timeout)
+    except NotFoundError:
+        return None
+    return result
+
+
+def create_lease(namespace: str, name: str, spec: dict[str, Any], timeout: float) -> None:
+    """Create the Lease; fails (409) when another process created it first."""
+    body = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+    _request("POST", path("Lease", namespace), body, timeout=timeout)
+
+
+def replace_lease(
+    namespace: str, name: str, resource_version: str, spec: dict[str, Any], timeout: float
+) -> None:
+    """Replace the Lease's spec only if nobody wrote it since we read `resource_version`
+    (optimistic concurrency: of two standbys taking over, one gets a 409)."""
+    body = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name, "namespace": namespace, "resourceVersion": resource_version},
+        "spec": spec,
+    }
+    _request("PUT", path("Lease", namespace, name), body, timeout=timeout)

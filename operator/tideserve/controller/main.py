@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import socket
 import sys
 
 import kopf
 import prometheus_client
 
 from tideserve import settings as settings_mod
-from tideserve.controller import handlers, kube, reconcile
+from tideserve.controller import handlers, kube, leader, reconcile
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -76,20 +78,50 @@ def main(argv: list[str]) -> int:
     handlers.register(registry, reconcile.Reconciler(settings), loops)
     if settings.metrics_port:
         prometheus_client.start_http_server(settings.metrics_port, addr=args.bind)
+    elector: leader.Elector | None = None
+    if settings.leader_election:
+        # Only the leader starts kopf: standbys never run a handler or a loop.
+        identity = settings.pod_name or f"{socket.gethostname()}-{os.getpid()}"
+        elector = leader.Elector(settings.lease_namespace, settings.lease_name, identity)
+        log.info(
+            "standby until this process (%s) holds Lease %s/%s",
+            identity,
+            settings.lease_namespace,
+            settings.lease_name,
+        )
+        if not leader.wait_for_leadership(elector, args.bind, settings.health_port):
+            log.info("stopped while standby")
+            return 0
+        elector.start_renewing()
     liveness = (
         f"http://{args.bind}:{settings.health_port}/healthz" if settings.health_port else None
     )
     log.info(
-        "tideserve operator: namespaces=%s, standalone=%s, metrics :%s, liveness %s",
+        "tideserve operator: namespaces=%s, standalone=%s, metrics :%s, liveness %s, leader %s",
         ",".join(namespaces) or "(cluster-wide)",
         not args.peering,
         settings.metrics_port,
         liveness,
+        "elected" if elector else "(no election)",
     )
+    try:
+        return _run_kopf(registry, args.peering, namespaces, liveness)
+    finally:
+        if elector is not None:
+            # kopf has stopped (handlers and loops are done): hand over at once.
+            elector.release()
+
+
+def _run_kopf(
+    registry: kopf.OperatorRegistry,
+    peering: bool,
+    namespaces: tuple[str, ...],
+    liveness: str | None,
+) -> int:
     try:
         kopf.run(
             registry=registry,
-            standalone=not args.peering,
+            standalone=not peering,
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=liveness,

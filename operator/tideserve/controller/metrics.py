@@ -25,3 +25,7 @@ DRIFT_REPAIRS = prometheus_client.Counter(
     "Children applied again because they were deleted or edited by another manager.",
     ["kind"],
 )
+LEADER = prometheus_client.Gauge(
+    "tideserve_leader",
+    "1 while this operator process holds the leader Lease (and runs handlers and loops).",
+)

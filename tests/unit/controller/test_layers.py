@@ -29,7 +29,9 @@ def test_only_the_client_module_imports_the_kubernetes_client() -> None:
     assert users == ["kube.py"]
 
 
-@pytest.mark.parametrize("pure", ["status.py", "checks.py", "routes.py", "drift.py"])
+@pytest.mark.parametrize(
+    "pure", ["status.py", "checks.py", "routes.py", "drift.py", "leader_rules.py"]
+)
 def test_status_checks_and_routes_are_pure(pure: str) -> None:
     names = imported(CONTROLLER / pure)
     assert not names & {"kopf", "kubernetes", "controller.kube", "asyncio", "threading"}
