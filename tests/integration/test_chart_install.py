@@ -109,17 +109,19 @@ def test_chart_installs_the_established_crd_and_available_deployments(
                      f"deployment/{name}", "--timeout=60s", timeout=90)  # fmt: skip
     pods = kube.get_json("pods", "-n", release.namespace)
     accounts = sorted(p["spec"]["serviceAccountName"] for p in pods["items"])
-    assert accounts == [release.operator, release.activator, release.activator], accounts
+    # Two of each: the operator's leader and standby (leader election), the activators.
+    assert accounts == [release.operator] * 2 + [release.activator] * 2, accounts
     ready = [c for p in pods["items"] for c in p["status"]["conditions"] if c["type"] == "Ready"]
-    assert [c["status"] for c in ready] == ["True"] * 3, ready
+    assert [c["status"] for c in ready] == ["True"] * 4, ready
     sel = f"app.kubernetes.io/instance={release.name}"
     roles = sorted(r["metadata"]["name"] for r in kube.get_json("clusterroles", "-l", sel)["items"])
     local = sorted(r["metadata"]["name"] for r in kube.get_json("roles", "-A", "-l", sel)["items"])
     reads, own = f"{release.operator}-cluster-reads", [release.operator, release.activator]
+    election = f"{release.operator}-leader-election"  # a Role for its Lease in both modes
     if release.namespaced:  # Roles, and a ClusterRole only for cluster-scoped reads
-        want = ([reads], sorted([*own, f"{release.operator}-activator-discovery"]))
+        want = ([reads], sorted([*own, f"{release.operator}-activator-discovery", election]))
     else:
-        want = (sorted([*own, reads]), [])
+        want = (sorted([*own, reads]), [election])
     assert (roles, local) == want
 
 

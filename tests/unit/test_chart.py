@@ -41,6 +41,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "activator-disabled": {"activator": {"enabled": False}},
     "single-activator": {"activator": {"replicas": 1}},
+    "no-election": {"operator": {"replicas": 1, "leaderElection": {"enabled": False}}},
     "monitoring": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
         "dashboards": {"enabled": True, "annotations": {"grafana_folder": "Serving"}},
@@ -318,7 +319,8 @@ def test_images_run_as_the_non_root_user_of_the_dockerfile() -> None:
 
 def test_cluster_mode_grants_exactly_the_operator_rules() -> None:
     docs = render("default")
-    assert not by_kind(docs, "Role")
+    # The only Role is leader election's, in the release namespace.
+    assert [r["metadata"]["name"] for r in by_kind(docs, "Role")] == [f"{OPERATOR}-leader-election"]
     assert rules_of(one(docs, "ClusterRole", OPERATOR)) == OPERATOR_NAMESPACED_RULES
     assert rules_of(one(docs, "ClusterRole", f"{OPERATOR}-cluster-reads")) == (
         OPERATOR_CLUSTER_READS
@@ -403,6 +405,8 @@ def test_operator_settings_parse_with_the_operator_settings_loader() -> None:
     assert loaded.tick_seconds == 5
     assert loaded.activator == (NAMESPACE, ACTIVATOR)
     assert loaded.catalog_file == "/etc/tideserve/catalog/catalog.yaml"
+    assert loaded.leader_election
+    assert (loaded.lease_namespace, loaded.lease_name) == (NAMESPACE, f"{OPERATOR}-leader")
 
 
 def test_catalog_is_mounted_where_the_operator_reads_it() -> None:
@@ -430,10 +434,53 @@ def test_catalog_defaults_cover_gpus_mig_and_cpu() -> None:
             assert profile["costPerHour"] < gpu["costPerHour"]
 
 
-def test_operator_is_one_replica_that_never_overlaps_itself() -> None:
-    deployment = one(render("default"), "Deployment", OPERATOR)
+def test_operator_runs_a_leader_and_a_standby_that_may_overlap() -> None:
+    docs = render("default")
+    deployment = one(docs, "Deployment", OPERATOR)
+    assert deployment["spec"]["replicas"] == 2
+    # Only the Lease holder writes: a rollout may start the new pod before the old stops.
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    env = env_of(deployment_container(docs, OPERATOR))
+    assert env["TIDESERVE_LEADER_ELECTION"] == "true"
+    assert env["TIDESERVE_LEASE_NAMESPACE"] == NAMESPACE
+    assert env["TIDESERVE_LEASE_NAME"] == f"{OPERATOR}-leader"
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    pdb = one(docs, "PodDisruptionBudget", OPERATOR)
+    assert pdb["spec"]["maxUnavailable"] == 1
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+
+
+def test_the_operator_may_hold_only_its_own_lease() -> None:
+    role = one(render("default"), "Role", f"{OPERATOR}-leader-election")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [f"{OPERATOR}-leader"],
+            "verbs": ["get", "update"],
+        },
+    ]
+    binding = one(render("default"), "RoleBinding", f"{OPERATOR}-leader-election")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+
+
+def test_without_election_the_operator_is_one_replica_that_never_overlaps_itself() -> None:
+    docs = render("no-election")
+    deployment = one(docs, "Deployment", OPERATOR)
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    env = env_of(deployment_container(docs, OPERATOR))
+    assert "TIDESERVE_LEADER_ELECTION" not in env
+    assert not [d for d in by_kind(docs, "Role") if "leader" in d["metadata"]["name"]]
+    assert not [
+        d for d in by_kind(docs, "PodDisruptionBudget") if d["metadata"]["name"] == OPERATOR
+    ]
 
 
 def test_probes_target_declared_ports() -> None:
@@ -473,7 +520,8 @@ def test_activator_env_parses_with_the_activator_command_line() -> None:
 
 
 def test_single_activator_has_no_disruption_budget() -> None:
-    assert not by_kind(render("single-activator"), "PodDisruptionBudget")
+    budgets = by_kind(render("single-activator"), "PodDisruptionBudget")
+    assert [b["metadata"]["name"] for b in budgets] == [OPERATOR]
 
 
 def test_disabled_activator_renders_nothing_of_it() -> None:
@@ -565,7 +613,10 @@ def test_dashboard_configmap_carries_the_grafana_label_and_the_file() -> None:
     [
         ({"autoscaler": {"tickSeconds": -1}}, "/autoscaler/tickSeconds"),
         ({"autoscaler": {"tickSeconds": "fast"}}, "/autoscaler/tickSeconds"),
-        ({"operator": {"replicas": 2}}, "/operator/replicas"),
+        ({"operator": {"replicas": -1}}, "/operator/replicas"),
+        ({"operator": {"leaderElection": {"leaseName": "Leader_Lease"}}}, "leaseName"),
+        ({"operator": {"leaderElection": {"enabled": "yes"}}}, "leaderElection/enabled"),
+        ({"operator": {"podDisruptionBudget": {"maxUnavailable": 0}}}, "maxUnavailable"),
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
         ({"activator": {"ports": {"http": 70000}}}, "/activator/ports/http"),
         ({"activator": {"maxHeldRequests": 0}}, "/activator/maxHeldRequests"),
@@ -597,6 +648,10 @@ def test_dashboard_configmap_carries_the_grafana_label_and_the_file() -> None:
         ({"activator": {"ports": {"grpc": 9090}}}, "activator.ports"),
         ({"activator": {"ports": {"metrics": 9091}}}, "metrics"),
         ({"operator": {"healthPort": 8080}}, "operator.metricsPort and operator.healthPort"),
+        (
+            {"operator": {"replicas": 2, "leaderElection": {"enabled": False}}},
+            "operator.replicas > 1 needs operator.leaderElection.enabled",
+        ),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )

@@ -80,6 +80,9 @@ Refuse value combinations that the schema cannot express, with the field
 names in the message.
 */}}
 {{- define "tideserve.validate" -}}
+{{- if and (gt (int .Values.operator.replicas) 1) (not .Values.operator.leaderElection.enabled) }}
+{{- fail "operator.replicas > 1 needs operator.leaderElection.enabled: without it every replica would reconcile and write replica counts" }}
+{{- end }}
 {{- if and .Values.rbac.namespaced (empty .Values.watchNamespaces) }}
 {{- fail "rbac.namespaced: true needs watchNamespaces to list the namespaces to grant (an empty list means all namespaces, which only a ClusterRole can grant)" }}
 {{- end }}
@@ -90,6 +93,11 @@ names in the message.
 {{- if or (eq (int $p.http) (int $p.grpc)) (eq (int $p.http) (int $p.control)) (eq (int $p.grpc) (int $p.control)) }}
 {{- fail "activator.ports: http, grpc and control must be three different ports" }}
 {{- end }}
+{{- end }}
+
+{{/* The operator's leader election Lease (in the release namespace). */}}
+{{- define "tideserve.leaseName" -}}
+{{- .Values.operator.leaderElection.leaseName | default (printf "%s-leader" (include "tideserve.operatorName" .)) }}
 {{- end }}
 
 {{/* Volumes shared by both pods: a writable /tmp under a read-only root. */}}
