@@ -17,12 +17,22 @@ ensure_debian_packages() {
     as_root env DEBIAN_FRONTEND=noninteractive \
       apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
-  # Debian's golang-go is too old for the pinned Kubernetes modules; the toolchain is
-  # part of the machine, so say clearly when it is missing instead of half-installing.
-  if ! go version 2>/dev/null | grep -qE 'go1\.(2[6-9]|[3-9][0-9])'; then
+  ensure_go
+}
+
+# Go >= 1.26 builds the test bed's tools; Debian 12's golang-go is 1.19. Without a recent
+# Go on PATH, fetch the pinned toolchain from the Go module proxy (checksum-pinned, cached
+# under ~/.cache/tideserve/go) and put it first on PATH.
+ensure_go() {
+  if go version 2>/dev/null | grep -qE 'go1\.(2[6-9]|[3-9][0-9])'; then
+    return 0
+  fi
+  local bin
+  bin=$(hack/lib/fetch-go) || {
     echo "hack: Go >= 1.26 is needed to build the test bed's tools (found: $(go version 2>&1))" >&2
     return 1
-  fi
+  }
+  export PATH="$bin:$PATH"
 }
 
 # The project's virtual environment, reinstalled only when pyproject.toml changes.
