@@ -149,6 +149,10 @@ def test_exactly_one_leads_and_only_it_reconciles(
     assert holder(kube, namespace) == name
     # Live while waiting, so the kubelet leaves it be.
     assert standby.healthz() == 200
+    # A standby stops at once and cleanly, and leaves the Lease alone.
+    standby.signal(signal.SIGTERM)
+    assert standby.proc is not None and standby.proc.wait(60) == 0
+    assert holder(kube, namespace) == name
 
 
 def test_sigkill_of_the_leader_hands_over_after_the_lease_expires(
@@ -161,9 +165,16 @@ def test_sigkill_of_the_leader_hands_over_after_the_lease_expires(
     first.signal(signal.SIGKILL)
     kube.apply(fixtures.isvc("after-kill", resources={"accelerator": "cpu"}), "-n", namespace)
     fixtures.eventually(
+        lambda: holder(kube, namespace) == second.identity, TAKEOVER_TIMEOUT, "second leads"
+    )
+    took_over = time.monotonic()
+    fixtures.eventually(
         lambda: reconciled(kube, namespace, "after-kill"), TAKEOVER_TIMEOUT, "taken over"
     )
-    print(f"SIGKILL -> standby reconciled a new object: {time.monotonic() - killed:.1f} s")
+    print(
+        f"SIGKILL -> Lease names the standby {took_over - killed:.1f} s, "
+        f"standby reconciled an object created after the kill {time.monotonic() - killed:.1f} s"
+    )
     assert holder(kube, namespace) == second.identity
     lease = kube.get_json("-n", namespace, "lease", LEASE)
     assert lease["spec"]["leaseTransitions"] >= 1
@@ -184,9 +195,10 @@ def test_sigterm_releases_the_lease_at_once(
     assert holder(kube, namespace) in {"", second.identity}
     fixtures.eventually(lambda: holder(kube, namespace) == second.identity, TIMEOUT, "second leads")
     took_over = time.monotonic()
-    print(
-        f"SIGTERM -> leader exited {exited - terminated:.1f} s, "
-        f"Lease names the standby {took_over - terminated:.1f} s"
-    )
     kube.apply(fixtures.isvc("after-term", resources={"accelerator": "cpu"}), "-n", namespace)
     fixtures.eventually(lambda: reconciled(kube, namespace, "after-term"), TIMEOUT, "reconciled")
+    print(
+        f"SIGTERM -> leader exited {exited - terminated:.1f} s, "
+        f"Lease names the standby {took_over - terminated:.1f} s, "
+        f"standby reconciled a new object {time.monotonic() - terminated:.1f} s"
+    )
