@@ -11,6 +11,7 @@ Pure (plain data in, plain data out; the simulator calls these too):
   schedules  which window is open in its IANA zone (midnight, DST, cron, prewarm)
   cron       a 5-field cron matcher
   report     the status fields and conditions the autoscaler owns
+  learned_status  the learned part of the state <-> status.learned (kept across restarts)
 Thin shell:
   signals    Prometheus (one query per signal for all endpoints) + activator /demand
   actuation  Kubernetes calls through tideserve.controller.kube
