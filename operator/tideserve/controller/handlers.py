@@ -36,6 +36,9 @@ CHILD_KINDS = (
 )
 APPLY_THREADS = 16
 REFRESH_THREADS = 8
+# How long a stop waits for running applies and status writes (each bounded by the
+# client's 30 s read timeout; this stays inside the pod's 30 s grace period).
+POOL_JOIN_SECONDS = 20
 # Watch timeouts: without them a watch can go silent for good after a network blip.
 SERVER_TIMEOUT = 300
 CLIENT_TIMEOUT = 330
@@ -156,6 +159,16 @@ def register(
             await refreshers[0].close()
         apply_pool.shutdown(wait=False, cancel_futures=True)
         refresh_pool.shutdown(wait=False, cancel_futures=True)
+        # Let the writes already running finish before kopf returns: with leader election
+        # main.py releases the Lease right after, and a standby may write at once.
+        joined = asyncio.gather(
+            asyncio.to_thread(apply_pool.shutdown, wait=True),
+            asyncio.to_thread(refresh_pool.shutdown, wait=True),
+        )
+        try:
+            await asyncio.wait_for(joined, timeout=POOL_JOIN_SECONDS)
+        except TimeoutError:
+            logger.warning("writes still running after %ss; stopping anyway", POOL_JOIN_SECONDS)
 
     @kopf.on.resume(*ISVC, id="apply", registry=registry)
     @kopf.on.create(*ISVC, id="apply", registry=registry)
