@@ -202,3 +202,25 @@ def test_sigterm_releases_the_lease_at_once(
         f"Lease names the standby {took_over - terminated:.1f} s, "
         f"standby reconciled a new object {time.monotonic() - terminated:.1f} s"
     )
+
+
+def test_a_leader_that_loses_its_lease_exits_non_zero(
+    kube: fixtures.Kube, namespace: str, pair: tuple[Operator, Operator]
+) -> None:
+    first, _ = pair
+    leads(kube, namespace, first)
+    # Someone else's name in the Lease (as after a partition that outlived the lease):
+    # the leader must stop writing at once; its pod then restarts as a standby.
+    kube.kubectl(
+        "patch",
+        "-n",
+        namespace,
+        "lease",
+        LEASE,
+        "--type=merge",
+        "-p",
+        '{"spec":{"holderIdentity":"someone-else","leaseDurationSeconds":3600}}',
+    )
+    assert first.proc is not None
+    assert first.proc.wait(60) == 1
+    assert "leadership lost (the Lease is held by 'someone-else')" in first.text()
