@@ -152,3 +152,18 @@ def due(
     if (now - last.at).total_seconds() >= MIN_WRITE_INTERVAL_S:
         return Written(fresh, now)
     return last
+
+
+def stale(
+    written: Written | None,
+    shown: object,
+    tried: datetime.datetime | None,
+    now: datetime.datetime,
+) -> bool:
+    """Whether status.learned must be written this tick: what the status `shown` differs
+    from what should be there, and no write of it was tried in the last minute. The
+    bound matters when the write does not stick: a CRD from before status.learned
+    (Helm does not upgrade CRDs) prunes the field, and the loop would write every tick."""
+    if written is None or written.value is None or shown == written.value:
+        return False
+    return tried is None or (now - tried).total_seconds() >= MIN_WRITE_INTERVAL_S

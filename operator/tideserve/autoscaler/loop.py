@@ -89,6 +89,7 @@ class Autoscaler:
         self.states: dict[Key, policy.PolicyState] = {}
         self.last_scaling: dict[Key, dict[str, Any]] = {}
         self.learned: dict[Key, learned_status.Written | None] = {}
+        self.learned_tried: dict[Key, datetime.datetime] = {}
         self.snapshots: dict[Key, tuple[object, tuple[object, ...], dict[str, Any] | None]] = {}
         self.specs: dict[tuple[str, int], spec_api.InferenceServiceSpec | None] = {}
 
@@ -196,6 +197,11 @@ class Autoscaler:
                 learned=written.value if written is not None else None,
             )
             changed = report.changed(previous, wanted_status)
+            if learned_status.stale(
+                written, previous.get("learned"), self.learned_tried.get(key), now
+            ):
+                changed = True
+                self.learned_tried[key] = now
             actions.append(Action(endpoint, decision, scale, wanted_status if changed else None))
             namespace, name = key
             metrics.DECISIONS.labels(namespace, name, decision.kind).inc()
@@ -280,6 +286,7 @@ class Autoscaler:
             self.last_scaling.pop(key, None)
             self.learned.pop(key, None)
             self.snapshots.pop(key, None)
+            self.learned_tried.pop(key, None)
             metrics.forget(*key)
         result.endpoints = len(endpoints)
         result.prometheus_ok = table is not None

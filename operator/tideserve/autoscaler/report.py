@@ -15,7 +15,9 @@ from typing import Any
 from tideserve.api import status as status_api
 from tideserve.autoscaler import policy
 
-OWNED = ("desiredReplicas", "lastScaling", "activeSchedule", "offUntil", "learned")
+# status.learned is left out of the comparison: learned_status.stale decides when it is
+# written (at most once a minute, also when a CRD without the field prunes it).
+OWNED = ("desiredReplicas", "lastScaling", "activeSchedule", "offUntil")
 CONDITIONS = (
     status_api.ConditionType.METRICS_AVAILABLE.value,
     status_api.ConditionType.SCALED_TO_ZERO.value,

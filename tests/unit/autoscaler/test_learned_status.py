@@ -213,3 +213,14 @@ def test_any_status_restores_to_a_state_the_policy_could_have_reached(
     # And what it shows again is a valid status.learned.
     shown = learned_status.dump(learned_status.snapshot(restored, scaling, SLO))
     status_api.InferenceServiceStatus.model_validate({"learned": shown})
+
+
+def test_a_write_is_due_when_the_status_differs_at_most_once_a_minute() -> None:
+    written = learned_status.Written({"coldStartsSeconds": [20.0]}, NOW)
+    soon, later = NOW + datetime.timedelta(seconds=30), NOW + datetime.timedelta(seconds=60)
+    assert learned_status.stale(written, None, None, NOW)
+    assert not learned_status.stale(written, {"coldStartsSeconds": [20]}, None, NOW)
+    assert not learned_status.stale(written, None, NOW, soon)
+    assert learned_status.stale(written, None, NOW, later)
+    assert not learned_status.stale(None, None, None, NOW)
+    assert not learned_status.stale(learned_status.Written(None, NOW), {"x": 1}, None, NOW)

@@ -143,3 +143,29 @@ def test_learned_figures_reach_the_status_at_once_then_once_a_minute(
     (later,) = autoscaler._decide([ep], {key: fresh}, None, NOW + 2 * tick + 60 * tick / 5)
     assert later.status is not None
     assert later.status["learned"]["coldStartsSeconds"] == [20.0, 30.0]
+
+
+def test_a_crd_that_prunes_status_learned_costs_a_write_a_minute_not_a_tick(
+    autoscaler: loop.Autoscaler,
+) -> None:
+    # Helm does not upgrade CRDs: an old schema drops status.learned from every write.
+    fresh = policy.Signals(0.0, 0.0, 1.0, 0, 1.0)
+    key = ("ns", "m")
+    (first,) = autoscaler._decide(
+        [endpoint({"minReplicas": 1}, current=1)], {key: fresh}, None, NOW
+    )
+    autoscaler.states[key] = dataclasses.replace(
+        autoscaler.states[key],
+        observed=dataclasses.replace(autoscaler.states[key].observed, cold_starts=(20.0,)),
+    )
+    assert first.status is not None
+    writes = []
+    for tick in range(1, 25):  # two minutes of 5 s ticks
+        pruned = {k: v for k, v in first.status.items() if k != "learned"}
+        ep = endpoint({"minReplicas": 1}, current=1, status=pruned)
+        at = NOW + datetime.timedelta(seconds=5 * tick)
+        (action,) = autoscaler._decide([ep], {key: fresh}, None, at)
+        if action.status is not None:
+            assert action.status["learned"]["coldStartsSeconds"] == [20.0]
+            writes.append(tick)
+    assert writes == [1, 13]
