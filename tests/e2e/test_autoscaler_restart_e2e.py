@@ -143,15 +143,50 @@ def test_a_restarted_autoscaler_derives_what_it_learned_before(
 
     again = asyncio.run(restart())
     state = again.states[(namespace, NAME)]
-    spec = spec_api.InferenceServiceSpec.model_validate(
-        kube.get_json(ISVC, "-n", namespace, NAME)["spec"]
-    )
+    body = kube.get_json(ISVC, "-n", namespace, NAME)
+    spec = spec_api.InferenceServiceSpec.model_validate(body["spec"])
+    basis = learned_status.basis_of(spec, (body.get("status") or {}).get("accelerator"))
     knobs = learned.knobs(spec.scaling, spec.slo, state.capacity, state.observed)
     # The restarted policy derives what the status says, not 4 / 300 s / 900 s ...
     assert knobs.target.value == pytest.approx(before["target"], rel=0.01)
     assert knobs.down_window_s == before["scaleDownWindowSeconds"]
     assert round(knobs.idle_s) == before["idleSeconds"]
     # ... from the same figures, so what it would write is what the status holds.
-    shown = learned_status.dump(learned_status.snapshot(state, spec.scaling, spec.slo))
+    shown = learned_status.dump(learned_status.snapshot(state, spec.scaling, spec.slo, basis))
     assert shown == before
     assert learned_status_of(kube, namespace) == before
+
+    # A new model version: a replica's speed and cold start are learned again, at once in
+    # the running autoscaler, and by the next one from the basis in the status; the idle
+    # gaps (the traffic's) are kept.
+    async def new_model_version() -> loop.Autoscaler:
+        running = loop.Autoscaler(settings)
+        try:
+            await running.tick()
+            assert running.states[(namespace, NAME)].capacity.peak is not None
+            kube.kubectl("patch", ISVC, "-n", namespace, NAME, "--type=merge", "-p",
+                         '{"spec": {"model": {"storageUri": "pvc://models/tiny-v2"}}}')  # fmt: skip
+            fixtures.eventually(
+                lambda: "tiny-v2" in str(kube.get_json(ISVC, "-n", namespace, NAME)["spec"]),
+                30, "the new model version in the spec",
+            )  # fmt: skip
+            await running.tick()
+        finally:
+            await running.close()
+        return running
+
+    rebased = asyncio.run(new_model_version()).states[(namespace, NAME)]
+    assert rebased.capacity.peak is None
+    assert rebased.observed.cold_starts == ()
+    assert rebased.observed.gaps == state.observed.gaps
+    # The status still carries the old basis (written at most once a minute): a restart
+    # now restores only the gaps from it.
+    figures = learned_status.parse(learned_status_of(kube, namespace))
+    body = kube.get_json(ISVC, "-n", namespace, NAME)
+    now_basis = learned_status.basis_of(
+        spec_api.InferenceServiceSpec.model_validate(body["spec"]),
+        (body.get("status") or {}).get("accelerator"),
+    )
+    restored = learned_status.restore(figures, now_basis)
+    assert restored.capacity.peak is None
+    assert restored.observed.gaps == state.observed.gaps

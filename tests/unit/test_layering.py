@@ -23,6 +23,7 @@ PURE = [
     "tideserve.autoscaler.state",
     "tideserve.autoscaler.recommend",
     "tideserve.autoscaler.learned",
+    "tideserve.autoscaler.learned_status",
     "tideserve.autoscaler.assemble",
     "tideserve.autoscaler.schedules",
     "tideserve.autoscaler.cron",

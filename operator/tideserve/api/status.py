@@ -158,6 +158,13 @@ class Learned(base.Model):
     idle_seconds: int | None = pydantic.Field(
         None, ge=0, description="The idle period in force before scaling to zero (floor 0)."
     )
+    basis: str | None = pydantic.Field(
+        None,
+        max_length=64,
+        description="Digest of spec.model, spec.runtime, spec.resources and the accelerator in "
+        "use when capacity and cold starts were measured. When it changes (a new model "
+        "version, other hardware) they are learned again; idle gaps are kept.",
+    )
 
 
 class InferenceServiceStatus(base.Model):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -70,10 +72,33 @@ def rounded(
     )
 
 
+def basis_of(spec: spec_api.InferenceServiceSpec, accelerator: str | None) -> str:
+    """What capacity and cold starts depend on: the model, the runtime, the resources asked
+    for and the accelerator in use (right-sizing may move an endpoint). 16 hex digits."""
+    what = {
+        "model": spec.model.model_dump(mode="json", by_alias=True),
+        "runtime": spec.runtime.model_dump(mode="json", by_alias=True),
+        "resources": spec.resources.model_dump(mode="json", by_alias=True),
+        "accelerator": accelerator,
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def rebase(state: state_lib.PolicyState) -> state_lib.PolicyState:
+    """`state` without what a new model or other hardware makes wrong: capacity and cold
+    starts are learned again; idle gaps describe the traffic and are kept."""
+    return dataclasses.replace(
+        state,
+        capacity=demand_lib.Capacity(),
+        observed=dataclasses.replace(state.observed, cold_starts=()),
+    )
+
+
 def snapshot(
     state: state_lib.PolicyState,
     scaling: spec_api.ScalingSpec,
     slo: spec_api.SloSpec | None,
+    basis: str | None = None,
 ) -> status_api.Learned | None:
     """status.learned for this state (None while nothing was learned)."""
     capacity, observed = rounded(state.capacity, state.observed)
@@ -91,6 +116,7 @@ def snapshot(
         target=float(f"{knobs.target.value:.{RATE_DIGITS}g}"),
         scale_down_window_seconds=knobs.down_window_s,
         idle_seconds=max(0, round(knobs.idle_s)),
+        basis=basis,
     )
 
 
@@ -113,10 +139,13 @@ def parse(raw: object) -> status_api.Learned | None:
         return None
 
 
-def restore(figures: status_api.Learned | None) -> state_lib.PolicyState:
-    """A fresh PolicyState that knows what status.learned says."""
+def restore(figures: status_api.Learned | None, basis: str | None = None) -> state_lib.PolicyState:
+    """A fresh PolicyState that knows what status.learned says; learned on another basis
+    (model, runtime, resources, accelerator), only its idle gaps."""
     if figures is None:
         return state_lib.PolicyState()
+    if basis is not None and figures.basis is not None and figures.basis != basis:
+        return rebase(restore(figures))
     capacity, observed = rounded(
         demand_lib.Capacity(
             per_replica=figures.capacity_per_replica,

@@ -92,6 +92,9 @@ class Autoscaler:
         self.learned_tried: dict[Key, datetime.datetime] = {}
         self.snapshots: dict[Key, tuple[object, tuple[object, ...], dict[str, Any] | None]] = {}
         self.specs: dict[tuple[str, int], spec_api.InferenceServiceSpec | None] = {}
+        # (spec, accelerator) -> learned_status.basis_of, per endpoint: what its learned
+        # capacity and cold starts were measured on.
+        self.bases: dict[Key, tuple[object, str | None, str]] = {}
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -163,8 +166,15 @@ class Autoscaler:
             else:
                 sig = (fallback or {}).get(key)
             previous = endpoint.body.get("status") or {}
+            accelerator = previous.get("accelerator")
+            basis = self._basis(key, endpoint.spec, accelerator)
             if key not in self.states:
-                self.states[key] = self._restore(key, previous.get("learned"), now)
+                self.states[key] = self._restore(key, previous.get("learned"), now, basis)
+            elif self.bases[key][2] != basis:
+                log.info("%s/%s: model, runtime or hardware changed: learning capacity and "
+                         "cold starts again", *key)  # fmt: skip
+                self.states[key] = learned_status.rebase(self.states[key])
+            self.bases[key] = (endpoint.spec, accelerator, basis)
             decision, self.states[key] = policy.decide(
                 scaling,
                 sig,
@@ -174,7 +184,7 @@ class Autoscaler:
                 self.states[key],
                 endpoint.spec.slo,
             )
-            fresh = self._snapshot(key, endpoint.spec, self.states[key])
+            fresh = self._snapshot(key, endpoint.spec, self.states[key], basis)
             written = learned_status.due(self.learned.get(key), fresh, now)
             self.learned[key] = written
             if decision.kind == "External" and endpoint.spec.replicas is not None:
@@ -210,26 +220,39 @@ class Autoscaler:
             metrics.SIGNAL_AGE.labels(namespace, name).set(sig.age_s if sig else math.inf)
         return actions
 
-    def _restore(self, key: Key, raw: object, now: datetime.datetime) -> policy.PolicyState:
+    def _restore(
+        self, key: Key, raw: object, now: datetime.datetime, basis: str
+    ) -> policy.PolicyState:
         """First sight of an endpoint: start from what its status says was learned."""
         figures = learned_status.parse(raw)
         self.learned[key] = learned_status.Written(learned_status.dump(figures), now)
         if figures is not None:
             log.debug("%s/%s: restored learned figures %s", *key, learned_status.dump(figures))
-        return learned_status.restore(figures)
+        return learned_status.restore(figures, basis)
+
+    def _basis(self, key: Key, spec: spec_api.InferenceServiceSpec, accelerator: str | None) -> str:
+        """learned_status.basis_of, recomputed only when the spec or accelerator changed."""
+        cached = self.bases.get(key)
+        if cached is not None and cached[0] is spec and cached[1] == accelerator:
+            return cached[2]
+        return learned_status.basis_of(spec, accelerator)
 
     def _snapshot(
-        self, key: Key, spec: spec_api.InferenceServiceSpec, state: policy.PolicyState
+        self,
+        key: Key,
+        spec: spec_api.InferenceServiceSpec,
+        state: policy.PolicyState,
+        basis: str,
     ) -> dict[str, Any] | None:
         """status.learned for this state, recomputed only when the figures or the spec
         changed (~30 us per endpoint otherwise, every tick; specs are cached objects)."""
         capacity, observed = state.capacity, state.observed
         figures = (capacity.per_replica, capacity.measured, capacity.peak,
-                   observed.cold_starts, observed.gaps)  # fmt: skip
+                   observed.cold_starts, observed.gaps, basis)  # fmt: skip
         cached = self.snapshots.get(key)
         if cached is not None and cached[0] is spec and cached[1] == figures:
             return cached[2]
-        shown = learned_status.dump(learned_status.snapshot(state, spec.scaling, spec.slo))
+        shown = learned_status.dump(learned_status.snapshot(state, spec.scaling, spec.slo, basis))
         self.snapshots[key] = (spec, figures, shown)
         return shown
 
@@ -286,6 +309,7 @@ class Autoscaler:
             self.last_scaling.pop(key, None)
             self.learned.pop(key, None)
             self.snapshots.pop(key, None)
+            self.bases.pop(key, None)
             self.learned_tried.pop(key, None)
             metrics.forget(*key)
         result.endpoints = len(endpoints)

@@ -224,3 +224,66 @@ def test_a_write_is_due_when_the_status_differs_at_most_once_a_minute() -> None:
     assert learned_status.stale(written, None, NOW, later)
     assert not learned_status.stale(None, None, None, NOW)
     assert not learned_status.stale(learned_status.Written(None, NOW), {"x": 1}, None, NOW)
+
+
+# -- the basis: what capacity and cold starts were measured on -------------------------
+
+
+def isvc_spec(**changes: Any) -> spec_api.InferenceServiceSpec:
+    body: dict[str, Any] = {
+        "model": {"name": "resnet", "storageUri": "s3://models/resnet/1"},
+        "resources": {"accelerator": "gpu", "gpu": {"product": "NVIDIA-L4"}},
+    }
+    body.update(changes)
+    return spec_api.InferenceServiceSpec.model_validate(body)
+
+
+def test_the_basis_follows_model_runtime_resources_and_the_accelerator_in_use() -> None:
+    base = learned_status.basis_of(isvc_spec(), "gpu:NVIDIA-L4")
+    assert learned_status.basis_of(isvc_spec(), "gpu:NVIDIA-L4") == base
+    # Scaling knobs and the SLO are not what a replica's speed depends on.
+    assert (
+        learned_status.basis_of(isvc_spec(scaling={"maxReplicas": 9}, slo={"latencyMs": 5}),
+                                "gpu:NVIDIA-L4")
+        == base
+    )  # fmt: skip
+    new_version = isvc_spec(model={"name": "resnet", "storageUri": "s3://models/resnet/2"})
+    other_gpu = isvc_spec(resources={"accelerator": "gpu", "gpu": {"product": "NVIDIA-A100"}})
+    for changed in (
+        learned_status.basis_of(new_version, "gpu:NVIDIA-L4"),
+        learned_status.basis_of(other_gpu, "gpu:NVIDIA-L4"),
+        learned_status.basis_of(isvc_spec(), "cpu"),  # right-sizing moved it
+    ):
+        assert changed != base
+
+
+def test_figures_learned_on_another_basis_keep_only_the_idle_gaps() -> None:
+    learnt = state(2.5, True, 3.0, cold=(40.0, 42.0), gaps=(600.0, 900.0))
+    raw = learned_status.dump(learned_status.snapshot(learnt, DEFAULT, SLO, basis="aaaa"))
+    assert raw is not None and raw["basis"] == "aaaa"
+    figures = learned_status.parse(raw)
+    same = learned_status.restore(figures, "aaaa")
+    assert same.capacity.peak == 3.0
+    assert same.observed.cold_starts == (40.0, 42.0)
+    other = learned_status.restore(figures, "bbbb")
+    assert other.capacity == demand_lib.Capacity()
+    assert other.observed.cold_starts == ()
+    assert other.observed.gaps == (600.0, 900.0)
+    # A status written before the basis existed is trusted as it is.
+    legacy = learned_status.parse({k: v for k, v in raw.items() if k != "basis"})
+    assert learned_status.restore(legacy, "bbbb").capacity.peak == 3.0
+
+
+@SETTINGS
+@hypothesis.given(states)
+def test_rebase_forgets_speed_and_cold_starts_only(st_: policy.PolicyState) -> None:
+    rebased = learned_status.rebase(st_)
+    assert rebased.capacity == demand_lib.Capacity()
+    assert rebased.observed.cold_starts == ()
+    assert rebased.observed.gaps == st_.observed.gaps
+    assert rebased.observed.starting == st_.observed.starting
+    # What is derived from a rebased state is the spec's defaults for target and window.
+    knobs = learned.knobs(DEFAULT, SLO, rebased.capacity, rebased.observed)
+    fresh = learned.knobs(DEFAULT, SLO, demand_lib.Capacity(), learned.Observed())
+    assert knobs.target == fresh.target
+    assert knobs.down_window_s == fresh.down_window_s
