@@ -7,6 +7,8 @@ $refs, anyOf-with-null for optional fields, titles, and additionalProperties: fa
 
 from __future__ import annotations
 
+import hashlib
+import json
 import pathlib
 import typing
 from typing import Any
@@ -139,43 +141,76 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
+# The digest of the CRD's spec, carried as an annotation: the operator compares the
+# installed CRD's with its own at start (Helm installs CRDs but never upgrades them, and
+# an API server with an older schema refuses every server-side apply that sets a new
+# status field).
+SCHEMA_ANNOTATION = f"{resource.GROUP}/schema-digest"
+
+
 def crd() -> dict[str, Any]:
+    spec = _crd_spec()
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{resource.PLURAL}.{resource.GROUP}",
             "labels": {"app.kubernetes.io/part-of": "tideserve"},
+            "annotations": {SCHEMA_ANNOTATION: digest(spec)},
         },
-        "spec": {
-            "group": resource.GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": resource.KIND,
-                "listKind": f"{resource.KIND}List",
-                "plural": resource.PLURAL,
-                "singular": resource.SINGULAR,
-                "shortNames": list(resource.SHORT_NAMES),
-                "categories": list(resource.CATEGORIES),
-            },
-            "versions": [
-                {
-                    "name": resource.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": openapi_schema()},
-                    "subresources": {
-                        "status": {},
-                        "scale": {
-                            "specReplicasPath": ".spec.replicas",
-                            "statusReplicasPath": ".status.replicas",
-                            "labelSelectorPath": ".status.selector",
-                        },
+        "spec": spec,
+    }
+
+
+def digest(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def mismatch(installed: dict[str, Any] | None) -> str | None:
+    """Why the installed CRD is not the one this operator was built with; None if it is."""
+    if not installed:
+        return "the InferenceService CRD is not installed"
+    annotations = (installed.get("metadata") or {}).get("annotations") or {}
+    theirs, ours = annotations.get(SCHEMA_ANNOTATION), digest(_crd_spec())
+    if theirs == ours:
+        return None
+    return (
+        f"the installed InferenceService CRD (schema {theirs or 'unknown'}) is not this "
+        f"operator's (schema {ours}): apply this version's CRD "
+        "(`kubectl apply --server-side -f crds/`; Helm does not upgrade CRDs) or the API "
+        "server may refuse status writes that use newer fields"
+    )
+
+
+def _crd_spec() -> dict[str, Any]:
+    return {
+        "group": resource.GROUP,
+        "scope": "Namespaced",
+        "names": {
+            "kind": resource.KIND,
+            "listKind": f"{resource.KIND}List",
+            "plural": resource.PLURAL,
+            "singular": resource.SINGULAR,
+            "shortNames": list(resource.SHORT_NAMES),
+            "categories": list(resource.CATEGORIES),
+        },
+        "versions": [
+            {
+                "name": resource.VERSION,
+                "served": True,
+                "storage": True,
+                "schema": {"openAPIV3Schema": openapi_schema()},
+                "subresources": {
+                    "status": {},
+                    "scale": {
+                        "specReplicasPath": ".spec.replicas",
+                        "statusReplicasPath": ".status.replicas",
+                        "labelSelectorPath": ".status.selector",
                     },
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                }
-            ],
-        },
+                },
+                "additionalPrinterColumns": PRINTER_COLUMNS,
+            }
+        ],
     }
 
 

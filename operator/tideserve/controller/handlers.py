@@ -16,8 +16,8 @@ from typing import Any
 
 import kopf
 
-from tideserve.api import resource
-from tideserve.controller import reconcile, refresher, sizing, store
+from tideserve.api import crd, resource
+from tideserve.controller import kube, metrics, reconcile, refresher, sizing, store
 from tideserve.render import names
 
 ISVC = (resource.GROUP, resource.VERSION, resource.PLURAL)
@@ -88,6 +88,24 @@ def configure(settings: kopf.OperatorSettings, activator: bool = False) -> None:
         settings.watching.label_selectors[selector] = labels
 
 
+async def check_crd(logger: logging.Logger | kopf.Logger) -> bool:
+    """Say loudly, once at start, when the installed CRD is not this operator's.
+
+    Not fatal: an older CRD still serves every field it has, and a crash loop would stop
+    the endpoints that work; the log line and tideserve_crd_current say what to do."""
+    name = f"{resource.PLURAL}.{resource.GROUP}"
+    try:
+        installed = await asyncio.to_thread(kube.get, "CustomResourceDefinition", None, name)
+    except Exception as error:  # the check must never stop the operator
+        logger.warning("could not read the CRD %s to check its version: %s", name, error)
+        return False
+    problem = crd.mismatch(installed)
+    metrics.CRD_CURRENT.set(0 if problem else 1)
+    if problem:
+        logger.error("%s", problem)
+    return problem is None
+
+
 async def _start_loop(
     module_name: str, settings: Any, stop: asyncio.Event, logger: logging.Logger | Any
 ) -> asyncio.Task[Any] | None:
@@ -141,6 +159,7 @@ def register(
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
         configure(settings, activator=rec.settings.activator is not None)
+        await check_crd(logger)
         refreshers.append(refresher.Refresher(refresh))
         for module_name in loop_modules:
             task = await _start_loop(module_name, rec.settings, stop, logger)

@@ -29,3 +29,8 @@ LEADER = prometheus_client.Gauge(
     "tideserve_leader",
     "1 while this operator process holds the leader Lease (and runs handlers and loops).",
 )
+CRD_CURRENT = prometheus_client.Gauge(
+    "tideserve_crd_current",
+    "1 when the installed InferenceService CRD is the one this operator was built with "
+    "(checked at start), 0 when it is older or newer.",
+)
