@@ -99,9 +99,11 @@ def test_real_usage_becomes_a_cpu_memory_recommendation(
             history_seconds=300, step_seconds=1, rate_seconds=10, cost_seconds=120
         )
     )
+    # Both passes read the window ending at the same instant: the same data, twice.
+    then = datetime.datetime.now(datetime.UTC)
     prom = signals.Prometheus(prometheus.url)
     try:
-        result = loop.tick(settings, catalog.DEFAULT, prom, config)
+        result = loop.tick(settings, catalog.DEFAULT, prom, config, now=then)
     finally:
         prom.close()
     assert (namespace, name) in result.written
@@ -148,7 +150,7 @@ def test_real_usage_becomes_a_cpu_memory_recommendation(
     try:
         again = loop.tick(
             settings, catalog.DEFAULT, prom, config,
-            now=datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1),
+            now=then,
         )  # fmt: skip
     finally:
         prom.close()
