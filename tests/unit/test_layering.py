@@ -58,9 +58,8 @@ IMPURE_IMPORTS = {
 # STYLE rule 7: one place talks to the API. The operator's client (kube.py), the
 # activator's watch, and the test bed's handle for tests (tideserve_testbed.fixtures).
 KUBERNETES_CLIENTS = {"tideserve.controller.kube", "tideserve.activator.watch"}
-# One Prometheus client (tideserve.prometheus). The autoscaler still builds its own
-# PrometheusConnect the same way; it is listed until it moves onto the shared module.
-PROMETHEUS_CLIENTS = {"tideserve.prometheus", "tideserve.autoscaler.signals"}
+# One Prometheus client (tideserve.prometheus) for the autoscaler and right-sizing.
+PROMETHEUS_CLIENTS = {"tideserve.prometheus"}
 TESTBED = ROOT / "hack" / "lib" / "tideserve_testbed"
 TESTBED_CLIENT = TESTBED / "fixtures.py"
 

@@ -98,6 +98,7 @@ class Autoscaler:
 
     async def close(self) -> None:
         await self.http.aclose()
+        self.prometheus.close()
 
     async def _activator_urls(self) -> list[str]:
         if self.settings.activator_url:

@@ -17,9 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import httpx
-import prometheus_api_client
-import urllib3
 
+from tideserve import prometheus
 from tideserve.autoscaler import assemble, policy
 
 log = logging.getLogger("tideserve.autoscaler.signals")
@@ -43,31 +42,22 @@ class Demand:
     ok: bool
 
 
-def prometheus_client(url: str) -> prometheus_api_client.PrometheusConnect:
-    # No retries inside the client: the next tick is the retry, and a hanging query
-    # would stretch the tick for everyone.
-    return prometheus_api_client.PrometheusConnect(
-        url=url,
-        disable_ssl=True,
-        retry=urllib3.util.retry.Retry(total=0),
-        timeout=QUERY_TIMEOUT_S,
-    )
+def prometheus_client(url: str) -> prometheus.Client:
+    """The operator's one Prometheus client (TLS verified, no retries: the next tick is
+    the retry, and a hanging query would stretch the tick for everyone)."""
+    return prometheus.Client(url, timeout=QUERY_TIMEOUT_S)
 
 
 async def query_all(
-    prometheus: prometheus_api_client.PrometheusConnect,
+    client: prometheus.Client,
 ) -> tuple[dict[str, list[dict[str, Any]]], float] | None:
     """Run every query (in threads: the client is synchronous) at one evaluation time."""
     evaluated_at = time.time()
-    params = {"time": f"{evaluated_at:.3f}"}
-
-    def one(query: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = prometheus.custom_query(query, params=params)
-        return result
-
     try:
-        answers = await asyncio.gather(*(asyncio.to_thread(one, q) for q in QUERIES.values()))
-    except Exception as exc:
+        answers = await asyncio.gather(
+            *(asyncio.to_thread(client.instant, q, evaluated_at) for q in QUERIES.values())
+        )
+    except prometheus.QueryError as exc:
         log.warning("Prometheus query failed, holding every endpoint: %s", exc)
         return None
     return dict(zip(QUERIES, answers, strict=True)), evaluated_at
@@ -120,12 +110,12 @@ def demand_urls(slices: Sequence[Mapping[str, Any]], port_name: str = "control")
 
 
 async def read(
-    prometheus: prometheus_api_client.PrometheusConnect,
-    client: httpx.AsyncClient,
+    prom: prometheus.Client,
+    http: httpx.AsyncClient,
     activator_urls: Sequence[str],
 ) -> tuple[dict[Key, policy.Signals] | None, Demand]:
     """Everything for one tick: Signals per endpoint (None: Prometheus failed)."""
-    answers, held = await asyncio.gather(query_all(prometheus), demand(client, activator_urls))
+    answers, held = await asyncio.gather(query_all(prom), demand(http, activator_urls))
     if answers is None:
         return None, held
     results, evaluated_at = answers
