@@ -10,14 +10,12 @@ it); its replicas are written by the autoscaler only.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import datetime
 import json
 import pathlib
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,7 +28,6 @@ from tideserve_testbed import prometheus as testbed_prometheus
 
 from tideserve import settings as settings_mod
 from tideserve.api import crd, resource
-from tideserve.autoscaler import loop
 from tideserve.controller import kube as kube_api
 from tideserve.render import names
 
@@ -47,29 +44,6 @@ FAST_BEHAVIOR = {
     "scaleDown": {"stabilizationSeconds": 5, "maxPercent": 100, "maxReplicasChange": 5,
                   "periodSeconds": 5},
 }  # fmt: skip
-
-
-@contextlib.contextmanager
-def autoscaler(settings: settings_mod.Settings) -> Iterator[None]:
-    """tideserve.autoscaler.loop.run in its own event loop, as the operator runs it."""
-    event_loop = asyncio.new_event_loop()
-    stop: list[asyncio.Event] = []
-    started = threading.Event()
-
-    async def main() -> None:
-        stop.append(asyncio.Event())
-        started.set()
-        await loop.run(settings, stop[0])
-
-    thread = threading.Thread(target=event_loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    started.wait(10)
-    try:
-        yield
-    finally:
-        event_loop.call_soon_threadsafe(stop[0].set)
-        thread.join(timeout=30)
-        event_loop.close()
 
 
 @pytest.fixture
@@ -176,7 +150,7 @@ def test_load_step_scales_up_then_down_after_stabilization_and_to_zero_when_idle
     settings = settings_mod.Settings(
         prometheus_url=prometheus.url, tick_seconds=1.0, watch_namespaces=(namespace,)
     )
-    with autoscaler(settings):
+    with fixtures.autoscaler(settings):
         fixtures.eventually(
             lambda: condition(kube, namespace, name, "MetricsAvailable").get("status") == "True",
             20, "MetricsAvailable=True",
@@ -240,7 +214,7 @@ def test_schedule_window_forces_zero_and_releases(
     settings = settings_mod.Settings(
         prometheus_url=prometheus.url, tick_seconds=1.0, watch_namespaces=(namespace,)
     )
-    with autoscaler(settings):
+    with fixtures.autoscaler(settings):
         wait_replicas(kube, namespace, name, lambda n: n == 0, 15, "the window's zero")
         off = fixtures.eventually(
             lambda: (s := status(kube, namespace, name)).get("offUntil") and s, 10, "offUntil"
@@ -285,7 +259,7 @@ def test_stopping_prometheus_holds_replicas_and_restarting_recovers(
         settings = settings_mod.Settings(
             prometheus_url=url, tick_seconds=1.0, watch_namespaces=(namespace,)
         )
-        with autoscaler(settings):
+        with fixtures.autoscaler(settings):
             with fixtures.load(server, concurrency=32):
                 wait_replicas(kube, namespace, name, lambda n: n == 4, 30, "max replicas")
             testbed_prometheus.down(state)
@@ -376,7 +350,7 @@ def test_a_request_held_by_the_activator_wakes_the_endpoint_from_zero(
             prometheus_url=prometheus.url, tick_seconds=1.0, watch_namespaces=(namespace,),
             activator_url=control,
         )  # fmt: skip
-        with autoscaler(settings), concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with fixtures.autoscaler(settings), concurrent.futures.ThreadPoolExecutor(1) as pool:
             sent = time.monotonic()
             answer = pool.submit(infer_through, proxy, namespace, name)
             wait_replicas(kube, namespace, name, lambda n: n == 1, 15, "the wake")
@@ -418,7 +392,7 @@ def test_hard_off_window_makes_the_activator_refuse_until_it_ends(
             prometheus_url=prometheus.url, tick_seconds=1.0, watch_namespaces=(namespace,),
             activator_url=control,
         )  # fmt: skip
-        with autoscaler(settings):
+        with fixtures.autoscaler(settings):
             wait_replicas(kube, namespace, name, lambda n: n == 0, 15, "the window's zero")
             fixtures.eventually(lambda: status(kube, namespace, name).get("offUntil"), 10,
                                 "offUntil")  # fmt: skip

@@ -11,9 +11,7 @@ over) starts from that status instead of the defaults.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -45,29 +43,6 @@ SCALING = {
     },
 }  # fmt: skip
 SLO = {"queueTimeMs": 2000}
-
-
-@contextlib.contextmanager
-def autoscaler(settings: settings_mod.Settings) -> Iterator[None]:
-    """tideserve.autoscaler.loop.run in its own event loop, as the operator runs it."""
-    event_loop = asyncio.new_event_loop()
-    stop: list[asyncio.Event] = []
-    started = threading.Event()
-
-    async def main() -> None:
-        stop.append(asyncio.Event())
-        started.set()
-        await loop.run(settings, stop[0])
-
-    thread = threading.Thread(target=event_loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    started.wait(10)
-    try:
-        yield
-    finally:
-        event_loop.call_soon_threadsafe(stop[0].set)
-        thread.join(timeout=30)
-        event_loop.close()
 
 
 def learned_status_of(kube: fixtures.Kube, namespace: str) -> dict[str, Any]:
@@ -115,7 +90,7 @@ def test_a_restarted_autoscaler_derives_what_it_learned_before(
         prometheus_url=prometheus.url, tick_seconds=1.0, watch_namespaces=(namespace,)
     )
 
-    with autoscaler(settings), fixtures.load(server, concurrency=32):
+    with fixtures.autoscaler(settings), fixtures.load(server, concurrency=32):
         # A scale up whose replicas became Ready is a cold start; a whole rate window
         # saturated at a settled replica count is a peak. The status gets them at once
         # and then at most once a minute (learned_status.MIN_WRITE_INTERVAL_S).

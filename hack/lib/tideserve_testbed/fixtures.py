@@ -8,6 +8,7 @@ started with `hack/cluster up`). TIDESERVE_KEEP_CLUSTER=1 keeps everything up.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -28,6 +29,7 @@ import kubernetes.config
 import numpy as np
 import tritonclient.http as httpclient
 
+from tideserve import settings as settings_mod
 from tideserve.api import crd, resource
 from tideserve_testbed import cli, controlplane, procs, prometheus, triton
 
@@ -305,3 +307,29 @@ def load(server: Triton, concurrency: int, width: int = 16) -> Iterator[list[int
         stop.set()
         for t in threads:
             t.join(timeout=30)
+
+
+@contextlib.contextmanager
+def autoscaler(settings: settings_mod.Settings) -> Iterator[None]:
+    """tideserve.autoscaler.loop.run in its own event loop and thread, as the operator runs
+    it; stopped (its stop event set, the thread joined) on leaving."""
+    from tideserve.autoscaler import loop  # noqa: PLC0415  (only the e2e tests need it)
+
+    event_loop = asyncio.new_event_loop()
+    stop: list[asyncio.Event] = []
+    started = threading.Event()
+
+    async def main() -> None:
+        stop.append(asyncio.Event())
+        started.set()
+        await loop.run(settings, stop[0])
+
+    thread = threading.Thread(target=event_loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    started.wait(10)
+    try:
+        yield
+    finally:
+        event_loop.call_soon_threadsafe(stop[0].set)
+        thread.join(timeout=30)
+        event_loop.close()
