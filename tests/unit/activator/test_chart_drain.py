@@ -68,6 +68,19 @@ def test_a_drain_too_close_to_the_grace_period_is_refused() -> None:
     result = template({"activator": {"drainSeconds": 41, "terminationGracePeriodSeconds": 45}})
     assert result.returncode != 0
     assert "activator.drainSeconds (41) must be at least 5 below" in result.stderr
+    assert "preStopSleepSeconds (5)" in result.stderr
+
+
+def test_a_terminating_activator_pauses_before_sigterm_within_the_grace_period() -> None:
+    pod = activator_pod({})
+    (container,) = pod["containers"]
+    assert container["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    args = server.parse_args([], env)
+    assert 5 + args.drain_seconds + server.FINISH_SECONDS <= pod["terminationGracePeriodSeconds"]
+    # 0 turns the pause off.
+    off = activator_pod({"activator": {"preStopSleepSeconds": 0}})
+    assert "lifecycle" not in off["containers"][0]
 
 
 def test_both_can_be_raised_together() -> None:
