@@ -121,6 +121,22 @@ def run(
     return history
 
 
+def after(
+    spec: spec_api.ScalingSpec,
+    sequence: list[policy.Signals],
+    current: int,
+    start: datetime.datetime,
+) -> tuple[policy.PolicyState, int, datetime.datetime]:
+    """Where `sequence` leaves the policy: its state, the replicas, the next tick's time."""
+    state = policy.PolicyState()
+    now = start
+    for signals in sequence:
+        decision, state = policy.decide(spec, signals, current, current, now, state, SLO)
+        current = decision.desired
+        now += TICK
+    return state, current, now
+
+
 # States an operator restores from status.learned (any object the CRD schema admits).
 restored = st.fixed_dictionaries(
     {},
@@ -218,13 +234,7 @@ def test_monotone_in_load(
     current: int,
     start: datetime.datetime,
 ) -> None:
-    history = run(spec, before, current, start)
-    state = policy.PolicyState()
-    now = start
-    for when, was, signals, _ in history:  # replay to get the state
-        _, state = policy.decide(spec, signals, was, was, when, state, SLO)
-        current = _.desired
-        now = when + TICK
+    state, current, now = after(spec, before, current, start)
     # Every component of the load grows by the same factor: queued requests, requests
     # held by the activator and the arrival rate. (Growing the rate while a constant
     # held count stays put is not "more load" to a policy that reads replica speed off
@@ -259,13 +269,7 @@ def test_monotone_in_backlog_at_a_fixed_rate(
     current: int,
     start: datetime.datetime,
 ) -> None:
-    history = run(spec, before, current, start)
-    state = policy.PolicyState()
-    now = start
-    for when, was, signals, _ in history:
-        _, state = policy.decide(spec, signals, was, was, when, state, SLO)
-        current = _.desired
-        now = when + TICK
+    state, current, now = after(spec, before, current, start)
     low = fresh_signals(pending, rate, held)
     high = fresh_signals(pending * factor, rate, held)
     low_decision, _ = policy.decide(spec, low, current, current, now, state, SLO)
