@@ -201,9 +201,14 @@ def apply_status(
     return result
 
 
-def get(kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+def get(
+    kind: str,
+    namespace: str | None,
+    name: str,
+    timeout: float | tuple[float, float] = REQUEST_TIMEOUT,
+) -> dict[str, Any] | None:
     try:
-        result: dict[str, Any] = _request("GET", path(kind, namespace, name))
+        result: dict[str, Any] = _request("GET", path(kind, namespace, name), timeout=timeout)
     except NotFoundError:
         return None
     return result
@@ -347,15 +352,6 @@ def patch_scale(kind: str, namespace: str, name: str, replicas: int, manager: st
     body = {"spec": {"replicas": replicas}}
     query = [("fieldManager", manager)]
     _request("PATCH", url, body, query, content_type="application/merge-patch+json")
-
-
-def get_lease(namespace: str, name: str, timeout: float) -> dict[str, Any] | None:
-    """The Lease (leader election), or None when it does not exist yet."""
-    try:
-        result: dict[str, Any] = _request("GET", path("Lease", namespace, name), timeout=timeout)
-    except NotFoundError:
-        return None
-    return result
 
 
 def create_lease(namespace: str, name: str, spec: dict[str, Any], timeout: float) -> None:

@@ -56,7 +56,7 @@ class Elector:
     _renewer: threading.Thread | None = None
 
     def _read(self, timeout: float) -> tuple[leader_rules.Record | None, str]:
-        lease = kube.get_lease(self.namespace, self.name, timeout)
+        lease = kube.get("Lease", self.namespace, self.name, timeout)
         if lease is None:
             return None, ""
         record = leader_rules.from_spec(lease.get("spec"))

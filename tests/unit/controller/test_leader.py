@@ -25,7 +25,8 @@ class FakeLeases:
     version: int = 0
     failing: bool = False
 
-    def get(self, namespace: str, name: str, timeout: float) -> dict[str, Any] | None:
+    def get(self, kind: str, namespace: str, name: str, timeout: float) -> dict[str, Any] | None:
+        assert kind == "Lease"
         if self.failing:
             raise kopf.TemporaryError("API unreachable", delay=1)
         if self.spec is None:
@@ -50,7 +51,7 @@ class FakeLeases:
 @pytest.fixture
 def leases(monkeypatch: pytest.MonkeyPatch) -> FakeLeases:
     fake = FakeLeases()
-    monkeypatch.setattr(kube, "get_lease", fake.get)
+    monkeypatch.setattr(kube, "get", fake.get)
     monkeypatch.setattr(kube, "create_lease", fake.create)
     monkeypatch.setattr(kube, "replace_lease", fake.replace)
     return fake
