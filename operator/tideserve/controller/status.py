@@ -35,7 +35,11 @@ MODEL_LOADING = "ModelLoading"  # Triton runs but is not ready: it loads the mod
 # Ready keeps the reason it always had for an unschedulable pod (documented, and the
 # reason of the Warning Event), while Progressing names the phase.
 READY_REASONS = {WAITING_FOR_NODE: "Pending"}
-INIT_PHASES = {"fetch-model": FETCHING_MODEL, "model-config": PREPARING_MODEL}
+# Init containers by name: (phase, message) while each runs.
+INIT_PHASES = {
+    "fetch-model": (FETCHING_MODEL, "downloading the model repository"),
+    "model-config": (PREPARING_MODEL, "writing the model configuration"),
+}
 
 # Container waiting reasons that will not fix themselves.
 _BROKEN = {
@@ -176,14 +180,11 @@ def _progress(obs: Observed) -> _State:
                 return _State("False", reason, f"container {container}: {message or reason}")
     for pod in _live(obs.pods):
         for container in _running_init(pod):
-            phase = INIT_PHASES.get(container)
-            if phase == FETCHING_MODEL:
-                return _State("True", phase, "downloading the model repository")
-            if phase == PREPARING_MODEL:
-                return _State("True", phase, "writing the model configuration")
+            if container in INIT_PHASES:
+                return _State("True", *INIT_PHASES[container])
         for container, reason, _ in _waiting(pod):
             if container == "fetch-model":
-                return _State("True", FETCHING_MODEL, "downloading the model repository")
+                return _State("True", *INIT_PHASES[container])
             if reason == "ContainerCreating":
                 return _State(
                     "True",
