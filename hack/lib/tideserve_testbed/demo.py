@@ -251,7 +251,10 @@ def up() -> int:
     loader.join()
 
     say("load stops -> scale down after the stable window, to zero after 20 s idle")
-    watch(prom_url, 120, until=lambda s: s["replicas"] == 0)
+    # Zero means no ready replica in the status the activator reads, not only a Deployment
+    # scaled to 0 (its last pod may still be terminating): a request sent earlier would be
+    # forwarded at once, not held.
+    watch(prom_url, 120, until=lambda s: s["replicas"] == 0 and s["ready"] == 0)
 
     say("a request at zero goes to the activator: held, the endpoint wakes, it is answered")
     result: dict[str, Any] = {}
