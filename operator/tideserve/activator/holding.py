@@ -131,11 +131,8 @@ class Activator:
         if self._closing:
             return SHUTTING_DOWN
         state = endpoint.state
-        if (
-            endpoint.model_ready
-            and state.off_until is None
-            and state.ready_replicas > 0
-            and not len(endpoint.queue)
+        if state.off_until is None and queueing.passes_through(
+            state, held=len(endpoint.queue), model_ready=endpoint.model_ready
         ):
             # What `route` answers here, without building a datetime for a window that
             # is not set: this is every pass-through request's path.

@@ -111,7 +111,7 @@ def route(
     """Decide what to do with a request that just arrived for `state.key`."""
     if state.off(now):
         return off_refusal(state, now)
-    if state.ready_replicas > 0 and model_ready and held == 0:
+    if passes_through(state, held=held, model_ready=model_ready):
         return Forward()
     if held >= state.max_held_requests:
         return Refusal(
@@ -122,6 +122,11 @@ def route(
             details={"held": held, "maxHeldRequests": state.max_held_requests},
         )
     return Hold()
+
+
+def passes_through(state: EndpointState, *, held: int, model_ready: bool) -> bool:
+    """Rule 2 (outside an off window): a ready model and nobody queued ahead."""
+    return state.ready_replicas > 0 and model_ready and held == 0
 
 
 def off_refusal(state: EndpointState, now: datetime.datetime) -> Refusal:
