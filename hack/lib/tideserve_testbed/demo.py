@@ -225,6 +225,9 @@ def up() -> int:
         env
         | {
             "TIDESERVE_TICK_SECONDS": "2",
+            # Only the demo's namespace: the test bed is shared (hack/test, other
+            # sessions), and a cluster-wide demo operator would handle their objects too.
+            "TIDESERVE_WATCH_NAMESPACES": NAMESPACE,
             "TIDESERVE_ACTIVATOR_URL": f"http://127.0.0.1:{control_port}",
             "TIDESERVE_METRICS_PORT": str(procs.free_port()),
             "TIDESERVE_HEALTH_PORT": str(procs.free_port()),
