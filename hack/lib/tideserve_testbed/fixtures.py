@@ -326,7 +326,8 @@ def autoscaler(settings: settings_mod.Settings) -> Iterator[None]:
 
     thread = threading.Thread(target=event_loop.run_until_complete, args=(main(),), daemon=True)
     thread.start()
-    started.wait(10)
+    if not started.wait(10):
+        raise RuntimeError("the autoscaler loop did not start within 10 s")
     try:
         yield
     finally:
