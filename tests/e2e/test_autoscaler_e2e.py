@@ -26,9 +26,9 @@ import pytest
 from tideserve_testbed import fixtures, procs
 from tideserve_testbed import prometheus as testbed_prometheus
 
+from tideserve import kube as kube_api
 from tideserve import settings as settings_mod
 from tideserve.api import crd, resource
-from tideserve.controller import kube as kube_api
 from tideserve.render import names
 
 pytestmark = pytest.mark.e2e

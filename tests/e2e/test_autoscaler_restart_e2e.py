@@ -18,11 +18,11 @@ import pytest
 from tideserve_testbed import fixtures
 from tideserve_testbed import prometheus as testbed_prometheus
 
+from tideserve import kube as kube_api
 from tideserve import settings as settings_mod
 from tideserve.api import resource
 from tideserve.api import spec as spec_api
 from tideserve.autoscaler import learned, learned_status, loop
-from tideserve.controller import kube as kube_api
 from tideserve.render import names
 
 pytestmark = pytest.mark.e2e

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from tideserve_testbed import fixtures
 
+from tideserve import kube as kube_api
 from tideserve import settings as settings_mod
-from tideserve.controller import kube as kube_api
 from tideserve.rightsizing import catalog, histograms, loop, profiling, quantities, signals
 
 pytestmark = pytest.mark.e2e

@@ -9,9 +9,9 @@ import prometheus_client
 import pytest
 from tideserve_testbed import fixtures
 
+from tideserve import kube as kube_api
 from tideserve.api import crd, resource
 from tideserve.controller import handlers
-from tideserve.controller import kube as kube_api
 
 pytestmark = pytest.mark.integration
 

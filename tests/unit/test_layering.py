@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 import pathlib
+import tomllib
 
 import pytest
 
@@ -55,9 +56,10 @@ IMPURE_IMPORTS = {
 }
 
 
-# STYLE rule 7: one place talks to the API. The operator's client (kube.py), the
-# activator's watch, and the test bed's handle for tests (tideserve_testbed.fixtures).
-KUBERNETES_CLIENTS = {"tideserve.controller.kube", "tideserve.activator.watch"}
+# STYLE rule 7: one place talks to the API. The operator's client (tideserve/kube.py,
+# shared by the controller, the autoscaler and right-sizing), the activator's watch, and
+# the test bed's handle for tests (tideserve_testbed.fixtures).
+KUBERNETES_CLIENTS = {"tideserve.kube", "tideserve.activator.watch"}
 # One Prometheus client (tideserve.prometheus) for the autoscaler and right-sizing.
 PROMETHEUS_CLIENTS = {"tideserve.prometheus"}
 TESTBED = ROOT / "hack" / "lib" / "tideserve_testbed"
@@ -203,6 +205,34 @@ def test_operator_code_imports_the_simulator_and_the_probe_only_lazily() -> None
         if within(imported, OPTIONAL_HOMES)
     ]
     assert offenders == []
+
+
+def contract_layers() -> list[list[str]]:
+    """The layers of the import contract in pyproject.toml (lint-imports checks the
+    imports between them), highest first, each a list of modules."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
+    return [[m.strip() for m in layer.replace("|", ":").split(":")] for layer in layers]
+
+
+def test_every_module_sits_in_exactly_one_layer_of_the_import_contract() -> None:
+    # lint-imports checks only the modules a layer names: a new module left out of the
+    # contract would be checked by nothing. Docstring-only package inits are in none.
+    layered = [m for layer in contract_layers() for m in layer]
+    unplaced = []
+    for name, path in modules():
+        homes = [m for m in layered if within(name, [m])]
+        if len(homes) != 1 and not (path.name == "__init__.py" and not imports(path)):
+            unplaced.append(f"{name}: {homes or 'no layer'}")
+    assert unplaced == []
+
+
+def test_the_pure_modules_sit_below_the_client_modules() -> None:
+    layers = contract_layers()
+    client = next(i for i, layer in enumerate(layers) if "tideserve.kube" in layer)
+    below = [m for layer in layers[client + 1 :] for m in layer]
+    assert [p for p in PURE if p not in below] == []
+    assert KUBERNETES_CLIENTS - {"tideserve.activator.watch"} <= set(layers[client])
 
 
 def test_module_level_imports_skip_function_bodies(tmp_path: pathlib.Path) -> None:

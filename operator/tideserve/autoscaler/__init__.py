@@ -14,7 +14,7 @@ Pure (plain data in, plain data out; the simulator calls these too):
   learned_status  the learned part of the state <-> status.learned (kept across restarts)
 Thin shell:
   signals    Prometheus (one query per signal for all endpoints) + activator /demand
-  actuation  Kubernetes calls through tideserve.controller.kube
+  actuation  Kubernetes calls through tideserve.kube
   metrics    the autoscaler's Prometheus metrics
   loop       run(settings, stop): list, read signals, decide, patch, write status
 """

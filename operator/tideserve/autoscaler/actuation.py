@@ -1,6 +1,6 @@
 """The autoscaler's calls to the Kubernetes API (synchronous; the loop runs them in threads).
 
-Everything goes through tideserve.controller.kube, the one module that talks to the API
+Everything goes through tideserve.kube, the one module that talks to the API
 and translates its errors. The autoscaler writes only: the predictor Deployment's
 replicas (scale subresource) and its own status fields, both under its own field
 manager, and Events.
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tideserve import kube
 from tideserve.api import resource
-from tideserve.controller import kube
 from tideserve.render import names
 
 Key = tuple[str, str]

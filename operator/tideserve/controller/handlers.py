@@ -10,23 +10,23 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-import importlib
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
 
+from tideserve import kube
+from tideserve import settings as settings_mod
 from tideserve.api import crd, resource
-from tideserve.controller import kube, metrics, reconcile, refresher, sizing, store
+from tideserve.controller import metrics, reconcile, refresher, sizing, store
 from tideserve.render import names
 
 ISVC = (resource.GROUP, resource.VERSION, resource.PLURAL)
-# Loops that run inside the operator process, started after kopf is up: name -> module
-# with `run(settings, stop)`. Imported lazily; a missing module is logged, not fatal.
-LOOPS = {
-    "autoscaler": "tideserve.autoscaler.loop",
-    "rightsizing": "tideserve.rightsizing.loop",
-}
+# A loop that runs inside the operator process, started after kopf is up: `run(settings,
+# stop)`. main.py (the composition root) passes them in; the controller never imports
+# the autoscaler or right-sizing itself.
+Loop = Callable[[settings_mod.Settings, asyncio.Event], Awaitable[None]]
 # Children watched for drift besides the Deployment: (group, version, plural, kind).
 CHILD_KINDS = (
     ("", "v1", "services", "Service"),
@@ -106,34 +106,27 @@ async def check_crd(logger: logging.Logger | kopf.Logger) -> bool:
     return problem is None
 
 
-async def _start_loop(
-    module_name: str, settings: Any, stop: asyncio.Event, logger: logging.Logger | Any
-) -> asyncio.Task[Any] | None:
-    """Start `<module>.run(settings, stop)` if that module exists (imported lazily)."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            logger.warning("%s is not available: that loop does not run (%s)", module_name, exc)
-            return None
-        raise
+def _start_loop(
+    name: str, run: Loop, settings: settings_mod.Settings, stop: asyncio.Event, logger: Any
+) -> asyncio.Task[Any]:
+    """Start `run(settings, stop)` as a task; a crash is logged, never kopf's."""
 
     async def guarded() -> None:
         try:
-            await module.run(settings, stop)
+            await run(settings, stop)
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("%s.run crashed; the operator keeps reconciling", module_name)
+            logger.exception("the %s loop crashed; the operator keeps reconciling", name)
 
-    logger.info("starting %s", module_name)
-    return asyncio.get_running_loop().create_task(guarded(), name=module_name)
+    logger.info("starting %s", run.__module__)
+    return asyncio.get_running_loop().create_task(guarded(), name=name)
 
 
 def register(
     registry: kopf.OperatorRegistry,
     rec: reconcile.Reconciler,
-    loop_modules: tuple[str, ...] = tuple(LOOPS.values()),
+    loops_to_start: Mapping[str, Loop] | None = None,
 ) -> None:
     """Register every handler on `registry`, bound to one Reconciler."""
     refreshers: list[refresher.Refresher] = []
@@ -161,10 +154,8 @@ def register(
         configure(settings, activator=rec.settings.activator is not None)
         await check_crd(logger)
         refreshers.append(refresher.Refresher(refresh))
-        for module_name in loop_modules:
-            task = await _start_loop(module_name, rec.settings, stop, logger)
-            if task is not None:
-                loops.append(task)
+        for name, run in (loops_to_start or {}).items():
+            loops.append(_start_loop(name, run, rec.settings, stop, logger))
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(logger: kopf.Logger, **_: Any) -> None:

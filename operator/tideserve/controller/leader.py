@@ -25,7 +25,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tideserve.controller import kube, leader_rules, metrics
+from tideserve import kube
+from tideserve.controller import leader_rules, metrics
 
 log = logging.getLogger("tideserve.leader")
 

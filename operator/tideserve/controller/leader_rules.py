@@ -1,5 +1,5 @@
 """Leader election decisions: pure functions of a Lease record, the local clock and our
-identity (the client-go leaderelection pattern). The API calls live in controller/kube.py,
+identity (the client-go leaderelection pattern). The API calls live in tideserve/kube.py,
 the loop that applies these decisions in controller/leader.py.
 
 Expiry is judged by the *observer's* monotonic clock, never by comparing the Lease's

@@ -12,8 +12,18 @@ import sys
 import kopf
 import prometheus_client
 
+from tideserve import kube
 from tideserve import settings as settings_mod
-from tideserve.controller import handlers, kube, leader, reconcile
+from tideserve.autoscaler import loop as autoscaler_loop
+from tideserve.controller import handlers, leader, reconcile
+from tideserve.rightsizing import loop as rightsizing_loop
+
+# The loops started beside kopf, by name (for --without). This module is the composition
+# root: the one place in the controller that knows the autoscaler and right-sizing.
+LOOPS: dict[str, handlers.Loop] = {
+    "autoscaler": autoscaler_loop.run,
+    "rightsizing": rightsizing_loop.run,
+}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -42,7 +52,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--without",
         action="append",
-        choices=sorted(handlers.LOOPS),
+        choices=sorted(LOOPS),
         default=[],
         help="do not start this in-process loop (repeatable); e.g. to test the reconciler alone",
     )
@@ -74,7 +84,7 @@ def main(argv: list[str]) -> int:
     # The loops started beside kopf (autoscaler, right-sizing) see the same namespaces.
     settings = settings.model_copy(update={"watch_namespaces": namespaces})
     registry = kopf.OperatorRegistry()
-    loops = tuple(module for name, module in handlers.LOOPS.items() if name not in args.without)
+    loops = {name: run for name, run in LOOPS.items() if name not in args.without}
     handlers.register(registry, reconcile.Reconciler(settings), loops)
     if settings.metrics_port:
         prometheus_client.start_http_server(settings.metrics_port, addr=args.bind)

@@ -25,9 +25,10 @@ from typing import Any
 import kopf
 import pydantic
 
+from tideserve import kube
 from tideserve import settings as settings_mod
 from tideserve.api import resource
-from tideserve.controller import checks, drift, kube, metrics, routes, sizing, status, store
+from tideserve.controller import checks, drift, metrics, routes, sizing, status, store
 from tideserve.render import children, names, network
 from tideserve.render import hardware as hardware_mod
 

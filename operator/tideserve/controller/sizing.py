@@ -1,14 +1,12 @@
 """Right-sizing's say in what is rendered (rightSizing.mode: auto).
 
-The decision itself is right-sizing's pure `effective_resources(spec, status, current)`;
-this module only feeds it what the reconciler knows (the status, and the hardware the
-Deployment runs now, from its annotation) and imports it lazily, so the reconciler works
-with or without that package.
+The decision itself is right-sizing's pure `effective_resources(spec, status, current)`
+(a layer below the controller); this module only feeds it what the reconciler knows (the
+status, and the hardware the Deployment runs now, from its annotation).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +16,7 @@ import pydantic
 from tideserve.api import spec as spec_api
 from tideserve.api import status as status_api
 from tideserve.render import hardware, names
+from tideserve.rightsizing import effective as effective_mod
 
 log = logging.getLogger("tideserve.controller")
 
@@ -47,14 +46,10 @@ def effective(
     if spec.resources.right_sizing.mode is not spec_api.RightSizingMode.AUTO:
         return None
     try:
-        module = importlib.import_module("tideserve.rightsizing.effective")
-    except ModuleNotFoundError:
-        return None
-    try:
         parsed = status_api.InferenceServiceStatus.model_validate(dict(status or {}))
     except pydantic.ValidationError:
         parsed = None
     now = applied or running(deployment)
     current = hardware.to_resources(now, spec.resources) if now else None
-    resources: spec_api.ResourcesSpec = module.effective_resources(spec, parsed, current)
+    resources = effective_mod.effective_resources(spec, parsed, current)
     return hardware.from_spec(resources)

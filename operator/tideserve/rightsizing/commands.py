@@ -213,7 +213,7 @@ def main_recommend(argv: list[str]) -> int:
     if args.probe:
         return main_probe(args)
     # The client is imported here so that `--help` does not pay for it.
-    from tideserve.controller import kube  # noqa: PLC0415
+    from tideserve import kube  # noqa: PLC0415
 
     try:
         catalog = catalog_mod.load(args.catalog)

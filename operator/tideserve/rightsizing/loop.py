@@ -22,10 +22,10 @@ from typing import Any
 
 import pydantic
 
+from tideserve import kube
 from tideserve import settings as settings_mod
 from tideserve.api import resource
 from tideserve.api import status as status_api
-from tideserve.controller import kube
 from tideserve.rightsizing import (
     accelerators,
     advisor,

@@ -9,7 +9,8 @@ from typing import Any
 import kopf
 import pytest
 
-from tideserve.controller import kube, leader, leader_rules
+from tideserve import kube
+from tideserve.controller import leader, leader_rules
 
 pytestmark = pytest.mark.unit
 
