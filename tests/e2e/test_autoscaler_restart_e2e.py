@@ -117,7 +117,7 @@ def test_a_restarted_autoscaler_derives_what_it_learned_before(
         return again
 
     again = asyncio.run(restart())
-    state = again.states[(namespace, NAME)]
+    state = again.records[(namespace, NAME)].state
     body = kube.get_json(ISVC, "-n", namespace, NAME)
     spec = spec_api.InferenceServiceSpec.model_validate(body["spec"])
     basis = learned_status.basis_of(spec, (body.get("status") or {}).get("accelerator"))
@@ -138,7 +138,7 @@ def test_a_restarted_autoscaler_derives_what_it_learned_before(
         running = loop.Autoscaler(settings)
         try:
             await running.tick()
-            assert running.states[(namespace, NAME)].capacity.peak is not None
+            assert running.records[(namespace, NAME)].state.capacity.peak is not None
             kube.kubectl("patch", ISVC, "-n", namespace, NAME, "--type=merge", "-p",
                          '{"spec": {"model": {"storageUri": "pvc://models/tiny-v2"}}}')  # fmt: skip
             fixtures.eventually(
@@ -150,7 +150,7 @@ def test_a_restarted_autoscaler_derives_what_it_learned_before(
             await running.close()
         return running
 
-    rebased = asyncio.run(new_model_version()).states[(namespace, NAME)]
+    rebased = asyncio.run(new_model_version()).records[(namespace, NAME)].state
     assert rebased.capacity.peak is None
     assert rebased.observed.cold_starts == ()
     assert rebased.observed.gaps == state.observed.gaps

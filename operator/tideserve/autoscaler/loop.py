@@ -4,7 +4,8 @@ Every tick: list the InferenceServices and their predictor Deployments (one list
 each), read the signals once for all endpoints, decide per endpoint (pure policy, in a
 worker thread so a thousand decisions never stall kopf's event loop), then patch the
 replicas that change, post an Event per scale and write the status fields that change.
-Policy state lives in memory; what it learned of an endpoint (capacity, cold starts,
+Policy state lives in memory, one frozen `Record` per endpoint that the pure `decide`
+takes and returns; what it learned of an endpoint (capacity, cold starts,
 idle gaps) is also kept in status.learned (learned_status: at most once a minute, on
 change) and restored on the first sight of the endpoint, so a restart or a failover
 keeps the derived target, scale-down window and idle period. The rest restarts
@@ -56,6 +57,26 @@ class Action:
     decision: policy.Decision
     scale: bool
     status: dict[str, Any] | None
+    relearn: bool = False  # the model, runtime or hardware changed: learning again
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """What the loop carries for one endpoint from one tick to the next: passed in to
+    `decide` and returned by it, never edited in place."""
+
+    state: policy.PolicyState
+    # learned_status.basis_of(spec, accelerator), with the spec object and accelerator it
+    # was computed for (recomputed only when either changed).
+    basis: tuple[object, str | None, str]
+    # status.learned as last written (or restored), and when.
+    learned: learned_status.Written | None
+    # When a stale status.learned (a CRD that prunes it) was last written again.
+    learned_tried: datetime.datetime | None = None
+    # status.learned of the last figures: (spec, figures, shown), recomputed on change.
+    snapshot: tuple[object, tuple[object, ...], dict[str, Any] | None] | None = None
+    # status.lastScaling of this process's last scale.
+    last_scaling: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass
@@ -76,6 +97,112 @@ def _spec(body: dict[str, Any]) -> spec_api.InferenceServiceSpec | None:
         return None  # the reconciler reports it (SpecValid=False); nothing to scale
 
 
+def signals_of(
+    key: Key,
+    table: dict[Key, policy.Signals] | None,
+    fallback: dict[Key, policy.Signals] | None,
+) -> policy.Signals | None:
+    """One endpoint's signals this tick: from Prometheus' table (no series: NO_SERIES),
+    or, with Prometheus down (table None), the activator's held count alone."""
+    if table is not None:
+        return table.get(key, signals.NO_SERIES)
+    return (fallback or {}).get(key)
+
+
+def _basis(
+    record: Record | None, spec: spec_api.InferenceServiceSpec, accelerator: str | None
+) -> str:
+    """learned_status.basis_of, recomputed only when the spec or accelerator changed."""
+    if record is not None and record.basis[0] is spec and record.basis[1] == accelerator:
+        return record.basis[2]
+    return learned_status.basis_of(spec, accelerator)
+
+
+def _snapshot(
+    record: Record,
+    spec: spec_api.InferenceServiceSpec,
+    state: policy.PolicyState,
+    basis: str,
+) -> tuple[tuple[object, tuple[object, ...], dict[str, Any] | None], dict[str, Any] | None]:
+    """(cache entry, status.learned) for this state, recomputed only when the figures or
+    the spec changed (~30 us per endpoint otherwise, every tick; specs are cached objects)."""
+    capacity, observed = state.capacity, state.observed
+    figures = (capacity.per_replica, capacity.measured, capacity.peak,
+               observed.cold_starts, observed.gaps, basis)  # fmt: skip
+    cached = record.snapshot
+    if cached is not None and cached[0] is spec and cached[1] == figures:
+        return cached, cached[2]
+    shown = learned_status.dump(learned_status.snapshot(state, spec.scaling, spec.slo, basis))
+    return (spec, figures, shown), shown
+
+
+def decide(
+    endpoint: Endpoint,
+    record: Record | None,
+    sig: policy.Signals | None,
+    now: datetime.datetime,
+    prometheus_ok: bool = True,
+) -> tuple[Action, Record]:
+    """One endpoint, one tick (pure): what to ask the API for, and the record to carry.
+
+    `record` None: first sight of the endpoint; it starts from what its status.learned
+    says. `prometheus_ok` False: Prometheus failed this tick (MetricsAvailable says so)."""
+    previous = endpoint.body.get("status") or {}
+    accelerator = previous.get("accelerator")
+    basis = _basis(record, endpoint.spec, accelerator)
+    relearn = False
+    if record is None:
+        figures = learned_status.parse(previous.get("learned"))
+        restored = learned_status.Written(learned_status.dump(figures), now)
+        record = Record(learned_status.restore(figures, basis), ("", None, basis), restored)
+    elif record.basis[2] != basis:
+        relearn = True
+        record = dataclasses.replace(record, state=learned_status.rebase(record.state))
+    decision, state = policy.decide(
+        endpoint.spec.scaling,
+        sig,
+        endpoint.current,
+        endpoint.ready,
+        now,
+        record.state,
+        endpoint.spec.slo,
+    )
+    snapshot, fresh = _snapshot(record, endpoint.spec, state, basis)
+    written = learned_status.due(record.learned, fresh, now)
+    if decision.kind == "External" and endpoint.spec.replicas is not None:
+        wanted = endpoint.spec.replicas
+        decision = dataclasses.replace(
+            decision, desired=wanted, reason=f"external scaler: spec.replicas {wanted}"
+        )
+    scale = decision.desired != endpoint.current
+    last_scaling = record.last_scaling
+    if scale:
+        last_scaling = report.last_scaling(decision, endpoint.current, now)
+    wanted_status = report.status(
+        decision,
+        metrics=report.metrics_condition(sig, prometheus_ok=prometheus_ok),
+        scaling=last_scaling or previous.get("lastScaling"),
+        previous=previous,
+        generation=(endpoint.body.get("metadata") or {}).get("generation"),
+        now=now,
+        learned=written.value if written is not None else None,
+    )
+    changed = report.changed(previous, wanted_status)
+    learned_tried = record.learned_tried
+    if learned_status.stale(written, previous.get("learned"), learned_tried, now):
+        changed = True
+        learned_tried = now
+    action = Action(endpoint, decision, scale, wanted_status if changed else None, relearn)
+    return action, Record(
+        state=state,
+        basis=(endpoint.spec, accelerator, basis),
+        learned=written,
+        learned_tried=learned_tried,
+        snapshot=snapshot,
+        last_scaling=last_scaling,
+    )
+
+
 class Autoscaler:
     def __init__(
         self,
@@ -86,15 +213,11 @@ class Autoscaler:
         self.prometheus = signals.prometheus_client(settings.prometheus_url)
         self.http = httpx.AsyncClient()
         self.clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
-        self.states: dict[Key, policy.PolicyState] = {}
-        self.last_scaling: dict[Key, dict[str, Any]] = {}
-        self.learned: dict[Key, learned_status.Written | None] = {}
-        self.learned_tried: dict[Key, datetime.datetime] = {}
-        self.snapshots: dict[Key, tuple[object, tuple[object, ...], dict[str, Any] | None]] = {}
+        # One record per endpoint seen last tick; rebuilt every tick, so an endpoint that
+        # is gone (deleted, invalid, its Deployment missing) is forgotten with it.
+        self.records: dict[Key, Record] = {}
+        # Validated specs by (uid, generation): a cache of parsing, rebuilt every tick.
         self.specs: dict[tuple[str, int], spec_api.InferenceServiceSpec | None] = {}
-        # (spec, accelerator) -> learned_status.basis_of, per endpoint: what its learned
-        # capacity and cold starts were measured on.
-        self.bases: dict[Key, tuple[object, str | None, str]] = {}
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -159,103 +282,30 @@ class Autoscaler:
         fallback: dict[Key, policy.Signals] | None,
         now: datetime.datetime,
     ) -> list[Action]:
-        actions = []
+        """`decide` for every endpoint; the records of this tick replace the last ones."""
+        actions, records = [], {}
         for endpoint in endpoints:
-            key, scaling = endpoint.key, endpoint.spec.scaling
-            if table is not None:
-                sig: policy.Signals | None = table.get(key, signals.NO_SERIES)
-            else:
-                sig = (fallback or {}).get(key)
-            previous = endpoint.body.get("status") or {}
-            accelerator = previous.get("accelerator")
-            basis = self._basis(key, endpoint.spec, accelerator)
-            if key not in self.states:
-                self.states[key] = self._restore(key, previous.get("learned"), now, basis)
-            elif self.bases[key][2] != basis:
+            key = endpoint.key
+            sig = signals_of(key, table, fallback)
+            record = self.records.get(key)
+            action, records[key] = decide(endpoint, record, sig, now, table is not None)
+            if record is None:
+                log.debug("%s/%s: first sight; restored learned figures %s", *key,
+                          (endpoint.body.get("status") or {}).get("learned"))  # fmt: skip
+            if action.relearn:
                 log.info("%s/%s: model, runtime or hardware changed: learning capacity and "
                          "cold starts again", *key)  # fmt: skip
-                self.states[key] = learned_status.rebase(self.states[key])
-            self.bases[key] = (endpoint.spec, accelerator, basis)
-            decision, self.states[key] = policy.decide(
-                scaling,
-                sig,
-                endpoint.current,
-                endpoint.ready,
-                now,
-                self.states[key],
-                endpoint.spec.slo,
-            )
-            fresh = self._snapshot(key, endpoint.spec, self.states[key], basis)
-            written = learned_status.due(self.learned.get(key), fresh, now)
-            self.learned[key] = written
-            if decision.kind == "External" and endpoint.spec.replicas is not None:
-                wanted = endpoint.spec.replicas
-                decision = dataclasses.replace(
-                    decision, desired=wanted, reason=f"external scaler: spec.replicas {wanted}"
-                )
-            scale = decision.desired != endpoint.current
-            if scale:
-                self.last_scaling[key] = report.last_scaling(decision, endpoint.current, now)
-            scaling_record = self.last_scaling.get(key) or previous.get("lastScaling")
-            available = report.metrics_condition(sig, prometheus_ok=table is not None)
-            wanted_status = report.status(
-                decision,
-                metrics=available,
-                scaling=scaling_record,
-                previous=previous,
-                generation=(endpoint.body.get("metadata") or {}).get("generation"),
-                now=now,
-                learned=written.value if written is not None else None,
-            )
-            changed = report.changed(previous, wanted_status)
-            if learned_status.stale(
-                written, previous.get("learned"), self.learned_tried.get(key), now
-            ):
-                changed = True
-                self.learned_tried[key] = now
-            actions.append(Action(endpoint, decision, scale, wanted_status if changed else None))
+            actions.append(action)
             namespace, name = key
+            decision = action.decision
             metrics.DECISIONS.labels(namespace, name, decision.kind).inc()
             metrics.DESIRED.labels(namespace, name).set(decision.desired)
             metrics.CURRENT.labels(namespace, name).set(endpoint.current)
             metrics.SIGNAL_AGE.labels(namespace, name).set(sig.age_s if sig else math.inf)
+        for key in self.records.keys() - records.keys():
+            metrics.forget(*key)
+        self.records = records
         return actions
-
-    def _restore(
-        self, key: Key, raw: object, now: datetime.datetime, basis: str
-    ) -> policy.PolicyState:
-        """First sight of an endpoint: start from what its status says was learned."""
-        figures = learned_status.parse(raw)
-        self.learned[key] = learned_status.Written(learned_status.dump(figures), now)
-        if figures is not None:
-            log.debug("%s/%s: restored learned figures %s", *key, learned_status.dump(figures))
-        return learned_status.restore(figures, basis)
-
-    def _basis(self, key: Key, spec: spec_api.InferenceServiceSpec, accelerator: str | None) -> str:
-        """learned_status.basis_of, recomputed only when the spec or accelerator changed."""
-        cached = self.bases.get(key)
-        if cached is not None and cached[0] is spec and cached[1] == accelerator:
-            return cached[2]
-        return learned_status.basis_of(spec, accelerator)
-
-    def _snapshot(
-        self,
-        key: Key,
-        spec: spec_api.InferenceServiceSpec,
-        state: policy.PolicyState,
-        basis: str,
-    ) -> dict[str, Any] | None:
-        """status.learned for this state, recomputed only when the figures or the spec
-        changed (~30 us per endpoint otherwise, every tick; specs are cached objects)."""
-        capacity, observed = state.capacity, state.observed
-        figures = (capacity.per_replica, capacity.measured, capacity.peak,
-                   observed.cold_starts, observed.gaps, basis)  # fmt: skip
-        cached = self.snapshots.get(key)
-        if cached is not None and cached[0] is spec and cached[1] == figures:
-            return cached[2]
-        shown = learned_status.dump(learned_status.snapshot(state, spec.scaling, spec.slo, basis))
-        self.snapshots[key] = (spec, figures, shown)
-        return shown
 
     async def _act(self, action: Action, limit: asyncio.Semaphore) -> tuple[bool, bool, bool]:
         """(scaled, status written, failed) for one endpoint."""
@@ -305,14 +355,6 @@ class Autoscaler:
         pending = sorted((a for a in actions if a.scale or a.status is not None),
                          key=lambda a: not a.scale)  # fmt: skip
         outcomes = await asyncio.gather(*(self._act(a, limit) for a in pending))
-        for key in set(self.states) - {e.key for e in endpoints}:
-            self.states.pop(key, None)
-            self.last_scaling.pop(key, None)
-            self.learned.pop(key, None)
-            self.snapshots.pop(key, None)
-            self.bases.pop(key, None)
-            self.learned_tried.pop(key, None)
-            metrics.forget(*key)
         result.endpoints = len(endpoints)
         result.prometheus_ok = table is not None
         result.scaled = sum(1 for s, _, _ in outcomes if s)
