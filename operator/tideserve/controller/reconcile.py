@@ -58,6 +58,39 @@ class Facts:
     partial: bool = False  # an apply failed midway: the children match no plan
 
 
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """What the Reconciler keeps about one InferenceService between events: replaced as a
+    whole (under the Reconciler's lock), never edited in place."""
+
+    facts: Facts | None = None  # None: not applied by this process yet
+    status: dict[str, Any] | None = None  # the status this process last wrote
+    route: dict[str, Any] | None = None  # the route EndpointSlice this process last wrote
+    # Per child: drift.Seen.mine of what tideserve's last apply left on it.
+    applied: Mapping[drift.ChildKey, str] = dataclasses.field(default_factory=dict)
+    # An apply and a drift repair of this object must not interleave (a repair of the old
+    # plan landing after the new plan would stick: the fields stay tideserve's). The one
+    # lock is carried from record to record.
+    writing: threading.Lock = dataclasses.field(
+        default_factory=threading.Lock, compare=False, repr=False
+    )
+
+
+def routed_to_activator(records: Mapping[store.Key, Record]) -> list[store.Key]:
+    """Objects whose route follows the activator's pods: routed to it, or not routed yet
+    (a new object's first slice is written once there is somewhere to route)."""
+    return [
+        key
+        for key, record in records.items()
+        if record.facts is not None
+        and (
+            record.route is None
+            or record.route["metadata"]["annotations"].get(network.ROUTE_TARGET_ANNOTATION)
+            != "predictor"
+        )
+    ]
+
+
 def _carry(previous: Facts | None) -> dict[str, Any]:
     """What a failed or blocked apply keeps: the children still run the last good plan."""
     if previous is None:
@@ -69,19 +102,23 @@ class Reconciler:
     def __init__(self, settings: settings_mod.Settings) -> None:
         self.settings = settings
         self.store = store.Store()
-        self._facts: dict[store.Key, Facts] = {}
-        self._written_status: dict[store.Key, dict[str, Any]] = {}
-        self._written_route: dict[store.Key, dict[str, Any]] = {}
+        self._records: dict[store.Key, Record] = {}
         self._lock = threading.Lock()
-        # Per object: an apply and a drift repair must not interleave (a repair of the
-        # old plan landing after the new plan would stick: the fields stay tideserve's).
-        self._writing: dict[store.Key, threading.Lock] = {}
-        # Per child: drift.Seen.mine of what tideserve's last apply left on it.
-        self._applied_fields: dict[store.Key, dict[drift.ChildKey, str]] = {}
+
+    def _record(self, key: store.Key) -> Record:
+        with self._lock:
+            return self._records.get(key) or Record()
+
+    def _update(self, key: store.Key, **changes: Any) -> None:
+        with self._lock:
+            self._records[key] = dataclasses.replace(self._records.get(key) or Record(), **changes)
+
+    def _facts(self, key: store.Key) -> Facts | None:
+        return self._record(key).facts
 
     def _writer(self, key: store.Key) -> threading.Lock:
         with self._lock:
-            return self._writing.setdefault(key, threading.Lock())
+            return self._records.setdefault(key, Record()).writing
 
     def _applied(self, key: store.Key, result: dict[str, Any]) -> None:
         """A child as an apply left it: cached at once (a drift check must not act on a
@@ -89,7 +126,9 @@ class Reconciler:
         child, seen = drift.key_of(result), drift.seen(result)
         self.store.put_child(key, *child, seen)
         with self._lock:
-            self._applied_fields.setdefault(key, {})[child] = seen.mine
+            record = self._records.get(key) or Record()
+            applied = {**record.applied, child: seen.mine}
+            self._records[key] = dataclasses.replace(record, applied=applied)
 
     def _children(
         self, key: store.Key
@@ -98,10 +137,14 @@ class Reconciler:
         this process (after a restart) is taken as applied the way it is first seen."""
         live = self.store.children_of(key)
         with self._lock:
-            applied = self._applied_fields.setdefault(key, {})
-            for child, obj in live.items():
-                if obj is not None and child not in applied:
-                    applied[child] = obj.mine
+            record = self._records.get(key) or Record()
+            first_seen = {
+                child: obj.mine
+                for child, obj in live.items()
+                if obj is not None and child not in record.applied
+            }
+            applied = {**record.applied, **first_seen}
+            self._records[key] = dataclasses.replace(record, applied=applied)
             return live, dict(applied)
 
     # -- apply ---------------------------------------------------------------------------
@@ -124,7 +167,7 @@ class Reconciler:
                 spec = resource.parse_spec(dict(body["spec"]))
             except pydantic.ValidationError as exc:
                 message = resource.describe_error(exc)
-                previous = self._facts.get(key)
+                previous = self._facts(key)
                 # The children of the last good generation keep running, so routing
                 # (pods or activator) must keep following them: keep what was applied.
                 invalid = (checks.invalid_spec(message),)
@@ -132,7 +175,7 @@ class Reconciler:
                 metrics.RECONCILES.labels(result="invalid").inc()
                 raise kopf.PermanentError(f"invalid spec: {message}") from exc
             _, deployment, _ = self.store.snapshot(key)
-            previous = self._facts.get(key)
+            previous = self._facts(key)
             options = children.Options(
                 triton_image=self.settings.triton_image,
                 service_monitor=kube.crd_exists(SERVICE_MONITOR_CRD),
@@ -157,7 +200,7 @@ class Reconciler:
                 raise kopf.TemporaryError(blocking[0].message, delay=BLOCKED_RETRY_SECONDS)
             plan = children.plan(owner, spec, options)
             with self._writer(key):
-                if not fresh and self._up_to_date(key, plan, self._facts.get(key)):
+                if not fresh and self._up_to_date(key, plan, self._facts(key)):
                     fresh = previous.fresh if previous else False
                     facts = Facts(owner, owner.generation, url, hw.label, tuple(problems), hw)
                     self._remember(dataclasses.replace(facts, fresh=fresh, plan=plan))
@@ -241,32 +284,20 @@ class Reconciler:
     def _remember(self, facts: Facts | None) -> None:
         if facts is None:
             return
-        with self._lock:
-            self._facts[(facts.owner.namespace, facts.owner.name)] = facts
+        self._update((facts.owner.namespace, facts.owner.name), facts=facts)
 
     def forget(self, key: store.Key) -> None:
         with self._lock:
-            self._facts.pop(key, None)
-            self._written_status.pop(key, None)
-            self._written_route.pop(key, None)
-            self._writing.pop(key, None)
-            self._applied_fields.pop(key, None)
+            self._records.pop(key, None)
 
     def known(self) -> list[store.Key]:
         with self._lock:
-            return list(self._facts)
+            return [key for key, record in self._records.items() if record.facts is not None]
 
     def routed_to_activator(self) -> list[store.Key]:
-        """Objects whose route follows the activator's pods: routed to it, or not routed
-        yet (a new object's first slice is written once there is somewhere to route)."""
         with self._lock:
-            return [
-                key
-                for key in self._facts
-                if (written := self._written_route.get(key)) is None
-                or written["metadata"]["annotations"].get(network.ROUTE_TARGET_ANNOTATION)
-                != "predictor"
-            ]
+            records = dict(self._records)
+        return routed_to_activator(records)
 
     def observe_child(
         self, key: store.Key, kind: str, name: str, body: Mapping[str, Any] | None
@@ -276,9 +307,8 @@ class Reconciler:
         return self._drifted(key, kind, name)
 
     def _drifted(self, key: store.Key, kind: str, name: str) -> bool:
-        with self._lock:
-            facts = self._facts.get(key)
-            written = self._written_route.get(key)
+        record = self._record(key)
+        facts, written = record.facts, record.route
         if facts is None:
             return False  # not applied by this process yet: its first refresh checks
         manifests = list(facts.plan.apply) if facts.plan else []
@@ -296,8 +326,7 @@ class Reconciler:
 
     def _refresh(self, key: store.Key) -> None:
         body, deployment, pods = self.store.snapshot(key)
-        with self._lock:
-            facts = self._facts.get(key)
+        facts = self._facts(key)
         if body is None or facts is None:
             # Not seen yet, or deleted (children go with it by garbage collection), or
             # not applied yet by this process (resume will apply and then refresh).
@@ -330,8 +359,7 @@ class Reconciler:
         InferenceService go by garbage collection and must not come back.
         """
         with self._writer(key):
-            with self._lock:
-                facts = self._facts.get(key)
+            facts = self._facts(key)
             if facts is None or facts.plan is None or facts.partial:
                 return
             found = drift.stale(facts.plan.apply, *self._children(key))
@@ -379,7 +407,7 @@ class Reconciler:
             self.apply(body, log)
 
     def _write_status(self, key: store.Key, body: dict[str, Any], obs: status.Observed) -> None:
-        current = self._written_status.get(key) or body.get("status") or {}
+        current = self._record(key).status or body.get("status") or {}
         now = datetime.datetime.now(datetime.UTC)
         wanted = status.desired(current, obs, now)
         if not status.changed(current, wanted):
@@ -387,8 +415,7 @@ class Reconciler:
         namespace, name = key
         kube.apply_status(namespace, name, wanted)
         metrics.STATUS_WRITES.inc()
-        with self._lock:
-            self._written_status[key] = wanted
+        self._update(key, status=wanted)
         if event := status.ready_transition(status.ready_of(current), status.ready_of(wanted)):
             self._ready_event(body, *event)
 
@@ -415,7 +442,7 @@ class Reconciler:
             activator = routes.activator_backends(self._activator_slices(self.settings.activator))
         backends = network.choose_backends(routes.predictor_endpoints(pods), activator)
         wanted = network.route_slice(facts.owner, backends)
-        written = self._written_route.get(key)
+        written = self._record(key).route
         if written is not None and drift.stale([written], *self._children(key)):
             written = None  # deleted or edited by hand: write it again
         if written == wanted:
@@ -427,8 +454,7 @@ class Reconciler:
         result = kube.apply(wanted)
         metrics.CHILD_APPLIES.labels(kind="EndpointSlice", cause="route").inc()
         self._applied(key, result)
-        with self._lock:
-            self._written_route[key] = wanted
+        self._update(key, route=wanted)
 
     def _activator_slices(self, activator: tuple[str, str]) -> list[dict[str, Any]]:
         namespace, name = activator
