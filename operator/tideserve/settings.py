@@ -1,15 +1,24 @@
-"""Operator settings, read once from the environment at start-up (the chart sets them)."""
+"""Settings of every process, read once from the environment at start-up (the chart sets
+them): `Settings` for the operator (`tideserve run`), `ActivatorSettings` for the activator.
+One loader for both; a bad value is refused with the variable named, never a traceback.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
+from typing import Literal, TypeVar
 
 import pydantic
 
+from tideserve.api import scaling as scaling_api
+
 DEFAULT_TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:25.10-py3"
 DEFAULT_LEASE_NAME = "tideserve-operator"
+# The activator's defaults for objects that leave these out: the API's own defaults.
+_SCALE_TO_ZERO = scaling_api.ScaleToZeroSpec()
 # A Lease name is a DNS subdomain; a namespace a DNS label.
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -71,6 +80,38 @@ class Settings(pydantic.BaseModel):
         return namespace, name
 
 
+class ActivatorSettings(pydantic.BaseModel):
+    """The activator's settings; its command-line flags override them."""
+
+    model_config = pydantic.ConfigDict(frozen=True)
+
+    # In a pod the clients come from outside; tests pass 127.0.0.1.
+    host: str = "0.0.0.0"  # noqa: S104
+    http_port: int = pydantic.Field(8080, ge=0, le=65535)
+    grpc_port: int = pydantic.Field(8081, ge=0, le=65535)  # 0: no gRPC pass-through
+    control_port: int = pydantic.Field(9090, ge=0, le=65535)
+    kubeconfig: str = ""  # empty: in-cluster (the service account)
+    watch_namespaces: tuple[str, ...] = ()
+    # ns/name=url overrides of where an endpoint's replicas are reached.
+    upstreams: tuple[str, ...] = ()
+    grpc_upstreams: tuple[str, ...] = ()
+    max_held_requests: int = pydantic.Field(_SCALE_TO_ZERO.max_held_requests, ge=1)
+    wake_deadline_seconds: float = pydantic.Field(_SCALE_TO_ZERO.wake_deadline_seconds, gt=0)
+    # SIGTERM: how long held requests may still wait for a replica (the chart's default is
+    # the same, below its terminationGracePeriodSeconds).
+    drain_seconds: float = pydantic.Field(30.0, ge=0)
+    upstream_connections: int = pydantic.Field(512, ge=1)
+    loop: Literal["auto", "asyncio", "uvloop"] = "asyncio"
+    log_level: str = "INFO"
+
+    @pydantic.field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in logging.getLevelNamesMapping():
+            raise ValueError(f"must be a logging level (DEBUG, INFO, WARNING, ...), got {value!r}")
+        return value
+
+
 _ENV = {
     "prometheus_url": "TIDESERVE_PROMETHEUS_URL",
     "tick_seconds": "TIDESERVE_TICK_SECONDS",
@@ -88,33 +129,67 @@ _ENV = {
 }
 
 
+_ACTIVATOR_ENV = {
+    "host": "TIDESERVE_ACTIVATOR_HOST",
+    "http_port": "TIDESERVE_ACTIVATOR_HTTP_PORT",
+    "grpc_port": "TIDESERVE_ACTIVATOR_GRPC_PORT",
+    "control_port": "TIDESERVE_ACTIVATOR_CONTROL_PORT",
+    "kubeconfig": "KUBECONFIG",
+    "watch_namespaces": "TIDESERVE_WATCH_NAMESPACES",
+    "upstreams": "TIDESERVE_ACTIVATOR_UPSTREAMS",
+    "grpc_upstreams": "TIDESERVE_ACTIVATOR_GRPC_UPSTREAMS",
+    "max_held_requests": "TIDESERVE_ACTIVATOR_MAX_HELD_REQUESTS",
+    "wake_deadline_seconds": "TIDESERVE_ACTIVATOR_WAKE_DEADLINE_SECONDS",
+    "drain_seconds": "TIDESERVE_ACTIVATOR_DRAIN_SECONDS",
+    "upstream_connections": "TIDESERVE_ACTIVATOR_UPSTREAM_CONNECTIONS",
+    "loop": "TIDESERVE_ACTIVATOR_LOOP",
+    "log_level": "TIDESERVE_LOG_LEVEL",
+}
+# Variables holding a comma-separated list.
+_LISTS = {"watch_namespaces", "upstreams", "grpc_upstreams"}
+
+
 class SettingsError(ValueError):
-    """A TIDESERVE_* variable has a value the operator cannot run with."""
+    """A TIDESERVE_* variable has a value the process cannot run with."""
 
 
-def from_env(env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from TIDESERVE_* variables; unset ones keep their defaults.
+Model = TypeVar("Model", bound=pydantic.BaseModel)
 
-    Raises SettingsError naming the variable, never a raw validation trace."""
+
+def _load(model: type[Model], names: Mapping[str, str], env: Mapping[str, str] | None) -> Model:
+    """`model` from the variables in `names` (field -> variable); unset ones keep their
+    defaults. Raises SettingsError naming the variable, never a raw validation trace."""
     source = os.environ if env is None else env
     values: dict[str, object] = {}
-    for field, var in _ENV.items():
+    for field, var in names.items():
         raw = source.get(var)
         if raw is None or raw == "":
             continue
-        if field == "watch_namespaces":
-            values[field] = tuple(ns.strip() for ns in raw.split(",") if ns.strip())
+        if field in _LISTS:
+            values[field] = tuple(item.strip() for item in raw.split(",") if item.strip())
         else:
             values[field] = raw
     try:
-        loaded = Settings.model_validate(values)
+        return model.model_validate(values)
     except pydantic.ValidationError as error:
         problems = [
-            f"{_ENV.get(str(item['loc'][0]), item['loc'][0])}: "
+            f"{names.get(str(item['loc'][0]), item['loc'][0])}: "
             + str(item["msg"]).removeprefix("Value error, ")
             for item in error.errors()
         ]
         raise SettingsError("; ".join(problems)) from None
+
+
+def activator_from_env(env: Mapping[str, str] | None = None) -> ActivatorSettings:
+    """The activator's settings from its TIDESERVE_ACTIVATOR_* (and shared) variables."""
+    return _load(ActivatorSettings, _ACTIVATOR_ENV, env)
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """The operator's settings from TIDESERVE_* variables; unset ones keep their defaults.
+
+    Raises SettingsError naming the variable, never a raw validation trace."""
+    loaded = _load(Settings, _ENV, env)
     if loaded.leader_election and not loaded.lease_namespace:
         # No guessing: two replicas that guessed different namespaces would both lead.
         raise SettingsError(

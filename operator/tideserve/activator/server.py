@@ -1,8 +1,8 @@
 """`tideserve activator`: wire the watch, the held queues, the proxy and control ports.
 
 Ports: 8080 HTTP proxy (KServe v2 REST), 8081 gRPC unary pass-through, 9090 control
-(GET /demand, /metrics, /healthz, /readyz). Every flag has an environment variable so the
-chart can set them without templating arguments.
+(GET /demand, /metrics, /healthz, /readyz). Flags default to the environment variables
+the chart sets (tideserve.settings.ActivatorSettings, validated once, a bad value named).
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from tideserve import settings as settings_mod
 from tideserve.activator import (
     grpc_passthrough,
     holding,
@@ -34,47 +36,45 @@ log = logging.getLogger("tideserve.activator")
 
 MAX_BODY_BYTES = 1 << 30
 HELD_BODY_BUFFER = 1 << 16
-# SIGTERM: how long held requests may still wait for a replica (the chart's default is
-# the same, below its terminationGracePeriodSeconds), then how long responses still being
-# written (forwards in flight, the final 503s) get before connections are cut.
-DRAIN_SECONDS = 30.0
+# After the drain (settings.drain_seconds): how long responses still being written
+# (forwards in flight, the final 503s) get before connections are cut.
 FINISH_SECONDS = 5.0
 
 
-def parse_args(argv: Sequence[str], env: dict[str, str]) -> argparse.Namespace:
-    def default(var: str, fallback: str) -> str:
-        return env.get(var) or fallback
-
+def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> argparse.Namespace:
+    """Flags over the environment's settings. Raises settings.SettingsError (naming the
+    variable) for a bad environment value; argparse names a bad flag itself."""
+    settings = settings_mod.activator_from_env(env)
     parser = argparse.ArgumentParser(
         prog="tideserve activator",
         description="Hold requests for InferenceServices at zero, wake them, forward in order.",
     )
     parser.add_argument(
         "--host",
-        default=default("TIDESERVE_ACTIVATOR_HOST", "0.0.0.0"),  # noqa: S104
+        default=settings.host,
         help="address to listen on (env TIDESERVE_ACTIVATOR_HOST)",
     )
     parser.add_argument(
         "--http-port",
         type=int,
-        default=int(default("TIDESERVE_ACTIVATOR_HTTP_PORT", "8080")),
+        default=settings.http_port,
         help="KServe v2 REST proxy port (env TIDESERVE_ACTIVATOR_HTTP_PORT)",
     )
     parser.add_argument(
         "--grpc-port",
         type=int,
-        default=int(default("TIDESERVE_ACTIVATOR_GRPC_PORT", "8081")),
+        default=settings.grpc_port,
         help="gRPC unary pass-through port, 0 to disable (env TIDESERVE_ACTIVATOR_GRPC_PORT)",
     )
     parser.add_argument(
         "--control-port",
         type=int,
-        default=int(default("TIDESERVE_ACTIVATOR_CONTROL_PORT", "9090")),
+        default=settings.control_port,
         help="/demand, /metrics, /healthz, /readyz (env TIDESERVE_ACTIVATOR_CONTROL_PORT)",
     )
     parser.add_argument(
         "--kubeconfig",
-        default=env.get("KUBECONFIG") or None,
+        default=settings.kubeconfig or None,
         help="kubeconfig file; in a pod the service account is used",
     )
     parser.add_argument(
@@ -112,28 +112,21 @@ def parse_args(argv: Sequence[str], env: dict[str, str]) -> argparse.Namespace:
     parser.add_argument(
         "--default-max-held",
         type=int,
-        default=int(
-            default("TIDESERVE_ACTIVATOR_MAX_HELD_REQUESTS", str(routing.DEFAULT_MAX_HELD))
-        ),
+        default=settings.max_held_requests,
         help="maxHeldRequests for objects that do not set it "
         "(env TIDESERVE_ACTIVATOR_MAX_HELD_REQUESTS)",
     )
     parser.add_argument(
         "--default-wake-deadline",
         type=float,
-        default=float(
-            default(
-                "TIDESERVE_ACTIVATOR_WAKE_DEADLINE_SECONDS",
-                str(routing.DEFAULT_WAKE_DEADLINE_SECONDS),
-            )
-        ),
+        default=settings.wake_deadline_seconds,
         help="wakeDeadlineSeconds for objects that do not set it "
         "(env TIDESERVE_ACTIVATOR_WAKE_DEADLINE_SECONDS)",
     )
     parser.add_argument(
         "--drain-seconds",
         type=float,
-        default=float(default("TIDESERVE_ACTIVATOR_DRAIN_SECONDS", str(DRAIN_SECONDS))),
+        default=settings.drain_seconds,
         help="on SIGTERM, keep forwarding held requests for up to this long while a replica "
         "becomes ready, then answer the rest 503; keep it below the pod's "
         f"terminationGracePeriodSeconds minus {FINISH_SECONDS:g} "
@@ -142,23 +135,34 @@ def parse_args(argv: Sequence[str], env: dict[str, str]) -> argparse.Namespace:
     parser.add_argument(
         "--upstream-connections",
         type=int,
-        default=int(default("TIDESERVE_ACTIVATOR_UPSTREAM_CONNECTIONS", "512")),
-        help="keep-alive connections to each upstream Triton, at most",
+        default=settings.upstream_connections,
+        help="keep-alive connections to each upstream Triton, at most "
+        "(env TIDESERVE_ACTIVATOR_UPSTREAM_CONNECTIONS)",
     )
     parser.add_argument(
         "--loop",
         choices=("auto", "asyncio", "uvloop"),
-        default=default("TIDESERVE_ACTIVATOR_LOOP", "asyncio"),
+        default=settings.loop,
         help="event loop: uvloop when installed (auto), or force one",
     )
-    parser.add_argument("--log-level", default=default("TIDESERVE_LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--log-level",
+        default=settings.log_level,
+        type=_log_level,
+        help="(env TIDESERVE_LOG_LEVEL)",
+    )
     args = parser.parse_args(list(argv))
     if args.namespace is None:
-        raw = env.get("TIDESERVE_WATCH_NAMESPACES", "")
-        args.namespace = [ns.strip() for ns in raw.split(",") if ns.strip()]
-    args.upstream += [env.get("TIDESERVE_ACTIVATOR_UPSTREAMS", "")]
-    args.grpc_upstream += [env.get("TIDESERVE_ACTIVATOR_GRPC_UPSTREAMS", "")]
+        args.namespace = list(settings.watch_namespaces)
+    args.upstream += settings.upstreams
+    args.grpc_upstream += settings.grpc_upstreams
     return args
+
+
+def _log_level(value: str) -> str:
+    if value.upper() not in logging.getLevelNamesMapping():
+        raise argparse.ArgumentTypeError(f"not a logging level: {value!r}")
+    return value
 
 
 def static_states(items: Sequence[str]) -> list[queueing.EndpointState]:
@@ -306,7 +310,11 @@ async def drain(
 
 
 def main(argv: list[str]) -> int:
-    args = parse_args(argv, dict(os.environ))
+    try:
+        args = parse_args(argv, os.environ)
+    except settings_mod.SettingsError as error:
+        print(f"tideserve activator: bad setting: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
