@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -21,78 +20,12 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from tideserve_testbed import fixtures, procs
+from tideserve_testbed import fixtures, harness
 
 pytestmark = pytest.mark.e2e
 
-ROOT = procs.REPO
 NAMESPACE = f"tideserve-activator-{os.getpid()}"
-TIDESERVE = str(ROOT / ".venv" / "bin" / "tideserve")
 CLIENT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
-
-
-class Activator:
-    """`tideserve activator` as a real process on loopback ports."""
-
-    def __init__(self, kube: fixtures.Kube, triton: fixtures.Triton, log: Any) -> None:
-        self.http_port, self.grpc_port, self.control_port = (procs.free_port() for _ in range(3))
-        self.url = f"http://127.0.0.1:{self.http_port}"
-        self.control = f"http://127.0.0.1:{self.control_port}"
-        self.grpc = f"127.0.0.1:{self.grpc_port}"
-        # Every endpoint in the test namespace resolves to the one local Triton.
-        # A short SIGTERM drain: the restart test expects held requests answered soon.
-        env = dict(
-            os.environ,
-            TIDESERVE_ACTIVATOR_UPSTREAMS="",
-            TIDESERVE_LOG_LEVEL="INFO",
-            TIDESERVE_ACTIVATOR_DRAIN_SECONDS="2",
-        )
-        cmd = [
-            TIDESERVE, "activator", "--host=127.0.0.1",
-            f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}",
-            f"--control-port={self.control_port}", f"--kubeconfig={kube.kubeconfig}",
-            f"--namespace={NAMESPACE}",
-        ]  # fmt: skip
-        for name in ENDPOINTS:
-            cmd += [
-                f"--upstream={NAMESPACE}/{name}={triton.http_url}",
-                f"--grpc-upstream={NAMESPACE}/{name}={triton.grpc_url}",
-            ]
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        fixtures.eventually(self._ready, 30, "activator /readyz")
-
-    def _ready(self) -> bool:
-        assert self.proc.poll() is None, "activator exited"
-        return httpx.get(f"{self.control}/readyz", timeout=2).status_code == 200
-
-    def demand(self) -> dict[str, dict[str, Any]]:
-        body = httpx.get(f"{self.control}/demand", timeout=5).json()
-        return {e["name"]: e for e in body["endpoints"]}
-
-    def held(self, name: str) -> int:
-        return int(self.demand().get(name, {}).get("held", 0))
-
-    def wait_held(self, name: str, count: int, timeout: float = 30) -> None:
-        fixtures.eventually(
-            lambda: self.held(name) >= count, timeout, f"{count} requests held for {name}",
-            interval=0.05,
-        )  # fmt: skip
-
-    def knows(self, name: str) -> bool:
-        endpoints = httpx.get(f"{self.control}/endpoints", timeout=5).json()["endpoints"]
-        return any(e["name"] == name for e in endpoints)
-
-    def metrics(self) -> str:
-        return httpx.get(f"{self.control}/metrics", timeout=5).text
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
 
 
 # Endpoint names used below; each test owns one, so the tests stay independent.
@@ -102,32 +35,26 @@ ENDPOINTS = (
 )  # fmt: skip
 
 
-def install_crd(kube: fixtures.Kube) -> None:
-    """Apply crds/ as generated: the activator is tested against the real schema."""
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+def start_activator(kube: fixtures.Kube, triton: fixtures.Triton, log: Any) -> harness.Activator:
+    """Every endpoint in the test namespace resolves to the one local Triton. A short
+    SIGTERM drain: the restart test expects held requests answered soon."""
+    upstreams = dict.fromkeys(ENDPOINTS, triton)
+    return harness.Activator(kube, NAMESPACE, upstreams, log, TIDESERVE_ACTIVATOR_DRAIN_SECONDS="2")
 
 
 @pytest.fixture(scope="module")
 def namespace(kube: fixtures.Kube) -> Iterator[str]:
-    install_crd(kube)
-    kube.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/inferenceservices.serving.tideserve.io",
-    )  # fmt: skip
-    kube.kubectl("create", "namespace", NAMESPACE)
-    try:
-        yield NAMESPACE
-    finally:
-        kube.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+    with fixtures.crd_namespace(kube, "", NAMESPACE) as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
 def activator(
     kube: fixtures.Kube, triton: fixtures.Triton, namespace: str, tmp_path_factory: Any
-) -> Iterator[Activator]:
+) -> Iterator[harness.Activator]:
     log_path = tmp_path_factory.mktemp("activator") / "activator.log"
     with log_path.open("wb") as log:
-        process = Activator(kube, triton, log)
+        process = start_activator(kube, triton, log)
         try:
             yield process
         finally:
@@ -180,22 +107,12 @@ def condition(kind: str, status: str, reason: str, message: str) -> dict[str, st
     }
 
 
-def infer_body(value: float) -> dict[str, Any]:
-    return {"inputs": [{"name": "INPUT0", "shape": [1, 2], "datatype": "FP32", "data": [value, 0]}]}
-
-
 async def infer(client: httpx.AsyncClient, url: str, name: str, value: float) -> httpx.Response:
-    return await client.post(
-        f"{url}/v2/models/tiny/infer",
-        json=infer_body(value),
-        headers={"Host": f"{name}.{NAMESPACE}.svc.cluster.local"},
-    )
+    return await harness.infer(client, url, harness.host_header(NAMESPACE, name), value)
 
 
-def output(response: httpx.Response) -> list[float]:
-    assert response.status_code == 200, response.text
-    data: list[float] = response.json()["outputs"][0]["data"]
-    return data
+output = harness.output
+infer_body = harness.infer_body
 
 
 def client() -> httpx.AsyncClient:
@@ -210,7 +127,7 @@ def seconds_histogram_count(text: str, metric: str, name: str) -> float:
 
 
 async def test_200_concurrent_requests_at_zero_are_all_answered_after_the_wake(
-    kube: fixtures.Kube, activator: Activator
+    kube: fixtures.Kube, activator: harness.Activator
 ) -> None:
     create_endpoint(kube, "wake200")
     async with client() as http:
@@ -232,7 +149,7 @@ async def test_200_concurrent_requests_at_zero_are_all_answered_after_the_wake(
 
 
 async def test_held_requests_are_forwarded_in_arrival_order(
-    kube: fixtures.Kube, activator: Activator
+    kube: fixtures.Kube, activator: harness.Activator
 ) -> None:
     create_endpoint(kube, "order")
     async with client() as http:
@@ -249,7 +166,7 @@ async def test_held_requests_are_forwarded_in_arrival_order(
 
 
 async def test_requests_over_the_cap_get_429_with_retry_after_and_the_rest_are_answered(
-    kube: fixtures.Kube, activator: Activator
+    kube: fixtures.Kube, activator: harness.Activator
 ) -> None:
     create_endpoint(kube, "capped", max_held=10)
     async with client() as http:
@@ -265,7 +182,7 @@ async def test_requests_over_the_cap_get_429_with_retry_after_and_the_rest_are_a
 
 
 async def test_a_wake_that_cannot_complete_gets_503_after_the_deadline_with_the_reason(
-    kube: fixtures.Kube, activator: Activator
+    kube: fixtures.Kube, activator: harness.Activator
 ) -> None:
     why = "0/4 nodes are available: 4 Insufficient nvidia.com/gpu"
     create_endpoint(
@@ -292,7 +209,7 @@ async def test_a_wake_that_cannot_complete_gets_503_after_the_deadline_with_the_
 
 
 async def test_a_ready_replica_whose_model_is_not_ready_gets_no_traffic(
-    kube: fixtures.Kube, activator: Activator
+    kube: fixtures.Kube, activator: harness.Activator
 ) -> None:
     # Triton answers /v2/models/absent/ready with 400: the replica is "ready", the model
     # is not. Users must see the activator's clear 503, never Triton's "model not ready".
@@ -306,7 +223,7 @@ async def test_a_ready_replica_whose_model_is_not_ready_gets_no_traffic(
 
 
 async def test_hard_off_window_answers_503_at_once_with_the_end_time(
-    kube: fixtures.Kube, activator: Activator
+    kube: fixtures.Kube, activator: harness.Activator
 ) -> None:
     ends = datetime.datetime.now(datetime.UTC).replace(microsecond=0) + datetime.timedelta(hours=2)
     ends_text = ends.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -335,7 +252,7 @@ async def test_hard_off_window_answers_503_at_once_with_the_end_time(
 
 
 async def test_pass_through_when_ready_adds_no_hold(
-    kube: fixtures.Kube, activator: Activator
+    kube: fixtures.Kube, activator: harness.Activator
 ) -> None:
     create_endpoint(kube, "ready", status={"replicas": 1, "readyReplicas": 1})
     async with client() as http:
@@ -348,7 +265,7 @@ async def test_pass_through_when_ready_adds_no_hold(
 
 
 async def test_large_tensors_pass_through_both_ways(
-    kube: fixtures.Kube, activator: Activator
+    kube: fixtures.Kube, activator: harness.Activator
 ) -> None:
     # About 2.5 MB each way: above the activator's 1 MiB buffering limit, so the response
     # is streamed, and above aiohttp's default 1 MiB request limit.
@@ -370,7 +287,7 @@ async def test_large_tensors_pass_through_both_ways(
 
 
 async def test_grpc_unary_infer_is_held_and_forwarded(
-    kube: fixtures.Kube, activator: Activator
+    kube: fixtures.Kube, activator: harness.Activator
 ) -> None:
     create_endpoint(kube, "grpcwake")
 
@@ -389,7 +306,7 @@ async def test_grpc_unary_infer_is_held_and_forwarded(
 
 
 async def test_grpc_call_without_endpoint_metadata_is_routed_by_its_model_name(
-    kube: fixtures.Kube, activator: Activator
+    kube: fixtures.Kube, activator: harness.Activator
 ) -> None:
     # Only this endpoint serves a model named "onlyhere" (Triton does not have it, so the
     # wake cannot complete): the call is held for it and refused after its deadline.
@@ -422,7 +339,7 @@ async def test_activator_restart_while_holding_gives_retryable_errors_never_a_ha
 ) -> None:
     create_endpoint(kube, name)
     with (tmp_path / "activator.log").open("wb") as log:
-        doomed = Activator(kube, triton, log)
+        doomed = start_activator(kube, triton, log)
         try:
             async with client() as http:
                 requests = [
@@ -451,7 +368,7 @@ async def test_activator_restart_while_holding_gives_retryable_errors_never_a_ha
         assert all(r.headers["Retry-After"] == "1" for r in responses)
     # The retry against a fresh activator succeeds once the endpoint is ready.
     with (tmp_path / "activator2.log").open("wb") as log:
-        fresh = Activator(kube, triton, log)
+        fresh = start_activator(kube, triton, log)
         try:
             set_status(kube, name, {"replicas": 1, "readyReplicas": 1})
             async with client() as http:

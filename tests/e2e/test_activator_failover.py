@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pathlib
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -19,109 +19,47 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from tideserve_testbed import fixtures, procs
+from tideserve_testbed import fixtures, harness
 
 pytestmark = pytest.mark.e2e
 
-ROOT = procs.REPO
 NAMESPACE = f"tideserve-activator-failover-{os.getpid()}"
-TIDESERVE = str(ROOT / ".venv" / "bin" / "tideserve")
 CLIENT_TIMEOUT = httpx.Timeout(90.0, connect=5.0)
-
-
-class Activator:
-    """`tideserve activator` as a real process; every endpoint's upstream is `triton`."""
-
-    def __init__(
-        self,
-        kube: fixtures.Kube,
-        triton: fixtures.Triton,
-        endpoints: tuple[str, ...],
-        log: Any,
-        *extra: str,
-    ) -> None:
-        self.http_port, self.grpc_port, self.control_port = (procs.free_port() for _ in range(3))
-        self.url = f"http://127.0.0.1:{self.http_port}"
-        self.control = f"http://127.0.0.1:{self.control_port}"
-        self.grpc = f"127.0.0.1:{self.grpc_port}"
-        env = dict(os.environ, TIDESERVE_ACTIVATOR_UPSTREAMS="", TIDESERVE_LOG_LEVEL="INFO")
-        cmd = [
-            TIDESERVE, "activator", "--host=127.0.0.1",
-            f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}",
-            f"--control-port={self.control_port}", f"--kubeconfig={kube.kubeconfig}",
-            f"--namespace={NAMESPACE}", *extra,
-        ]  # fmt: skip
-        for name in endpoints:
-            cmd += [
-                f"--upstream={NAMESPACE}/{name}={triton.http_url}",
-                f"--grpc-upstream={NAMESPACE}/{name}={triton.grpc_url}",
-            ]
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        fixtures.eventually(self._ready, 30, "activator /readyz")
-        self.endpoints = endpoints
-
-    def _ready(self) -> bool:
-        assert self.proc.poll() is None, "activator exited"
-        return httpx.get(f"{self.control}/readyz", timeout=2).status_code == 200
-
-    def readyz(self) -> int:
-        return httpx.get(f"{self.control}/readyz", timeout=2).status_code
-
-    def held(self, name: str) -> int:
-        body = httpx.get(f"{self.control}/demand", timeout=5).json()
-        return sum(e["held"] for e in body["endpoints"] if e["name"] == name)
-
-    def wait_held(self, name: str, count: int) -> None:
-        fixtures.eventually(
-            lambda: self.held(name) >= count, 30, f"{count} requests held for {name}",
-            interval=0.05,
-        )  # fmt: skip
-
-    def model_ready(self, name: str) -> bool:
-        endpoints = httpx.get(f"{self.control}/endpoints", timeout=5).json()["endpoints"]
-        return any(e["name"] == name and e["modelReady"] for e in endpoints)
-
-    def terminate(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 @pytest.fixture(scope="module")
 def namespace(kube: fixtures.Kube) -> Iterator[str]:
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kube.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/inferenceservices.serving.tideserve.io",
-    )  # fmt: skip
-    kube.kubectl("create", "namespace", NAMESPACE)
-    try:
-        yield NAMESPACE
-    finally:
-        kube.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+    with fixtures.crd_namespace(kube, "", NAMESPACE) as name:
+        yield name
 
 
 @pytest.fixture
 def run_activator(
     kube: fixtures.Kube, namespace: str, tmp_path: Any
-) -> Iterator[Callable[..., Activator]]:
-    started: list[tuple[Activator, Any]] = []
+) -> Iterator[Callable[..., harness.Activator]]:
+    """Start activators whose every endpoint's upstream is `triton`; each is killed
+    (SIGKILL) at the end and its log file closed."""
+    started: list[tuple[harness.Activator, Any, pathlib.Path]] = []
 
-    def run(triton: fixtures.Triton, endpoints: tuple[str, ...], *extra: str) -> Activator:
+    def run(triton: fixtures.Triton, endpoints: tuple[str, ...], *extra: str) -> harness.Activator:
         log_path = tmp_path / f"activator-{len(started)}.log"
         log = log_path.open("wb")
-        process = Activator(kube, triton, endpoints, log, *extra)
-        started.append((process, log_path))
+        try:
+            process = harness.Activator(
+                kube, NAMESPACE, dict.fromkeys(endpoints, triton), log, *extra
+            )
+        except BaseException:
+            log.close()
+            raise
+        started.append((process, log, log_path))
         return process
 
     try:
         yield run
     finally:
-        for process, log_path in started:
-            process.stop()
+        for process, log, log_path in started:
+            process.stop(signal.SIGKILL)
+            log.close()
             sys.stderr.write(log_path.read_text()[-3000:])
 
 
@@ -153,25 +91,14 @@ def set_ready(kube: fixtures.Kube, name: str, ready: int) -> None:
     )  # fmt: skip
 
 
-def infer_body(value: float) -> dict[str, Any]:
-    return {"inputs": [{"name": "INPUT0", "shape": [1, 2], "datatype": "FP32", "data": [value, 0]}]}
-
-
 async def infer(client: httpx.AsyncClient, url: str, name: str, value: float) -> httpx.Response:
-    return await client.post(
-        f"{url}/v2/models/tiny/infer",
-        json=infer_body(value),
-        headers={"X-Tideserve-Endpoint": f"{NAMESPACE}/{name}"},
-    )
+    return await harness.infer(client, url, harness.endpoint_header(NAMESPACE, name), value)
 
 
-def output(response: httpx.Response) -> list[float]:
-    assert response.status_code == 200, response.text
-    data: list[float] = response.json()["outputs"][0]["data"]
-    return data
+output = harness.output
 
 
-def grpc_infer(activator: Activator, name: str, value: float) -> list[list[float]]:
+def grpc_infer(activator: harness.Activator, name: str, value: float) -> list[list[float]]:
     client = grpcclient.InferenceServerClient(activator.grpc)
     tensor = grpcclient.InferInput("INPUT0", [1, 2], "FP32")
     tensor.set_data_from_numpy(np.array([[value, 0]], dtype=np.float32))
@@ -200,7 +127,7 @@ def restart(start_triton: Callable[..., fixtures.Triton], gone: fixtures.Triton)
 async def test_http_request_to_a_replica_that_went_away_is_held_until_one_is_back(
     kube: fixtures.Kube,
     start_triton: Callable[..., fixtures.Triton],
-    run_activator: Callable[..., Activator],
+    run_activator: Callable[..., harness.Activator],
 ) -> None:
     replica = start_triton()
     create_endpoint(kube, "resthold", ready=1)
@@ -223,7 +150,7 @@ async def test_http_request_to_a_replica_that_went_away_is_held_until_one_is_bac
 async def test_grpc_unavailable_from_a_replica_that_went_away_is_held_until_one_is_back(
     kube: fixtures.Kube,
     start_triton: Callable[..., fixtures.Triton],
-    run_activator: Callable[..., Activator],
+    run_activator: Callable[..., harness.Activator],
 ) -> None:
     replica = start_triton()
     create_endpoint(kube, "grpchold", ready=1)
@@ -250,7 +177,7 @@ def refuses_connections(url: str) -> bool:
 
 
 async def test_sigterm_drains_held_requests_to_a_replica_that_becomes_ready(
-    kube: fixtures.Kube, triton: fixtures.Triton, run_activator: Callable[..., Activator]
+    kube: fixtures.Kube, triton: fixtures.Triton, run_activator: Callable[..., harness.Activator]
 ) -> None:
     create_endpoint(kube, "drainready", ready=0)
     activator = run_activator(triton, ("drainready",), "--drain-seconds=90")
@@ -273,7 +200,7 @@ async def test_sigterm_drains_held_requests_to_a_replica_that_becomes_ready(
 
 
 async def test_sigterm_answers_what_is_still_held_503_when_the_drain_period_ends(
-    kube: fixtures.Kube, triton: fixtures.Triton, run_activator: Callable[..., Activator]
+    kube: fixtures.Kube, triton: fixtures.Triton, run_activator: Callable[..., harness.Activator]
 ) -> None:
     create_endpoint(kube, "drainnone", ready=0)
     activator = run_activator(triton, ("drainnone",), "--drain-seconds=2")

@@ -12,21 +12,17 @@ releases every request, in order, with Triton's answers.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import uuid
+import contextlib
+import pathlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from tideserve_testbed import fixtures, procs
+from tideserve_testbed import fixtures, harness
 
 pytestmark = pytest.mark.e2e
 
-ROOT = procs.REPO
-BIN = ROOT / ".venv" / "bin" / "tideserve"
 NAME = "full"
 FAST_BEHAVIOR = {
     "stableWindowSeconds": 4,
@@ -39,45 +35,16 @@ FAST_BEHAVIOR = {
 
 
 @pytest.fixture
-def namespace(kube: fixtures.Kube) -> Iterator[str]:
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kube.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/inferenceservices.serving.tideserve.io",
-    )  # fmt: skip
-    name = f"act-op-{uuid.uuid4().hex[:6]}"
-    kube.kubectl("create", "namespace", name)
-    try:
-        yield name
-    finally:
-        kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-@pytest.fixture
-def processes(tmp_path: Any) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(label: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"{label}.log").open("wb")
-        proc = subprocess.Popen(
-            [str(BIN), *args], stdout=log, stderr=subprocess.STDOUT, env=os.environ | env
-        )
-        started.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.send_signal(signal.SIGTERM)
-        for proc in started:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        for log in sorted(tmp_path.glob("*.log")):
-            print(f"--- {log.name} (tail)\n{log.read_text()[-2500:]}")
+def stack(tmp_path: pathlib.Path) -> Iterator[contextlib.ExitStack]:
+    """What a test starts, stopped (and its log files closed) in reverse order; the logs'
+    tails printed."""
+    with contextlib.ExitStack() as started:
+        try:
+            yield started
+        finally:
+            started.close()
+            for log in sorted(tmp_path.glob("*.log")):
+                print(f"--- {log.name} (tail)\n{log.read_text()[-2500:]}")
 
 
 def status(kube: fixtures.Kube, namespace: str) -> dict[str, Any]:
@@ -90,31 +57,22 @@ async def test_requests_at_zero_wake_the_endpoint_through_the_operator_and_are_a
     kube: fixtures.Kube,
     namespace: str,
     start_triton: Callable[..., fixtures.Triton],
-    processes: Callable[..., subprocess.Popen[bytes]],
+    stack: contextlib.ExitStack,
+    tmp_path: pathlib.Path,
 ) -> None:
     # The endpoint's replica, as Prometheus sees it (idle: no requests, nothing queued).
     server = start_triton(labels={"namespace": namespace, "name": NAME, "pod": f"{NAME}-0"})
-    http_port, control_port = procs.free_port(), procs.free_port()
-    processes(
-        "activator",
-        [
-            "activator", "--host=127.0.0.1", f"--http-port={http_port}", "--grpc-port=0",
-            f"--control-port={control_port}", f"--namespace={namespace}",
-            f"--upstream={namespace}/{NAME}={server.http_url}",
-        ],
-        {"KUBECONFIG": str(kube.kubeconfig)},
-    )  # fmt: skip
-    processes(
-        "operator",
-        ["run", "--bind", "127.0.0.1", "--namespace", namespace],
-        {
-            "KUBECONFIG": str(kube.kubeconfig),
-            "TIDESERVE_TICK_SECONDS": "1",
-            "TIDESERVE_ACTIVATOR_URL": f"http://127.0.0.1:{control_port}",
-            "TIDESERVE_METRICS_PORT": str(procs.free_port()),
-            "TIDESERVE_HEALTH_PORT": str(procs.free_port()),
-        },
+    log = stack.enter_context((tmp_path / "activator.log").open("wb"))
+    activator = harness.Activator(kube, namespace, {NAME: server}, log, grpc=False)
+    stack.callback(activator.stop)
+    operator = harness.Operator(
+        kube.kubeconfig,
+        namespace,
+        tmp_path / "operator.log",
+        TIDESERVE_TICK_SECONDS="1",
+        TIDESERVE_ACTIVATOR_URL=activator.control,
     )
+    stack.enter_context(harness.running(operator))
     kube.apply(
         {
             "apiVersion": "serving.tideserve.io/v1alpha1",
@@ -143,12 +101,8 @@ async def test_requests_at_zero_wake_the_endpoint_through_the_operator_and_are_a
         "the endpoint to idle to zero",
         interval=1,
     )
-    control = f"http://127.0.0.1:{control_port}"
     fixtures.eventually(
-        lambda: any(
-            e["name"] == NAME and e["readyReplicas"] == 0
-            for e in httpx.get(f"{control}/endpoints", timeout=5).json()["endpoints"]
-        ),
+        lambda: any(e["name"] == NAME and e["readyReplicas"] == 0 for e in activator.endpoints()),
         30,
         "the activator to see the endpoint at zero",
     )
@@ -158,19 +112,15 @@ async def test_requests_at_zero_wake_the_endpoint_through_the_operator_and_are_a
         requests = [
             asyncio.create_task(
                 http.post(
-                    f"http://127.0.0.1:{http_port}/v2/models/tiny/infer",
-                    json={
-                        "inputs": [
-                            {"name": "INPUT0", "shape": [1, 1], "datatype": "FP32", "data": [i]}
-                        ]
-                    },
+                    f"{activator.url}/v2/models/tiny/infer",
+                    json=harness.infer_body(i, width=1),
                     headers={"Host": f"{NAME}.{namespace}.svc.cluster.local:80"},
                 )
             )
             for i in range(50)
         ]
         responses = await asyncio.wait_for(asyncio.gather(*requests), 150)
-        metrics = (await http.get(f"{control}/metrics")).text
+        metrics = activator.metrics()
 
     assert [r.status_code for r in responses] == [200] * 50, [r.text for r in responses][:3]
     assert [r.json()["outputs"][0]["data"] for r in responses] == [[i + 1.0] for i in range(50)]

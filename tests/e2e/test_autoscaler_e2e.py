@@ -15,25 +15,22 @@ import contextlib
 import datetime
 import json
 import pathlib
-import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from tideserve_testbed import fixtures, procs
+from tideserve_testbed import fixtures, harness
 from tideserve_testbed import prometheus as testbed_prometheus
 
 from tideserve import kube as kube_api
 from tideserve import settings as settings_mod
-from tideserve.api import crd, resource
+from tideserve.api import resource
 from tideserve.render import names
 
 pytestmark = pytest.mark.e2e
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 ISVC = f"{resource.PLURAL}.{resource.GROUP}"
 # Short windows so a test sees each phase within seconds, not minutes.
 FAST_BEHAVIOR = {
@@ -48,13 +45,9 @@ FAST_BEHAVIOR = {
 
 @pytest.fixture
 def namespace(kube: fixtures.Kube) -> Iterator[str]:
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.targets(ROOT)[0]))
-    kube.kubectl("wait", "--for=condition=Established", f"crd/{ISVC}", "--timeout=60s")
-    name = f"as-e2e-{uuid.uuid4().hex[:6]}"
-    kube.kubectl("create", "namespace", name)
     kube_api.configure(str(kube.kubeconfig))
-    yield name
-    kube.kubectl("delete", "namespace", name, "--wait=false")
+    with fixtures.crd_namespace(kube, "as-e2e") as name:
+        yield name
 
 
 def create_endpoint(
@@ -270,10 +263,9 @@ def test_stopping_prometheus_holds_replicas_and_restarting_recovers(
             )  # fmt: skip
             assert condition(kube, namespace, name, "MetricsAvailable")["status"] == "False"
             # Far longer than stabilization + idle: without data nothing is released.
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                assert replicas(kube, namespace, name) == 4
-                time.sleep(0.5)
+            fixtures.consistently(
+                lambda: replicas(kube, namespace, name) == 4, 20, "4 replicas held"
+            )
             assert status(kube, namespace, name)["lastScaling"]["to"] == 4
 
             testbed_prometheus.up(tmp_path, state)
@@ -290,39 +282,20 @@ def test_stopping_prometheus_holds_replicas_and_restarting_recovers(
 @contextlib.contextmanager
 def activator(
     kube: fixtures.Kube, namespace: str, name: str, server: fixtures.Triton, log: pathlib.Path
-) -> Iterator[str]:
-    """`tideserve activator` as a real process; yields its control URL (GET /demand)."""
-    http_port, control_port = procs.free_port(), procs.free_port()
-    cmd = [
-        str(ROOT / ".venv" / "bin" / "tideserve"), "activator", "--host=127.0.0.1",
-        f"--http-port={http_port}", "--grpc-port=0", f"--control-port={control_port}",
-        f"--kubeconfig={kube.kubeconfig}", f"--namespace={namespace}",
-        f"--upstream={namespace}/{name}={server.http_url}",
-    ]  # fmt: skip
-    control = f"http://127.0.0.1:{control_port}"
+) -> Iterator[harness.Activator]:
+    """`tideserve activator` as a real process, `name` served by `server`."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        process = harness.Activator(kube, namespace, {name: server}, out, grpc=False)
         try:
-            fixtures.eventually(
-                lambda: proc.poll() is None
-                and httpx.get(f"{control}/readyz", timeout=2).status_code == 200,
-                30, "activator /readyz",
-            )  # fmt: skip
-            yield f"http://127.0.0.1:{http_port}|{control}"
+            yield process
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+            process.stop()
 
 
 def infer_through(url: str, namespace: str, name: str) -> httpx.Response:
-    body = {"inputs": [{"name": "INPUT0", "shape": [1, 2], "datatype": "FP32", "data": [1, 0]}]}
     return httpx.post(
-        f"{url}/v2/models/tiny/infer", json=body, timeout=60,
-        headers={"Host": f"{name}.{namespace}.svc.cluster.local"},
+        f"{url}/v2/models/tiny/infer", json=harness.infer_body(1), timeout=60,
+        headers=harness.host_header(namespace, name),
     )  # fmt: skip
 
 
@@ -344,19 +317,18 @@ def test_a_request_held_by_the_activator_wakes_the_endpoint_from_zero(
         "patch", ISVC, name, "-n", namespace, "--subresource=status", "--type=merge",
         "-p", json.dumps({"status": {"replicas": 0, "readyReplicas": 0}}),
     )  # fmt: skip
-    with activator(kube, namespace, name, server, tmp_path / "activator.log") as urls:
-        proxy, control = urls.split("|")
+    with activator(kube, namespace, name, server, tmp_path / "activator.log") as act:
+        proxy = act.url
         settings = settings_mod.Settings(
             prometheus_url=prometheus.url, tick_seconds=1.0, watch_namespaces=(namespace,),
-            activator_url=control,
+            activator_url=act.control,
         )  # fmt: skip
         with fixtures.autoscaler(settings), concurrent.futures.ThreadPoolExecutor(1) as pool:
             sent = time.monotonic()
             answer = pool.submit(infer_through, proxy, namespace, name)
             wait_replicas(kube, namespace, name, lambda n: n == 1, 15, "the wake")
             woke = time.monotonic() - sent
-            held = httpx.get(f"{control}/demand", timeout=5).json()["endpoints"]
-            assert [e["held"] for e in held if e["name"] == name] == [1]
+            assert act.held(name) == 1
             kube.kubectl(
                 "patch", ISVC, name, "-n", namespace, "--subresource=status", "--type=merge",
                 "-p", json.dumps({"status": {"replicas": 1, "readyReplicas": 1}}),
@@ -386,11 +358,11 @@ def test_hard_off_window_makes_the_activator_refuse_until_it_ends(
     window = {"name": "night", "start": now.strftime("%H:%M"), "end": end.strftime("%H:%M"),
               "maxReplicas": 0}  # fmt: skip
     create_endpoint(kube, namespace, name, {"minReplicas": 1, "schedules": [window]}, replicas=1)
-    with activator(kube, namespace, name, server, tmp_path / "activator.log") as urls:
-        proxy, control = urls.split("|")
+    with activator(kube, namespace, name, server, tmp_path / "activator.log") as act:
+        proxy = act.url
         settings = settings_mod.Settings(
             prometheus_url=prometheus.url, tick_seconds=1.0, watch_namespaces=(namespace,),
-            activator_url=control,
+            activator_url=act.control,
         )  # fmt: skip
         with fixtures.autoscaler(settings):
             wait_replicas(kube, namespace, name, lambda n: n == 0, 15, "the window's zero")

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tideserve_testbed import fixtures
+from tideserve_testbed import fixtures, harness
 
 pytestmark = pytest.mark.integration
 
@@ -403,10 +403,5 @@ def test_operator_reconciles_under_the_chart_service_account(
 
         wait(f"route to the activator {activator_ips}", lambda: route() == activator_ips)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        harness.stop_process(proc)
     assert not refused(), "the operator was refused by RBAC:\n" + "\n".join(refused()[:20])

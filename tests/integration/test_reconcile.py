@@ -2,115 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
+import datetime
+import json
 import os
 import pathlib
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
-from tideserve_testbed import fixtures
+from tideserve_testbed import fixtures, harness
 
 pytestmark = pytest.mark.integration
 
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-TIDESERVE = pathlib.Path(sys.executable).parent / "tideserve"
-
-
-class Operator:
-    """`tideserve run` against the test cluster, watching one namespace."""
-
-    def __init__(
-        self,
-        kubeconfig: pathlib.Path,
-        namespace: str,
-        log: pathlib.Path,
-        args: tuple[str, ...] = (),
-        **env: str,
-    ) -> None:
-        self.args = args
-        self.kubeconfig = kubeconfig
-        self.namespace = namespace
-        self.log = log
-        self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.health_port = 0
-        self.metrics_port = 0
-
-    def start(self) -> None:
-        self.health_port = fixtures.free_port()
-        self.metrics_port = fixtures.free_port()
-        env = (
-            os.environ
-            | {
-                "KUBECONFIG": str(self.kubeconfig),
-                "TIDESERVE_METRICS_PORT": str(self.metrics_port),
-                "TIDESERVE_HEALTH_PORT": str(self.health_port),
-                "TIDESERVE_TRITON_IMAGE": "triton:test",
-            }
-            | self.env
-        )
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    str(TIDESERVE),
-                    "run",
-                    "--bind",
-                    "127.0.0.1",
-                    "--namespace",
-                    self.namespace,
-                    *self.args,
-                ],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, as in a crash or an OOM kill."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def tail(self, lines: int = 60) -> str:
-        with contextlib.suppress(FileNotFoundError):
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
-
-@contextlib.contextmanager
-def running(op: Operator) -> Iterator[Operator]:
-    op.start()
-    try:
-        yield op
-    finally:
-        op.stop()
-
-
-def isvc(name: str, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": {"name": "m", "storageUri": "https://models.invalid/m.tar.gz"}}
-    body |= spec
-    return {
-        "apiVersion": "serving.tideserve.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": name},
-        "spec": body,
-    }
+# kopf's progress of the "apply" handler (AnnotationsProgressStorage, tideserve's prefix).
+PROGRESS = "serving.tideserve.io/apply"
 
 
 def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -165,17 +73,17 @@ def namespace(kube: fixtures.Kube, crd: None) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def operator(
     kube: fixtures.Kube, namespace: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Operator]:
+) -> Iterator[harness.Operator]:
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     # The reconciler alone: these tests scale Deployments by hand, as the autoscaler would.
-    op = Operator(
+    op = harness.Operator(
         kube.kubeconfig,
         namespace,
         log,
-        ("--without", "autoscaler", "--without", "rightsizing"),
+        harness.RECONCILER_ONLY,
         TIDESERVE_ACTIVATOR_SERVICE=f"{namespace}/activator",
     )
-    with running(op):
+    with harness.running(op):
         yield op
     print(op.tail())
 
@@ -188,7 +96,7 @@ def example(name: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all((ROOT / "examples" / name).read_text()) if d]
 
 
-def wait_ready(kube: fixtures.Kube, namespace: str, name: str, op: Operator) -> None:
+def wait_ready(kube: fixtures.Kube, namespace: str, name: str, op: harness.Operator) -> None:
     res = kube.kubectl(
         "wait",
         "-n",
@@ -210,7 +118,7 @@ def node_of_pods(kube: fixtures.Kube, namespace: str, name: str) -> list[dict[st
 
 
 def test_cpu_model_becomes_ready_on_a_cpu_node(
-    kube: fixtures.Kube, namespace: str, operator: Operator
+    kube: fixtures.Kube, namespace: str, operator: harness.Operator
 ) -> None:
     kube.kubectl("apply", "-n", namespace, "-f", str(ROOT / "examples" / "01-cpu-model.yaml"))
     wait_ready(kube, namespace, "resnet-cpu", operator)
@@ -231,7 +139,7 @@ def test_cpu_model_becomes_ready_on_a_cpu_node(
 
 
 def test_gpu_model_runs_on_a_node_with_that_gpu(
-    kube: fixtures.Kube, namespace: str, operator: Operator
+    kube: fixtures.Kube, namespace: str, operator: harness.Operator
 ) -> None:
     kube.kubectl("apply", "-n", namespace, "-f", str(ROOT / "examples" / "02-gpu-model.yaml"))
     wait_ready(kube, namespace, "bert-gpu", operator)
@@ -241,9 +149,9 @@ def test_gpu_model_runs_on_a_node_with_that_gpu(
 
 
 def test_route_points_at_ready_pods_and_at_the_activator_at_zero(
-    kube: fixtures.Kube, namespace: str, operator: Operator
+    kube: fixtures.Kube, namespace: str, operator: harness.Operator
 ) -> None:
-    kube.apply(isvc("routed", resources={"accelerator": "cpu"}), "-n", namespace)
+    kube.apply(fixtures.isvc("routed", resources={"accelerator": "cpu"}), "-n", namespace)
     wait_ready(kube, namespace, "routed", operator)
 
     def route_addresses() -> list[str]:
@@ -294,9 +202,9 @@ def scale(kube: fixtures.Kube, namespace: str, deployment: str, replicas: int) -
 
 
 def test_edit_rolls_out_without_resetting_the_scale(
-    kube: fixtures.Kube, namespace: str, operator: Operator
+    kube: fixtures.Kube, namespace: str, operator: harness.Operator
 ) -> None:
-    kube.apply(isvc("edited", resources={"accelerator": "cpu"}), "-n", namespace)
+    kube.apply(fixtures.isvc("edited", resources={"accelerator": "cpu"}), "-n", namespace)
     wait_ready(kube, namespace, "edited", operator)
     scale(kube, namespace, "edited-predictor", 3)
     kube.kubectl(
@@ -334,10 +242,10 @@ def test_edit_rolls_out_without_resetting_the_scale(
 
 
 def test_gpu_request_with_no_fitting_node_is_pending_with_a_clear_reason(
-    kube: fixtures.Kube, namespace: str, operator: Operator
+    kube: fixtures.Kube, namespace: str, operator: harness.Operator
 ) -> None:
     kube.apply(
-        isvc("h100", resources={"accelerator": "gpu", "gpu": {"product": "NVIDIA-H100"}}),
+        fixtures.isvc("h100", resources={"accelerator": "gpu", "gpu": {"product": "NVIDIA-H100"}}),
         "-n",
         namespace,
     )
@@ -356,9 +264,9 @@ def test_gpu_request_with_no_fitting_node_is_pending_with_a_clear_reason(
 
 
 def test_delete_garbage_collects_the_children(
-    kube: fixtures.Kube, namespace: str, operator: Operator
+    kube: fixtures.Kube, namespace: str, operator: harness.Operator
 ) -> None:
-    kube.apply(isvc("doomed", resources={"accelerator": "cpu"}), "-n", namespace)
+    kube.apply(fixtures.isvc("doomed", resources={"accelerator": "cpu"}), "-n", namespace)
     wait_ready(kube, namespace, "doomed", operator)
     assert not get(kube, namespace, "tisvc", "doomed")["metadata"].get("finalizers")
     kube.kubectl("delete", "-n", namespace, "tisvc", "doomed", "--wait=true")
@@ -374,11 +282,11 @@ def test_delete_garbage_collects_the_children(
 
 
 def test_operator_killed_mid_reconcile_converges_without_duplicates(
-    kube: fixtures.Kube, namespace: str, operator: Operator
+    kube: fixtures.Kube, namespace: str, operator: harness.Operator
 ) -> None:
     names = [f"burst-{i}" for i in range(8)]
     operator.kill()
-    kube.apply([isvc(n, resources={"accelerator": "cpu"}) for n in names], "-n", namespace)
+    kube.apply([fixtures.isvc(n, resources={"accelerator": "cpu"}) for n in names], "-n", namespace)
     operator.start()
     # Kill it again while it works through the burst, then let a fresh process finish.
     fixtures.eventually(
@@ -401,31 +309,29 @@ def test_operator_killed_mid_reconcile_converges_without_duplicates(
         assert [s["metadata"]["name"] for s in slices["items"]] == [f"{n}-route"]
 
 
-def test_operator_liveness_endpoint_answers(operator: Operator) -> None:
-    def alive() -> bool:
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{operator.health_port}/healthz", timeout=2
-        ) as r:
-            return bool(r.status == 200)
-
-    fixtures.eventually(alive, 30, "liveness")
+def test_operator_liveness_endpoint_answers(operator: harness.Operator) -> None:
+    fixtures.eventually(lambda: operator.healthz() == 200, 30, "liveness")
 
 
 def test_operator_starts_the_autoscaler_loop_beside_kopf(
     kube: fixtures.Kube, namespace: str, tmp_path: pathlib.Path
 ) -> None:
-    op = Operator(kube.kubeconfig, f"{namespace}-unused", tmp_path / "operator.log")
-    with running(op):
+    op = harness.Operator(kube.kubeconfig, f"{namespace}-unused", tmp_path / "operator.log")
+    with harness.running(op):
+        # The loop's first tick (Prometheus may be unreachable from here: a tick still ends).
         fixtures.eventually(
-            lambda: "starting tideserve.autoscaler.loop" in op.tail(200), 60, "autoscaler start"
-        )
+            lambda: (op.metric("tideserve_autoscaler_tick_seconds_count") or 0) >= 1,
+            60, f"an autoscaler tick\n{op.tail()}",
+        )  # fmt: skip
 
 
 def test_missing_storage_secret_is_a_condition_not_a_hot_loop(
-    kube: fixtures.Kube, namespace: str, operator: Operator
+    kube: fixtures.Kube, namespace: str, operator: harness.Operator
 ) -> None:
     model = {"name": "m", "storageUri": "s3://bucket/repo", "storageSecretRef": "nowhere"}
-    kube.apply(isvc("secretless", model=model, resources={"accelerator": "cpu"}), "-n", namespace)
+    kube.apply(
+        fixtures.isvc("secretless", model=model, resources={"accelerator": "cpu"}), "-n", namespace
+    )
 
     def blocked() -> dict[str, Any] | None:
         ready = condition(get(kube, namespace, "tisvc", "secretless"), "Ready")
@@ -438,37 +344,37 @@ def test_missing_storage_secret_is_a_condition_not_a_hot_loop(
         kube, namespace, "deployments", "-l", "serving.tideserve.io/inferenceservice=secretless"
     )
     assert deployments["items"] == []
-    attempts = operator.tail(2000).count("Secret 'nowhere'")
-    time.sleep(5)
-    assert operator.tail(2000).count("Secret 'nowhere'") - attempts <= 1
+    # kopf keeps its progress in an annotation: the next try is a minute away, not now.
+    progress = json.loads(
+        get(kube, namespace, "tisvc", "secretless")["metadata"]["annotations"][PROGRESS]
+    )
+    delayed = datetime.datetime.fromisoformat(progress["delayed"])
+    if delayed.tzinfo is None:
+        delayed = delayed.replace(tzinfo=datetime.UTC)
+    ahead = (delayed - datetime.datetime.now(datetime.UTC)).total_seconds()
+    assert ahead > 30, progress
+    assert (operator.metric("tideserve_reconciles_total", result="blocked") or 0) <= 2
 
 
 def test_restart_with_nothing_changed_writes_no_children(
-    kube: fixtures.Kube, namespace: str, operator: Operator
+    kube: fixtures.Kube, namespace: str, operator: harness.Operator
 ) -> None:
-    kube.apply(isvc("steady", resources={"accelerator": "cpu"}), "-n", namespace)
+    kube.apply(fixtures.isvc("steady", resources={"accelerator": "cpu"}), "-n", namespace)
     wait_ready(kube, namespace, "steady", operator)
     before = get(kube, namespace, "deployment", "steady-predictor")["metadata"]["resourceVersion"]
     operator.stop()
     operator.start()
     fixtures.eventually(
-        lambda: operator.tail(400).count("children already match") > 0, TIMEOUT, "resume"
-    )
+        lambda: (operator.metric("tideserve_reconciles_total", result="unchanged") or 0) >= 1,
+        TIMEOUT, "a resume that found the children applied",
+    )  # fmt: skip
     after = get(kube, namespace, "deployment", "steady-predictor")["metadata"]["resourceVersion"]
     assert after == before
 
 
-def counters(op: Operator) -> dict[str, float]:
-    """The operator's own tideserve_* counters, by series (name and labels as exported)."""
-    url = f"http://127.0.0.1:{op.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as r:
-        text = r.read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("tideserve_") and "_total" in line:
-            series, _, value = line.rpartition(" ")
-            out[series] = float(value)
-    return out
+def counters(op: harness.Operator) -> dict[str, float]:
+    """The operator's own metrics, by series (name and labels as exported)."""
+    return harness.samples(op.metrics())
 
 
 def child_applies(values: dict[str, float], cause: str) -> float:
@@ -488,15 +394,17 @@ def test_a_spec_change_that_renders_nothing_new_applies_no_child(
     this object (the module's operator may still be resuming others)."""
     ns = f"{namespace}-ext"
     kube.kubectl("create", "namespace", ns)
-    op = Operator(
+    op = harness.Operator(
         kube.kubeconfig,
         ns,
         tmp_path / "operator.log",
-        ("--without", "autoscaler", "--without", "rightsizing"),
+        harness.RECONCILER_ONLY,
     )
     try:
-        with running(op):
-            body = isvc("external", resources={"accelerator": "cpu"}, scaling={"mode": "external"})
+        with harness.running(op):
+            body = fixtures.isvc(
+                "external", resources={"accelerator": "cpu"}, scaling={"mode": "external"}
+            )
             body["spec"]["replicas"] = 1
             kube.apply(body, "-n", ns)
             wait_ready(kube, ns, "external", op)
@@ -531,9 +439,9 @@ def owned_fields(obj: dict[str, Any], manager: str) -> dict[str, Any]:
 
 
 def test_children_deleted_or_edited_by_hand_are_restored_but_not_the_scale(
-    kube: fixtures.Kube, namespace: str, operator: Operator
+    kube: fixtures.Kube, namespace: str, operator: harness.Operator
 ) -> None:
-    kube.apply(isvc("drifty", resources={"accelerator": "cpu"}), "-n", namespace)
+    kube.apply(fixtures.isvc("drifty", resources={"accelerator": "cpu"}), "-n", namespace)
     wait_ready(kube, namespace, "drifty", operator)
     service_uid = get(kube, namespace, "service", "drifty-predictor")["metadata"]["uid"]
     get(kube, namespace, "endpointslice", "drifty-route")
@@ -585,9 +493,9 @@ def test_children_deleted_or_edited_by_hand_are_restored_but_not_the_scale(
 
 
 def test_deleting_the_deployment_recreates_it_and_the_status_follows(
-    kube: fixtures.Kube, namespace: str, operator: Operator
+    kube: fixtures.Kube, namespace: str, operator: harness.Operator
 ) -> None:
-    kube.apply(isvc("gone", resources={"accelerator": "cpu"}), "-n", namespace)
+    kube.apply(fixtures.isvc("gone", resources={"accelerator": "cpu"}), "-n", namespace)
     wait_ready(kube, namespace, "gone", operator)
     uid = get(kube, namespace, "deployment", "gone-predictor")["metadata"]["uid"]
     kube.kubectl("delete", "-n", namespace, "deployment", "gone-predictor", "--wait=true")
@@ -601,9 +509,9 @@ def test_deleting_the_deployment_recreates_it_and_the_status_follows(
 
 
 def test_children_deleted_while_the_operator_was_down_are_restored_on_resume(
-    kube: fixtures.Kube, namespace: str, operator: Operator
+    kube: fixtures.Kube, namespace: str, operator: harness.Operator
 ) -> None:
-    kube.apply(isvc("offline", resources={"accelerator": "cpu"}), "-n", namespace)
+    kube.apply(fixtures.isvc("offline", resources={"accelerator": "cpu"}), "-n", namespace)
     wait_ready(kube, namespace, "offline", operator)
     uid = get(kube, namespace, "service", "offline-predictor")["metadata"]["uid"]
     operator.stop()

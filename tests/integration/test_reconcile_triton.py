@@ -14,13 +14,12 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tideserve_testbed import procs, triton
+from tideserve_testbed import fixtures, harness, procs, triton
 
 from tideserve.api import resource
 from tideserve.render import children, names
@@ -100,25 +99,17 @@ def server(tmp_path: pathlib.Path) -> Iterator[dict[str, str]]:
         [info["server"], *args, *local], env=triton._env(info), stdout=log, stderr=log
     )
     url = f"http://127.0.0.1:{http}"
+
+    def ready() -> bool:
+        assert proc.poll() is None, (tmp_path / "triton.log").read_text()[-3000:]
+        with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1) as r:
+            return bool(r.status == 200)
+
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp_path / "triton.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "triton.log").read_text()[-3000:]
-            time.sleep(0.5)
+        fixtures.eventually(ready, 90, "Triton ready", interval=0.5)
         yield {"http": url, "metrics": f"http://127.0.0.1:{metrics}/metrics"}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        harness.stop_process(proc)
         log.close()
 
 

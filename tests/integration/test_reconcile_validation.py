@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pathlib
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import yaml
@@ -26,17 +25,6 @@ def namespace(kube: fixtures.Kube) -> Iterator[str]:
     kube.kubectl("create", "namespace", name)
     yield name
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-def isvc(name: str, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": {"name": "m", "storageUri": "https://models.invalid/m.tar.gz"}}
-    body |= spec
-    return {
-        "apiVersion": "serving.tideserve.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": name},
-        "spec": body,
-    }
 
 
 INVALID = {
@@ -101,7 +89,7 @@ def test_invalid_manifests_are_refused_at_apply_with_the_field_named(
         namespace,
         "-f",
         "-",
-        input=yaml.safe_dump(isvc("bad", **spec)),
+        input=yaml.safe_dump(fixtures.isvc("bad", **spec)),
         check=False,
     )
     assert res.returncode != 0

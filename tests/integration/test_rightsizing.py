@@ -13,15 +13,13 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
-import os
 import pathlib
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tideserve_testbed import fixtures
+from tideserve_testbed import fixtures, harness
 
 from tideserve import kube as kube_api
 from tideserve import settings as settings_mod
@@ -30,7 +28,6 @@ from tideserve.rightsizing import catalog, loop, quantities, signals
 pytestmark = pytest.mark.integration
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-TIDESERVE = pathlib.Path(sys.executable).parent / "tideserve"
 PLURAL = fixtures.CRD_NAME
 TIMEOUT = 90.0
 
@@ -112,45 +109,11 @@ def test_a_request_no_node_can_satisfy_is_reported_at_once(
     assert rec["cpu"] == "32"  # the catalog's per-replica limit (nodes hold up to 96)
 
 
-class Operator:
-    """`tideserve run` against the test cluster, watching one namespace."""
-
-    def __init__(self, kubeconfig: pathlib.Path, namespace: str, log: pathlib.Path) -> None:
-        self.log = log
-        env = os.environ | {
-            "KUBECONFIG": str(kubeconfig),
-            "TIDESERVE_METRICS_PORT": str(fixtures.free_port()),
-            "TIDESERVE_HEALTH_PORT": str(fixtures.free_port()),
-            "TIDESERVE_TRITON_IMAGE": "triton:test",
-        }
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [str(TIDESERVE), "run", "--bind", "127.0.0.1", "--namespace", namespace],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-60:])
-
-
 @contextlib.contextmanager
-def operator(kube: fixtures.Kube, namespace: str, tmp: pathlib.Path) -> Iterator[Operator]:
-    op = Operator(kube.kubeconfig, namespace, tmp / "operator.log")
-    try:
+def operator(kube: fixtures.Kube, namespace: str, tmp: pathlib.Path) -> Iterator[harness.Operator]:
+    """The whole operator (reconciler, autoscaler and right-sizing loops)."""
+    with harness.running(harness.Operator(kube.kubeconfig, namespace, tmp / "operator.log")) as op:
         yield op
-    finally:
-        op.stop()
 
 
 def predictor_pods(kube: fixtures.Kube, namespace: str, name: str) -> list[dict[str, Any]]:
@@ -294,7 +257,8 @@ def test_recommend_prints_the_table(
     )  # fmt: skip
     right_size(namespace, prometheus.url)
     out = subprocess.run(
-        [str(TIDESERVE), "recommend", "-n", namespace, "--kubeconfig", str(kube.kubeconfig)],
+        [str(harness.TIDESERVE), "recommend", "-n", namespace,
+         "--kubeconfig", str(kube.kubeconfig)],
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     assert f"{namespace}/idle" in out.stdout

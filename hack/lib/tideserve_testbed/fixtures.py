@@ -64,6 +64,15 @@ def eventually(
         time.sleep(interval)
 
 
+def consistently(check: Callable[[], object], duration: float, what: str) -> None:
+    """check() holds (truthy) every time it is asked for `duration` seconds: the way to
+    show that something does NOT happen over a window (a wait would end at once)."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        assert check(), f"{what} stopped holding"
+        time.sleep(0.5)
+
+
 @dataclasses.dataclass(frozen=True)
 class Kube:
     kubeconfig: pathlib.Path
@@ -132,11 +141,12 @@ def install_crds(kube: Kube) -> None:
 
 
 @contextlib.contextmanager
-def crd_namespace(kube: Kube, prefix: str) -> Iterator[str]:
+def crd_namespace(kube: Kube, prefix: str, name: str | None = None) -> Iterator[str]:
     """A fresh namespace `<prefix>-<random>` (the test bed is shared: names must not
-    collide) with the CRDs installed; deleted afterwards without waiting."""
+    collide), or `name` if given, with the CRDs installed; deleted afterwards without
+    waiting."""
     install_crds(kube)
-    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    name = name or f"{prefix}-{uuid.uuid4().hex[:8]}"
     kube.kubectl("create", "namespace", name)
     try:
         yield name

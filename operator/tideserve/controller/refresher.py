@@ -54,6 +54,12 @@ class Refresher:
         finally:
             self._running.pop(key, None)
 
+    async def idle(self) -> None:
+        """Returns once no refresh is scheduled or running (a retry's back-off counts as
+        scheduled)."""
+        while self._running:
+            await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+
     async def close(self) -> None:
         tasks = list(self._running.values())
         for task in tasks:

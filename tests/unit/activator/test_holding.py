@@ -19,14 +19,16 @@ AT_ZERO = queueing.EndpointState(
 
 
 class Probe:
-    """Answers False until `ready` is set; counts calls."""
+    """Answers False until `ready` is set; counts calls; `asked` is set on each call."""
 
     def __init__(self) -> None:
         self.ready = False
         self.calls = 0
+        self.asked = asyncio.Event()
 
     async def __call__(self, state: queueing.EndpointState) -> bool:
         self.calls += 1
+        self.asked.set()
         return self.ready
 
 
@@ -54,8 +56,10 @@ async def test_held_requests_are_released_in_arrival_order_once_model_is_ready()
         await wait_held(activator, i + 1)
     assert activator.demand()[0]["held"] == 20
     activator.upsert(dataclasses.replace(AT_ZERO, ready_replicas=1))
-    await asyncio.sleep(0.05)
-    assert not any(t.done() for t in tasks), "a ready replica is not enough: the model must be"
+    await asyncio.wait_for(probe.asked.wait(), 5)
+    # The probe said not yet: a ready replica is not enough, the model must be.
+    assert activator.demand()[0]["held"] == 20
+    assert not any(t.done() for t in tasks)
     probe.ready = True
     outcomes = await asyncio.gather(*tasks)
     assert all(isinstance(o, holding.Released) for o in outcomes)
@@ -141,7 +145,9 @@ async def test_unknown_endpoint_is_404_once_listed() -> None:
 
 async def test_probing_stops_when_nobody_waits_and_resumes_with_the_next_request() -> None:
     activator, probe = make(dataclasses.replace(AT_ZERO, ready_replicas=1))
-    await asyncio.sleep(0.3)
+    prober = activator.endpoints[KEY].prober
+    assert prober is not None
+    await asyncio.wait_for(prober, 5)  # probed once, found nobody waiting, stopped
     assert probe.calls == 1
     held = asyncio.create_task(activator.admit(KEY))
     await wait_held(activator, 1)
@@ -179,4 +185,7 @@ async def test_draining_still_re_holds_a_request_it_had_accepted() -> None:
 async def test_draining_with_nothing_held_is_drained_at_once() -> None:
     activator, _ = make()
     activator.drain()
-    await asyncio.wait_for(activator.drained(), 5)
+    waiting = asyncio.ensure_future(activator.drained())
+    await asyncio.sleep(0)  # one turn of the event loop, no time: nothing to wait for
+    assert waiting.done()
+    assert activator.held() == 0

@@ -17,13 +17,12 @@ async def test_a_burst_of_events_for_one_object_runs_few_refreshes() -> None:
 
     async def work(key: store.Key) -> None:
         runs.append(key)
-        await asyncio.sleep(0.05)
 
     coalescer = refresher.Refresher(work, debounce=0.01)
     for _ in range(50):
         coalescer.schedule(("ns", "a"))
     coalescer.schedule(("ns", "b"))
-    await asyncio.sleep(0.3)
+    await asyncio.wait_for(coalescer.idle(), 5)
     assert runs.count(("ns", "a")) == 1
     assert runs.count(("ns", "b")) == 1
     await coalescer.close()
@@ -32,19 +31,21 @@ async def test_a_burst_of_events_for_one_object_runs_few_refreshes() -> None:
 async def test_an_event_during_a_refresh_triggers_one_more() -> None:
     runs = 0
     started = asyncio.Event()
+    release = asyncio.Event()
 
     async def work(key: store.Key) -> None:
         nonlocal runs
         runs += 1
         started.set()
-        await asyncio.sleep(0.05)
+        await release.wait()
 
     coalescer = refresher.Refresher(work, debounce=0.01)
     coalescer.schedule(("ns", "a"))
-    await started.wait()
+    await asyncio.wait_for(started.wait(), 5)
     coalescer.schedule(("ns", "a"))
     coalescer.schedule(("ns", "a"))
-    await asyncio.sleep(0.3)
+    release.set()
+    await asyncio.wait_for(coalescer.idle(), 5)
     assert runs == 2
     await coalescer.close()
 
@@ -59,25 +60,26 @@ async def test_a_failing_refresh_does_not_stop_later_ones() -> None:
 
     coalescer = refresher.Refresher(work, debounce=0.01)
     coalescer.schedule(("ns", "a"))
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(coalescer.idle(), 5)
     coalescer.schedule(("ns", "a"))
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(coalescer.idle(), 5)
     assert runs == 2
     await coalescer.close()
 
 
 async def test_a_retry_delay_does_not_hold_a_slot_others_need() -> None:
-    runs: list[store.Key] = []
+    failed, b_ran = asyncio.Event(), asyncio.Event()
 
     async def work(key: store.Key) -> None:
-        runs.append(key)
         if key == ("ns", "a"):
+            failed.set()
             raise kopf.TemporaryError("later", delay=10)
+        b_ran.set()
 
     coalescer = refresher.Refresher(work, debounce=0.01, concurrency=1)
     coalescer.schedule(("ns", "a"))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(failed.wait(), 5)
     coalescer.schedule(("ns", "b"))
-    await asyncio.sleep(0.1)
-    assert ("ns", "b") in runs
+    # Well inside a's 10 s back-off: b got the one slot while a waits to retry.
+    await asyncio.wait_for(b_ran.wait(), 5)
     await coalescer.close()
