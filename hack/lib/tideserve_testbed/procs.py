@@ -109,6 +109,12 @@ def http_get(
         return e.code, e.read()
 
 
+# The detached processes this process started, by pid. Kept, not dropped: a dropped Popen
+# of a running child warns ("subprocess N is still running", a ResourceWarning) when it is
+# collected. Reaped through it once dead.
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def _start_time(pid: int) -> str | None:
     try:
         stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
@@ -116,8 +122,15 @@ def _start_time(pid: int) -> str | None:
         return None
     fields = stat.rsplit(")", 1)[1].split()
     if fields[0] == "Z":  # a zombie is dead; reap it if it is our child
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+        child = _STARTED.get(pid)
+        if child is not None:
+            # A Go program's main thread can be a zombie while its other threads still
+            # exit: not reaped yet, so kept until it is.
+            if child.poll() is not None:
+                del _STARTED[pid]
+        else:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
         return None
     return fields[19]  # field 22 of stat: start time in clock ticks
 
@@ -149,22 +162,26 @@ def start(
             cwd=cwd,
             start_new_session=True,
         )
+    _STARTED[p.pid] = p
     return {"pid": p.pid, "start": _start_time(p.pid), "log": str(logfile), "cmd": cmd}
 
 
 def stop(proc: dict[str, Any] | None, timeout: float = 10.0) -> None:
-    if not alive(proc):
-        return
-    assert proc is not None
-    pid = int(proc["pid"])
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while alive(proc) and time.monotonic() < deadline:
-        time.sleep(0.05)
     if alive(proc):
-        os.kill(pid, signal.SIGKILL)
-        while alive(proc):
+        assert proc is not None
+        pid = int(proc["pid"])
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while alive(proc) and time.monotonic() < deadline:
             time.sleep(0.05)
+        if alive(proc):
+            os.kill(pid, signal.SIGKILL)
+            while alive(proc):
+                time.sleep(0.05)
+    child = _STARTED.pop(int(proc["pid"]), None) if proc and "pid" in proc else None
+    if child is not None:  # ours: reap it (its last threads may still be exiting)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout)
 
 
 def tail(logfile: str | pathlib.Path, lines: int = 25) -> str:
