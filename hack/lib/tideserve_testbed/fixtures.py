@@ -155,8 +155,13 @@ def install_crds(kube: Kube) -> None:
     """Apply the generated CRD as it is in crds/ (server-side, so this checkout's schema
     wins over another session's) and wait until the API server serves it."""
     kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd.targets(ROOT)[0]))
-    kube.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s",
-                 timeout=90)  # fmt: skip
+
+    def established() -> bool:
+        # Read, not `kubectl wait`: that fails at once while a new CRD has no conditions.
+        conditions = kube.get_json("crd", CRD_NAME).get("status", {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    eventually(established, 60, f"CRD {CRD_NAME} Established")
 
 
 @contextlib.contextmanager
