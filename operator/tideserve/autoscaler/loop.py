@@ -56,6 +56,7 @@ class Action:
     decision: policy.Decision
     scale: bool
     status: dict[str, Any] | None
+    warning: str | None = None  # a Warning Event (reason DecisionFailed) with this message
 
 
 @dataclasses.dataclass
@@ -151,6 +152,31 @@ class Autoscaler:
             endpoints.append(Endpoint(key, body, spec, current, ready))
         self.specs = cache
         return endpoints
+
+    def _decide_each(
+        self,
+        endpoints: Sequence[Endpoint],
+        table: dict[Key, policy.Signals] | None,
+        fallback: dict[Key, policy.Signals] | None,
+        now: datetime.datetime,
+    ) -> list[Action]:
+        """_decide per endpoint: one endpoint's failure (a bug, a spec the checks let
+        through) holds its replicas and says why in its status, and the others decide."""
+        actions = []
+        for endpoint in endpoints:
+            try:
+                actions += self._decide([endpoint], table, fallback, now)
+            except Exception as exc:
+                log.exception("%s/%s: autoscaler decision failed", *endpoint.key)
+                metrics.DECISIONS.labels(*endpoint.key, report.DECISION_FAILED).inc()
+                previous = endpoint.body.get("status") or {}
+                generation = (endpoint.body.get("metadata") or {}).get("generation")
+                wanted = report.failed(exc, previous=previous, generation=generation, now=now)
+                changed = report.changed(previous, wanted)
+                hold = policy.Decision(endpoint.current, "decision failed", report.DECISION_FAILED)
+                message = wanted["conditions"][-1]["message"] if changed else None
+                actions.append(Action(endpoint, hold, False, wanted if changed else None, message))
+        return actions
 
     def _decide(
         self,
@@ -286,6 +312,14 @@ class Autoscaler:
                 if action.status is not None:
                     await asyncio.to_thread(actuation.write_status, namespace, name, action.status)
                     written = True
+                if action.warning is not None:
+                    await asyncio.to_thread(
+                        actuation.event,
+                        action.endpoint.body,
+                        report.DECISION_FAILED,
+                        action.warning,
+                        "Warning",
+                    )
             except Exception as exc:
                 log.warning("%s/%s: autoscaler write failed: %s", namespace, name, exc)
                 return scaled, written, True
@@ -297,7 +331,7 @@ class Autoscaler:
         endpoints, table, fallback = await self._read()
         read_done = time.perf_counter()
         now = self.clock()
-        actions = await asyncio.to_thread(self._decide, endpoints, table, fallback, now)
+        actions = await asyncio.to_thread(self._decide_each, endpoints, table, fallback, now)
         decided = time.perf_counter()
         limit = asyncio.Semaphore(WRITE_CONCURRENCY)
         # Scale patches first: after a restart every status is written once, and a
