@@ -30,6 +30,11 @@ class Rule:
     field_path: str | None = None
 
 
+# Rule message -> the rule's fieldPath, so that an error pydantic reports at the model
+# names the same field as the API server does (resource.describe_error reads it).
+FIELD_PATHS: dict[str, str] = {}
+
+
 @dataclasses.dataclass(frozen=True)
 class FieldRule:
     """A rule on one field's value, for `Annotated[T, FieldRule(...)]` (also on list items).
@@ -90,6 +95,13 @@ class Model(pydantic.BaseModel):
     )
 
     rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        for rule in cls.rules:
+            if rule.field_path:
+                FIELD_PATHS[rule.message] = rule.field_path
 
     @pydantic.model_validator(mode="after")
     def _check_rules(self) -> Self:

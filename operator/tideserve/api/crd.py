@@ -110,19 +110,27 @@ def openapi_schema() -> dict[str, Any]:
         "type": "object",
         "description": "An autoscaled NVIDIA Triton model endpoint.",
         "required": ["spec"],
-        # The object's name becomes its children's (<name>-predictor, the Service <name>):
-        # refused here, at apply, rather than by the API server when the children are.
-        "x-kubernetes-validations": [
-            {
-                "rule": f"self.metadata.name.size() <= {formats.NAME_MAX}"
-                f" && self.metadata.name.matches(r'{formats.DNS1035_LABEL}')",
-                "message": formats.NAME_MESSAGE,
-            }
-        ],
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            # The object's name becomes its children's (<name>-predictor, the Service
+            # <name>): refused here, at apply, rather than when the children are.
+            "metadata": {
+                "type": "object",
+                "properties": {
+                    "name": {
+                        "type": "string",
+                        "maxLength": 253,
+                        "x-kubernetes-validations": [
+                            {
+                                "rule": f"self.size() <= {formats.NAME_MAX}"
+                                f" && self.matches(r'{formats.DNS1035_LABEL}')",
+                                "message": formats.NAME_MESSAGE,
+                            }
+                        ],
+                    }
+                },
+            },
             "spec": spec_schema,
             "status": status_schema,
         },

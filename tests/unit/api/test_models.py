@@ -51,7 +51,9 @@ def test_dump_is_camel_case_without_nones() -> None:
 
 def test_min_above_max_names_the_field() -> None:
     message = error_of(minimal(scaling={"minReplicas": 4, "maxReplicas": 2}))
-    assert message == "spec.scaling: minReplicas must be less than or equal to maxReplicas"
+    assert (
+        message == "spec.scaling.minReplicas: minReplicas must be less than or equal to maxReplicas"
+    )
 
 
 def test_mig_profile_requires_accelerator_mig() -> None:
