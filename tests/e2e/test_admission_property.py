@@ -15,11 +15,15 @@ from __future__ import annotations
 import os
 import pathlib
 import random
+import re
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from tideserve_testbed import admitted, fixtures, schema_specs, triton_configs
+from tideserve_testbed import admitted, fixtures, schema_specs, triton, triton_configs
+
+from tideserve.api import formats
 
 pytestmark = pytest.mark.e2e
 
@@ -82,3 +86,17 @@ def test_admitted_specs_render_children_the_api_server_accepts_and_configs_trito
         for key in sample:
             loaded, message = loader.load(configs[key])
             assert loaded, f"Triton refused {key[0]!r}: {message}"
+
+
+def test_every_option_of_the_tested_triton_is_either_the_users_or_tideserves() -> None:
+    # When the pinned Triton gains an option, this says to decide whose it is.
+    info = triton._install()
+    result = subprocess.run(
+        [info["server"], "--help"], env=triton._env(info), capture_output=True, text=True,
+        check=False, timeout=60,
+    )  # fmt: skip
+    options = set(re.findall(r"^\s+--([a-z0-9-]+)", result.stdout + result.stderr, re.M))
+    assert len(options) > 50
+    known = {*formats.user_options(), *formats.MANAGED_OPTIONS, *formats.UNAVAILABLE_OPTIONS}
+    known.add("help")
+    assert sorted(options - known) == []

@@ -101,12 +101,26 @@ _INTEGER_OPTIONS = (
 )  # fmt: skip
 _FLOAT_OPTIONS = ("metrics-interval-ms", "min-supported-compute-capability")
 _STRING_OPTIONS = (
-    "backend-config", "backend-directory", "cache-directory", "cuda-memory-pool-byte-size",
-    "cuda-virtual-address-size", "grpc-header-forward-pattern",
-    "grpc-infer-response-compression-level", "host-policy", "http-header-forward-pattern",
-    "id", "log-file", "log-format", "metrics-config", "model-load-gpu-limit", "rate-limit",
-    "rate-limit-resource", "repoagent-directory", "trace-config", "trace-file", "trace-level",
+    "backend-directory", "cache-directory", "grpc-header-forward-pattern",
+    "http-header-forward-pattern", "id", "log-file", "repoagent-directory", "trace-file",
 )  # fmt: skip
+# Options whose value has a shape Triton checks at start (it exits on any other).
+_TEXT = r"[^\x00-\x1f\x7f]"
+_SETTING = rf"[^\x00-\x1f\x7f,=]+={_TEXT}*"
+_SHAPED_OPTIONS = (
+    ("backend-config", rf"([^\x00-\x1f\x7f,=]+,)?{_SETTING}"),
+    ("host-policy", rf"[^\x00-\x1f\x7f,=]+,{_SETTING}"),
+    ("trace-config", rf"([^\x00-\x1f\x7f,=]+,)?{_SETTING}"),
+    ("metrics-config", rf"([^\x00-\x1f\x7f,=]+,)?{_SETTING}"),
+    ("rate-limit", "off|execution_count"),
+    ("rate-limit-resource", r"[^\x00-\x1f\x7f:]+:[0-9]{1,9}(:[0-9]{1,3})?"),
+    ("trace-level", "OFF|TIMESTAMPS|TENSORS|off|timestamps|tensors"),
+    ("log-format", "default|ISO8601"),
+    ("grpc-infer-response-compression-level", "none|low|medium|high"),
+    ("model-load-gpu-limit", r"[0-9]{1,3}:([0-9]{1,9}(\.[0-9]{0,9})?|\.[0-9]{1,9})"),
+    ("cuda-memory-pool-byte-size", "[0-9]{1,3}:[0-9]{1,18}"),
+    ("cuda-virtual-address-size", "[0-9]{1,3}:[0-9]{1,18}"),
+)
 _FLAG_OPTIONS = ("disable-auto-complete-config",)
 MANAGED_OPTIONS = (
     "model-repository", "model-store", "model-control-mode", "load-model", "model-config-name",
@@ -115,6 +129,23 @@ MANAGED_OPTIONS = (
     "metrics-address", "reuse-http-port", "reuse-grpc-port", "http-restricted-api",
     "grpc-restricted-protocol", "cache-config", "response-cache-byte-size",
 )  # fmt: skip
+
+
+# Refused too: they need files, ports or a platform the pod does not have (TLS for gRPC,
+# SageMaker, Vertex AI); the activator and clients speak plain HTTP/2 to Triton.
+UNAVAILABLE_OPTIONS = (
+    "grpc-use-ssl", "grpc-use-ssl-mutual", "grpc-server-cert", "grpc-server-key",
+    "grpc-root-cert", "allow-sagemaker", "sagemaker-port", "sagemaker-safe-port-range",
+    "sagemaker-thread-count", "allow-vertex-ai", "vertex-ai-port", "vertex-ai-thread-count",
+    "vertex-ai-default-model",
+)  # fmt: skip
+
+
+def user_options() -> tuple[str, ...]:
+    """Every tritonserver option a user may set in runtime.args."""
+    shaped = tuple(name for name, _ in _SHAPED_OPTIONS)
+    return (*_BOOLEAN_OPTIONS, *_INTEGER_OPTIONS, *_FLOAT_OPTIONS, *_STRING_OPTIONS, *shaped,
+            *_FLAG_OPTIONS)  # fmt: skip
 
 
 def _alternatives(options: tuple[str, ...]) -> str:
@@ -129,13 +160,15 @@ TRITON_ARG = (
     r"|[Oo][Nn]|[Oo][Ff][Ff]|1|0)"
     rf"|({_alternatives(_INTEGER_OPTIONS)})=-?[0-9]{{1,9}}"
     rf"|({_alternatives(_FLOAT_OPTIONS)})=[0-9]{{1,9}}(\.[0-9]{{1,9}})?"
-    rf"|({_alternatives(_STRING_OPTIONS)})=[^\x00-\x1f\x7f]+"
-    rf"|{_alternatives(_FLAG_OPTIONS)})$"
+    rf"|({_alternatives(_STRING_OPTIONS)})={_TEXT}+"
+    + "".join(f"|{name}=({shape})" for name, shape in _SHAPED_OPTIONS)
+    + rf"|{_alternatives(_FLAG_OPTIONS)})$"
 )
 TRITON_ARG_MESSAGE = (
-    "each runtime arg must be one whole --option=value of tritonserver (no abbreviations, "
-    "no value in the next item); tideserve sets --model-repository, --model-control-mode, "
-    "--load-model, the ports and addresses, --strict-readiness, --exit-on-error, "
+    "each runtime arg must be one whole --option=value of tritonserver with a value of the "
+    "option's type (no abbreviations, no value in the next item); tideserve sets "
+    "--model-repository, --model-control-mode, --load-model, the ports and addresses, "
+    "--strict-readiness, --exit-on-error, "
     "--allow-http/grpc/metrics and --cache-config (use model.responseCache) itself"
 )
 

@@ -204,7 +204,8 @@ class EnvVar(base.Model):
 
 TritonArg = Annotated[
     str,
-    pydantic.Field(max_length=1024),
+    # The bound keeps the CEL rule's estimated cost within the API server's budget.
+    pydantic.Field(max_length=512),
     base.pattern_rule(formats.TRITON_ARG, formats.TRITON_ARG_MESSAGE),
 ]
 
