@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tideserve_testbed import fixtures, hostile
@@ -70,8 +71,9 @@ def test_manifests_read_yaml_as_kubectl_does(kube: fixtures.Kube, values: list[s
     )  # fmt: skip
     try:
         (ours,) = manifests.load_all(text)
-    except manifests.NotJson:
-        assert result.returncode != 0  # kubectl cannot send infinity either
+    except (yaml.YAMLError, manifests.NotJson):
+        # Not YAML (k: :), or not JSON (infinity): kubectl cannot send it either.
+        assert result.returncode != 0, result.stdout
         return
     assert result.returncode == 0, result.stderr
     assert isinstance(ours, dict)
