@@ -37,11 +37,13 @@ def checker(kube: fixtures.Kube) -> Iterator[admitted.Checker]:
         kube.kubectl(
             "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"
         )
+        # Pods (dry run too) are refused until the namespace has its default ServiceAccount.
         fixtures.eventually(
-            "the namespace's default ServiceAccount",
             lambda: (
                 kube.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode == 0
             ),
+            60,
+            "the namespace's default ServiceAccount",
         )
         yield admitted.Checker(kube.api_client(), namespace)
 
