@@ -88,6 +88,12 @@ def test_admitted_specs_render_children_the_api_server_accepts_and_configs_trito
         for key in sample:
             loaded, message = loader.load(configs[key])
             assert loaded, f"Triton refused {key[0]!r}: {message}"
+    # The figures the README quotes (pytest -s shows them).
+    print(
+        f"\nadmission property: {len(verdicts)} manifests drawn, {len(accepted)} admitted "
+        f"(all children accepted), {len(verdicts) - len(accepted)} refused (validate agreed "
+        f"on all), {len(sample)} of {len(configs)} distinct Triton configs loaded"
+    )
 
 
 def test_every_option_of_the_tested_triton_is_either_the_users_or_tideserves() -> None:
