@@ -83,7 +83,7 @@ def test_midnight_crossing_window_in_a_time_zone_is_accepted(
                     ]
                 }
             },
-            "spec.scaling.schedules[0]",
+            "spec.scaling.schedules[0].timeZone",
             "timeZone must be an IANA time zone name",
         ),
         (

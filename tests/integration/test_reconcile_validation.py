@@ -52,9 +52,8 @@ INVALID = {
                 ]
             }
         },
-        # A CEL runtime error (unknown zone) is reported on the window, not on fieldPath;
-        # the message names the field.
-        "spec.scaling.schedules[0]",
+        # The rule sits on the field itself: even the zone lookup's failure names it.
+        "spec.scaling.schedules[0].timeZone",
         "timeZone must be an IANA time zone name",
     ),
     "window with both cron and start": (

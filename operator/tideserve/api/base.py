@@ -10,11 +10,14 @@ stops them from drifting apart; tests/unit/api checks they agree on examples.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
 import pydantic
+import pydantic_core
 from pydantic import alias_generators
+from pydantic_core import core_schema as cs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +28,59 @@ class Rule:
     message: str
     check: Callable[[Any], bool]
     field_path: str | None = None
+
+
+# Rule message -> the rule's fieldPath, so that an error pydantic reports at the model
+# names the same field as the API server does (resource.describe_error reads it).
+FIELD_PATHS: dict[str, str] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldRule:
+    """A rule on one field's value, for `Annotated[T, FieldRule(...)]` (also on list items).
+
+    The CEL expression reads the value as `self` and goes on the field's own schema, so
+    the API server names the field (and list index) in its refusal, even when the
+    expression fails to evaluate; the check runs in pydantic after the type's own.
+    """
+
+    cel: str
+    message: str
+    check: Callable[[Any], bool]
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: pydantic.GetCoreSchemaHandler
+    ) -> cs.CoreSchema:
+        def validate(value: Any) -> Any:
+            if not self.check(value):
+                raise pydantic_core.PydanticCustomError("rule", self.message)
+            return value
+
+        return cs.no_info_after_validator_function(validate, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: cs.CoreSchema, handler: pydantic.GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        schema: dict[str, Any] = handler(core_schema)
+        rules = schema.setdefault("x-kubernetes-validations", [])
+        rules.append({"rule": self.cel, "message": self.message})
+        return schema
+
+
+def pattern_rule(pattern: str, message: str) -> FieldRule:
+    """A FieldRule that the value matches `pattern` (anchored; see api/formats.py)."""
+    return FieldRule(
+        cel=f"self.matches({_cel_string(pattern)})",
+        message=message,
+        check=lambda value: re.fullmatch(pattern, value) is not None,
+    )
+
+
+def _cel_string(text: str) -> str:
+    """A CEL string literal: raw, single-quoted (a pattern never holds a quote)."""
+    if "'" in text or "\n" in text:
+        raise ValueError(f"pattern not expressible as a raw CEL string: {text!r}")
+    return f"r'{text}'"
 
 
 class Model(pydantic.BaseModel):
@@ -39,6 +95,13 @@ class Model(pydantic.BaseModel):
     )
 
     rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        for rule in cls.rules:
+            if rule.field_path:
+                FIELD_PATHS[rule.message] = rule.field_path
 
     @pydantic.model_validator(mode="after")
     def _check_rules(self) -> Self:

@@ -6,10 +6,9 @@ import argparse
 import pathlib
 import sys
 
-import pydantic
 import yaml
 
-from tideserve.api import crd, resource
+from tideserve.api import crd, manifests, resource
 
 
 def main_crds(argv: list[str]) -> int:
@@ -46,26 +45,27 @@ def main_crds(argv: list[str]) -> int:
 def main_validate(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="tideserve validate",
-        description="Check InferenceService manifests with the same rules the CRD enforces.",
+        description="Check InferenceService manifests with the same rules the CRD enforces "
+        "(metadata.name included), reading YAML the way kubectl does.",
     )
     parser.add_argument("files", nargs="+", type=pathlib.Path)
     args = parser.parse_args(argv)
     failures = 0
     for path in args.files:
         try:
-            documents = list(yaml.safe_load_all(path.read_text()))
-        except (OSError, yaml.YAMLError) as error:
+            documents = list(manifests.load_all(path.read_text()))
+        except (OSError, yaml.YAMLError, manifests.NotJson) as error:
             print(f"{path}: cannot read: {error}", file=sys.stderr)
             failures += 1
             continue
         for doc in documents:
             if not isinstance(doc, dict) or doc.get("kind") != resource.KIND:
                 continue
-            name = doc.get("metadata", {}).get("name", "?")
-            try:
-                resource.parse_spec(doc.get("spec") or {})
-            except pydantic.ValidationError as error:
-                print(f"{path}: {name}: {resource.describe_error(error)}", file=sys.stderr)
+            metadata = doc.get("metadata")
+            name = metadata.get("name", "?") if isinstance(metadata, dict) else "?"
+            found = manifests.problems(doc)
+            if found:
+                print(f"{path}: {name}: {'; '.join(found)}", file=sys.stderr)
                 failures += 1
             else:
                 print(f"{path}: {name}: valid")

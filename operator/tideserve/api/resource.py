@@ -49,5 +49,6 @@ def describe_error(error: pydantic.ValidationError) -> str:
         for part in item["loc"]:
             path += f"[{part}]" if isinstance(part, int) else f".{part}"
         message = str(item["msg"]).removeprefix("Value error, ")
+        path += base.FIELD_PATHS.get(message, "")
         lines.append(f"{path}: {message}")
     return "; ".join(lines)

@@ -5,13 +5,45 @@ from __future__ import annotations
 import datetime
 import enum
 import zoneinfo
+from typing import Annotated
 
 import pydantic
 
-from tideserve.api import base
+from tideserve.api import base, formats
 
 HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-CRON_PATTERN = r"^\S+(\s+\S+){4}$"
+CRON_PATTERN = formats.CRON
+
+
+def known_zone(name: str) -> bool:
+    """Whether the zone database knows `name` (the API server asks Go's, via CEL)."""
+    if name == "Local":  # Go's name for the machine's zone; not an IANA name
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+TimeZone = Annotated[
+    str,
+    pydantic.Field(max_length=64),
+    base.pattern_rule(formats.TIME_ZONE, formats.TIME_ZONE_MESSAGE),
+    # On the field itself: a zone the database does not know makes getHours fail, and
+    # the API server reports a failing rule at the rule's own path (this field).
+    base.FieldRule(
+        cel="self == 'UTC' || (self != 'Local' && "
+        "timestamp('2020-01-01T00:00:00Z').getHours(self) >= 0)",
+        message=formats.TIME_ZONE_MESSAGE + " (unknown zone)",
+        check=known_zone,
+    ),
+]
+Cron = Annotated[
+    str,
+    pydantic.Field(max_length=128),
+    base.pattern_rule(formats.CRON, formats.CRON_MESSAGE),
+]
 
 
 class Weekday(enum.StrEnum):
@@ -67,16 +99,6 @@ class ScheduleWindow(base.Model):
             ),
             field_path=".minReplicas",
         ),
-        base.Rule(
-            # A CEL runtime error on an unknown zone would also refuse the object, but
-            # with an unreadable message; this expression evaluates cleanly for known
-            # zones and fails with ours for unknown ones.
-            cel="self.timeZone == 'UTC' || "
-            "timestamp('2020-01-01T00:00:00Z').getHours(self.timeZone) >= 0",
-            message="timeZone must be an IANA time zone name such as Europe/Berlin",
-            check=lambda w: True,  # checked with a precise message by the field validator
-            field_path=".timeZone",
-        ),
     )
 
     name: str = pydantic.Field(
@@ -85,9 +107,8 @@ class ScheduleWindow(base.Model):
         max_length=63,
         description="Name of the window, shown in status.activeSchedule.",
     )
-    time_zone: str = pydantic.Field(
+    time_zone: TimeZone = pydantic.Field(
         "UTC",
-        max_length=64,
         description="IANA time zone the times are in, e.g. Europe/Berlin. Daylight saving "
         "changes are followed.",
     )
@@ -106,12 +127,13 @@ class ScheduleWindow(base.Model):
         description="Days on which the window starts (Mon..Sun); empty means every day. "
         "A window crossing midnight belongs to the day it starts on.",
     )
-    cron: str | None = pydantic.Field(
+    cron: Cron | None = pydantic.Field(
         None,
-        pattern=CRON_PATTERN,
-        max_length=128,
         description="Alternative to start/end: a 5-field cron expression for when the "
-        "window opens, in timeZone, e.g. '0 8 * * 1-5'.",
+        "window opens, in timeZone, e.g. '0 8 * * 1-5': minute 0-59, hour 0-23, day of "
+        "month 1-31, month 1-12 or Jan-Dec, day of week 0-7 or Sun-Sat (0 and 7: Sunday); "
+        "lists, ranges (a range may wrap: Fri-Mon) and /steps. When both day fields are "
+        "restricted, a day matching either one fires.",
     )
     duration_minutes: int | None = pydantic.Field(
         None, ge=1, le=7 * 24 * 60, description="With cron: how long the window stays open."
@@ -119,12 +141,14 @@ class ScheduleWindow(base.Model):
     min_replicas: int | None = pydantic.Field(
         None,
         ge=0,
+        le=10_000,
         description="Floor while the window is open. 0 = sleep: scale to zero when idle, "
         "wake on demand.",
     )
     max_replicas: int | None = pydantic.Field(
         None,
         ge=0,
+        le=10_000,
         description="Ceiling while the window is open. 0 = hard off: the activator answers "
         "503 with the time the window ends.",
     )
@@ -140,14 +164,3 @@ class ScheduleWindow(base.Model):
         max_length=366,
         description="Local dates (YYYY-MM-DD) on which the window does not open, e.g. holidays.",
     )
-
-    @pydantic.field_validator("time_zone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"{value!r} is not an IANA time zone name such as Europe/Berlin"
-            ) from None
-        return value

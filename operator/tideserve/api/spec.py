@@ -7,31 +7,31 @@ Cross-field rules are `base.Rule`s, enforced both by the CRD (CEL) and by pydant
 from __future__ import annotations
 
 import enum
-import re
 from typing import Annotated
 
 import pydantic
 
-from tideserve.api import base
+from tideserve.api import base, formats
 from tideserve.api import scaling as scaling_api
 
-# Kubernetes resource quantity, e.g. "500m", "2", "4Gi".
-QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
-MIG_PROFILE_PATTERN = r"^[1-7]g\.[0-9]+gb$"
-STORAGE_URI_PATTERN = r"^(s3|gs|https|pvc)://[^\s]+$"
-DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+QUANTITY_PATTERN = formats.QUANTITY
+MIG_PROFILE_PATTERN = r"^[1-7]g\.[0-9]{1,3}gb$"
+STORAGE_URI_PATTERN = formats.STORAGE_URI
+DNS_LABEL_PATTERN = formats.DNS1123_LABEL
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 def _quantity(value: object) -> str:
-    if isinstance(value, bool):
-        raise ValueError("must be a quantity such as 2, 500m or 4Gi")
-    if isinstance(value, int | float):
-        value = str(value)
+    # The CRD types a quantity as integer-or-string: a YAML float (cpu: 0.5) is refused
+    # by the API server, so it is refused here too.
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(formats.QUANTITY_MESSAGE)
+        return str(value)
     if not isinstance(value, str):
-        raise ValueError("must be a quantity such as 2, 500m or 4Gi")
-    if not re.fullmatch(QUANTITY_PATTERN, value):
-        raise ValueError(f"{value!r} is not a quantity such as 2, 500m or 4Gi")
+        raise ValueError("must be an integer or a string quantity such as 2, 500m or 4Gi")
+    if not formats.matches(QUANTITY_PATTERN, value):
+        raise ValueError(f"{value!r} {formats.QUANTITY_MESSAGE}")
     return value
 
 
@@ -43,6 +43,8 @@ QuantityField = Annotated[
             "anyOf": [{"type": "integer"}, {"type": "string"}],
             "x-kubernetes-int-or-string": True,
             "pattern": QUANTITY_PATTERN,
+            "minimum": 1,
+            "maxLength": 64,
         }
     ),
 ]
@@ -61,10 +63,12 @@ class DynamicBatching(base.Model):
     enabled: bool = pydantic.Field(
         True, description="Let Triton combine queued requests into batches."
     )
-    preferred_batch_sizes: list[Annotated[int, pydantic.Field(ge=1)]] = pydantic.Field(
+    preferred_batch_sizes: list[Annotated[int, pydantic.Field(ge=1, le=4096)]] = pydantic.Field(
         default_factory=list,
         max_length=16,
-        description="Batch sizes Triton should prefer to form, e.g. [4, 8].",
+        description="Batch sizes Triton should prefer to form, e.g. [4, 8]; each at most "
+        "model.maxBatchSize, which must then be given.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     max_queue_delay_microseconds: int = pydantic.Field(
         100,
@@ -73,26 +77,90 @@ class DynamicBatching(base.Model):
         description="How long a request may wait in Triton's queue for a batch to fill.",
     )
 
+    @pydantic.field_validator("preferred_batch_sizes")
+    @classmethod
+    def _unique(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("preferredBatchSizes must not repeat a size")
+        return value
+
+
+def _storage_rule(scheme: str, pattern: str, message: str) -> base.FieldRule:
+    """A rule on storageUri that applies to one scheme's URIs."""
+    return base.FieldRule(
+        cel=f"!self.startsWith('{scheme}') || self.matches(r'{pattern}')",
+        message=message,
+        check=lambda uri: not uri.startswith(scheme) or formats.matches(pattern, uri),
+    )
+
+
+StorageUri = Annotated[
+    str,
+    pydantic.Field(pattern=STORAGE_URI_PATTERN, max_length=2048),
+    base.pattern_rule(
+        formats.STORAGE_URI_NO_USERINFO,
+        "storageUri must not carry credentials (user:password@host): name a Secret in "
+        "storageSecretRef",
+    ),
+    _storage_rule(
+        "pvc://",
+        formats.PVC_URI,
+        "pvc:// needs a PersistentVolumeClaim name (lowercase DNS-1123) and a path without "
+        ". or .. segments: pvc://claim/sub/path",
+    ),
+    _storage_rule(
+        "pvc://",
+        r"^pvc://[^/]{1,253}(/.*)?$",
+        "the PersistentVolumeClaim name in pvc:// is at most 253 characters",
+    ),
+    _storage_rule("s3://", formats.BUCKET_URI, "s3:// needs a bucket name: s3://bucket/path"),
+    _storage_rule("gs://", formats.BUCKET_URI, "gs:// needs a bucket name: gs://bucket/path"),
+    _storage_rule(
+        "https://",
+        formats.HTTPS_URI,
+        "https:// needs a host name or IPv4 address: https://host[:port]/path",
+    ),
+]
+
 
 class ModelSpec(base.Model):
+    rules = (
+        base.Rule(
+            cel="!has(self.dynamicBatching) || !has(self.dynamicBatching.preferredBatchSizes)"
+            " || size(self.dynamicBatching.preferredBatchSizes) == 0"
+            " || (has(self.maxBatchSize)"
+            " && self.dynamicBatching.preferredBatchSizes.all(b, b <= self.maxBatchSize))",
+            message="dynamicBatching.preferredBatchSizes needs maxBatchSize, and each "
+            "preferred size must be at most maxBatchSize (Triton refuses the model otherwise)",
+            check=lambda m: (
+                m.dynamic_batching is None
+                or not m.dynamic_batching.preferred_batch_sizes
+                or (
+                    m.max_batch_size is not None
+                    and all(b <= m.max_batch_size for b in m.dynamic_batching.preferred_batch_sizes)
+                )
+            ),
+            field_path=".dynamicBatching.preferredBatchSizes",
+        ),
+    )
+
     name: str = pydantic.Field(
         ...,
         pattern=MODEL_NAME_PATTERN,
         max_length=128,
         description="Model name as Triton knows it (the folder name in the model repository).",
     )
-    storage_uri: str = pydantic.Field(
+    storage_uri: StorageUri = pydantic.Field(
         ...,
-        pattern=STORAGE_URI_PATTERN,
-        max_length=2048,
         description=(
             "Where the Triton model repository lives: s3://bucket/path, gs://bucket/path, "
-            "https://host/archive.tar.gz, or pvc://claim-name/sub/path (mounted directly)."
+            "https://host/archive.tar.gz, or pvc://claim-name/sub/path (mounted directly). "
+            "Never credentials: those come from storageSecretRef."
         ),
     )
     storage_secret_ref: str | None = pydantic.Field(
         None,
-        pattern=DNS_LABEL_PATTERN,
+        pattern=formats.DNS1123_SUBDOMAIN,
         max_length=253,
         description=(
             "Name of a Secret in this namespace with credentials for storageUri "
@@ -120,8 +188,26 @@ class ModelSpec(base.Model):
 
 
 class EnvVar(base.Model):
-    name: str = pydantic.Field(..., min_length=1, max_length=256)
-    value: str = pydantic.Field("", max_length=32768)
+    name: Annotated[
+        str,
+        pydantic.Field(min_length=1, max_length=256, pattern=formats.ENV_NAME),
+        base.FieldRule(
+            cel=f"!self.startsWith('{formats.RESERVED_ENV_PREFIX}')",
+            message=f"names starting with {formats.RESERVED_ENV_PREFIX} are tideserve's own",
+            check=lambda name: not name.startswith(formats.RESERVED_ENV_PREFIX),
+        ),
+    ] = pydantic.Field(
+        ..., description="Variable name: a C identifier (letters, digits, _; not a digit first)."
+    )
+    value: str = pydantic.Field("", max_length=32768, description="Value.")
+
+
+TritonArg = Annotated[
+    str,
+    # The bound keeps the CEL rule's estimated cost within the API server's budget.
+    pydantic.Field(max_length=512),
+    base.pattern_rule(formats.TRITON_ARG, formats.TRITON_ARG_MESSAGE),
+]
 
 
 class Protocol(enum.StrEnum):
@@ -133,16 +219,32 @@ class RuntimeSpec(base.Model):
     image: str | None = pydantic.Field(
         None,
         max_length=512,
+        pattern=formats.IMAGE,
         description="Triton image. Omit to use the operator's default (chart value triton.image).",
     )
-    args: list[str] = pydantic.Field(
+    args: list[TritonArg] = pydantic.Field(
         default_factory=list,
         max_length=64,
-        description="Extra tritonserver arguments, appended after the ones tideserve sets.",
+        description="Extra tritonserver arguments, appended after the ones tideserve sets; "
+        "each one whole --option=value (e.g. --log-verbose=1). Options tideserve manages "
+        "(repository, control mode, ports, addresses, readiness, metrics, cache) are refused.",
     )
     env: list[EnvVar] = pydantic.Field(
-        default_factory=list, max_length=64, description="Extra environment variables."
+        default_factory=list,
+        max_length=64,
+        description="Extra environment variables for Triton (names unique).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
+
+    @pydantic.field_validator("env")
+    @classmethod
+    def _unique_env(cls, value: list[EnvVar]) -> list[EnvVar]:
+        names = [e.name for e in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"env names must be unique; repeated: {', '.join(dupes)}")
+        return value
+
     protocol: Protocol = pydantic.Field(
         Protocol.HTTP, description="Protocol of the URL published in status (http or grpc)."
     )
@@ -164,8 +266,10 @@ class RightSizingMode(enum.StrEnum):
 class GpuSpec(base.Model):
     product: str | None = pydantic.Field(
         None,
-        max_length=128,
-        description="GPU product (node label nvidia.com/gpu.product), e.g. NVIDIA-L4. "
+        max_length=63,
+        pattern=formats.LABEL_VALUE,
+        description="GPU product (node label nvidia.com/gpu.product, so a label value), "
+        "e.g. NVIDIA-L4. "
         "Omit to run on any GPU.",
     )
     count: int = pydantic.Field(1, ge=1, le=16, description="GPUs per replica.")
@@ -180,9 +284,11 @@ class DeclaredProfile(base.Model):
         description="Catalog option name, e.g. cpu-4, gpu:NVIDIA-L4, mig:1g.10gb.",
     )
     max_requests_per_second: float = pydantic.Field(
-        ..., gt=0, description="Requests per second one replica sustains within the SLO."
+        ..., gt=0, le=1e9, description="Requests per second one replica sustains within the SLO."
     )
-    p99_latency_ms: float = pydantic.Field(..., gt=0, description="p99 latency at that throughput.")
+    p99_latency_ms: float = pydantic.Field(
+        ..., gt=0, le=1e7, description="p99 latency at that throughput."
+    )
 
 
 class RightSizingSpec(base.Model):
@@ -192,7 +298,7 @@ class RightSizingSpec(base.Model):
         "auto: also apply it at a safe moment (while scaled to zero, or a surge rollout).",
     )
     peak_requests_per_second: float | None = pydantic.Field(
-        None, gt=0, description="Declared peak load, used until enough traffic is observed."
+        None, gt=0, le=1e9, description="Declared peak load, used until enough traffic is observed."
     )
     profiles: list[DeclaredProfile] = pydantic.Field(
         default_factory=list,
@@ -246,6 +352,7 @@ class MigSpec(base.Model):
     profile: str = pydantic.Field(
         ...,
         pattern=MIG_PROFILE_PATTERN,
+        max_length=16,
         description="MIG profile, e.g. 1g.10gb or 3g.40gb (resource nvidia.com/mig-<profile>).",
     )
 
@@ -262,10 +369,13 @@ ScalingSpec = scaling_api.ScalingSpec
 
 class SloSpec(base.Model):
     latency_ms: float | None = pydantic.Field(
-        None, gt=0, description="End-to-end p99 latency target per request, in milliseconds."
+        None,
+        gt=0,
+        le=1e7,
+        description="End-to-end p99 latency target per request, in milliseconds.",
     )
     queue_time_ms: float | None = pydantic.Field(
-        None, gt=0, description="Queue wait target per request, in milliseconds."
+        None, gt=0, le=1e7, description="Queue wait target per request, in milliseconds."
     )
 
 
@@ -289,6 +399,7 @@ class InferenceServiceSpec(base.Model):
     replicas: int = pydantic.Field(
         1,
         ge=0,
+        le=2**31 - 1,
         description="Replica count written through the scale subresource (kubectl scale, HPA, "
         "KEDA). Honoured only with scaling.mode: external; the builtin autoscaler ignores it. "
         "Defaulted so that the scale subresource can always be read.",

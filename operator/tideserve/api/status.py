@@ -33,6 +33,8 @@ class ConditionType(enum.StrEnum):
     METRICS_AVAILABLE = "MetricsAvailable"
     SPEC_VALID = "SpecValid"
     SCHEDULABLE = "Schedulable"
+    # Written by the autoscaler only while its decision for the endpoint fails.
+    SCALING_ACTIVE = "ScalingActive"
 
 
 class Condition(base.Model):

@@ -58,5 +58,5 @@ def write_status(namespace: str, name: str, status: dict[str, Any]) -> None:
     kube.apply_status(namespace, name, status, manager=resource.AUTOSCALER_FIELD_MANAGER)
 
 
-def event(isvc: dict[str, Any], reason: str, message: str) -> None:
-    kube.post_event(isvc, "Normal", reason, message)
+def event(isvc: dict[str, Any], reason: str, message: str, event_type: str = "Normal") -> None:
+    kube.post_event(isvc, event_type, reason, message)

@@ -3,13 +3,19 @@
 Supports `*`, lists, ranges, steps (`*/15`, `1-30/5`, `5/10`) and names (Mon..Sun,
 Jan..Dec, case-insensitive). Day of week 0 and 7 are both Sunday. As in Vixie cron,
 when both day-of-month and day-of-week are restricted a day matches if EITHER does.
-Written here rather than taken from a dependency: it is ~100 lines and pure.
+A range whose end comes before its start wraps (Fri-Mon is Fri, Sat, Sun, Mon; 50-10
+minutes is 50..59 and 0..10), where Vixie cron refuses it. What parses is exactly what
+the CRD admits (api.formats.CRON, the same expression), so an object the API server
+accepted never fails here. Written here rather than taken from a dependency: it is
+~100 lines and pure.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+
+from tideserve.api import formats
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -114,8 +120,10 @@ def _field(text: str, low: int, high: int, names: tuple[str, ...], offset: int) 
             a, _, b = base.partition("-")
             first = _value(a, low, high, names, offset)
             last = _value(b, low, high, names, offset)
-            if first > last:
-                raise CronError(f"range {part!r} runs backwards")
+            if first > last:  # wraps: to the end of the field, then on from its start
+                ordered = [*range(first, high + 1), *range(low, last + 1)]
+                values.update(ordered[::step])
+                continue
         else:
             first = _value(base, low, high, names, offset)
             # "5/10" means from 5 to the end in steps of 10.
@@ -125,9 +133,9 @@ def _field(text: str, low: int, high: int, names: tuple[str, ...], offset: int) 
 
 
 def parse(expression: str) -> Cron:
+    if not formats.matches(formats.CRON, expression):
+        raise CronError(f"{expression!r}: {formats.CRON_MESSAGE}")
     fields = expression.split()
-    if len(fields) != 5:
-        raise CronError(f"{expression!r} needs 5 fields (minute hour day month weekday)")
     parsed = [_field(text, *spec) for text, spec in zip(fields, _FIELDS, strict=True)]
     dow = {d % 7 for d in parsed[4]}
     return Cron(

@@ -58,6 +58,7 @@ class Action:
     scale: bool
     status: dict[str, Any] | None
     relearn: bool = False  # the model, runtime or hardware changed: learning again
+    warning: str | None = None  # a Warning Event (reason DecisionFailed) with this message
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +204,19 @@ def decide(
     )
 
 
+def _failed(endpoint: Endpoint, exc: Exception, now: datetime.datetime) -> Action:
+    """The action for an endpoint whose decision raised: hold, condition, Warning."""
+    log.error("%s/%s: autoscaler decision failed", *endpoint.key, exc_info=exc)
+    metrics.DECISIONS.labels(*endpoint.key, report.DECISION_FAILED).inc()
+    previous = endpoint.body.get("status") or {}
+    generation = (endpoint.body.get("metadata") or {}).get("generation")
+    wanted = report.failed(exc, previous=previous, generation=generation, now=now)
+    changed = report.changed(previous, wanted)
+    hold = policy.Decision(endpoint.current, "decision failed", report.DECISION_FAILED)
+    message = wanted["conditions"][-1]["message"] if changed else None
+    return Action(endpoint, hold, False, wanted if changed else None, warning=message)
+
+
 class Autoscaler:
     def __init__(
         self,
@@ -286,9 +300,18 @@ class Autoscaler:
         actions, records = [], {}
         for endpoint in endpoints:
             key = endpoint.key
-            sig = signals_of(key, table, fallback)
             record = self.records.get(key)
-            action, records[key] = decide(endpoint, record, sig, now, table is not None)
+            try:
+                sig = signals_of(key, table, fallback)
+                action, records[key] = decide(endpoint, record, sig, now, table is not None)
+            except Exception as exc:
+                # One endpoint's failure (a bug, a spec the checks let through) holds its
+                # replicas and says why in its status; the others decide.
+                action = _failed(endpoint, exc, now)
+                if record is not None:
+                    records[key] = record
+                actions.append(action)
+                continue
             if record is None:
                 log.debug("%s/%s: first sight; restored learned figures %s", *key,
                           (endpoint.body.get("status") or {}).get("learned"))  # fmt: skip
@@ -336,6 +359,14 @@ class Autoscaler:
                 if action.status is not None:
                     await asyncio.to_thread(actuation.write_status, namespace, name, action.status)
                     written = True
+                if action.warning is not None:
+                    await asyncio.to_thread(
+                        actuation.event,
+                        action.endpoint.body,
+                        report.DECISION_FAILED,
+                        action.warning,
+                        "Warning",
+                    )
             except Exception as exc:
                 log.warning("%s/%s: autoscaler write failed: %s", namespace, name, exc)
                 return scaled, written, True

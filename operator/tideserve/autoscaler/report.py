@@ -22,6 +22,10 @@ CONDITIONS = (
     status_api.ConditionType.METRICS_AVAILABLE.value,
     status_api.ConditionType.SCALED_TO_ZERO.value,
 )
+# Present only while deciding for the endpoint fails; the next good decision's status
+# leaves it out, which removes it (so a status still carrying it has changed).
+SCALING_ACTIVE = status_api.ConditionType.SCALING_ACTIVE.value
+DECISION_FAILED = "DecisionFailed"
 
 
 def rfc3339(moment: datetime.datetime) -> str:
@@ -119,6 +123,27 @@ def status(
     return out
 
 
+def failed(
+    error: BaseException,
+    *,
+    previous: Mapping[str, Any] | None,
+    generation: int | None,
+    now: datetime.datetime,
+) -> dict[str, Any]:
+    """The autoscaler's status for an endpoint it could not decide for this tick: what it
+    last wrote (replicas stay as they are), plus ScalingActive=False saying why."""
+    before = previous or {}
+    out: dict[str, Any] = {k: before[k] for k in (*OWNED, "learned") if k in before}
+    kept = [c for c in before.get("conditions") or [] if c.get("type") in CONDITIONS]
+    by_type = {c.get("type"): c for c in kept}
+    message = f"the autoscaler's decision failed, replicas held: {error!r}"[:1024]
+    out["conditions"] = [
+        *kept,
+        _condition(SCALING_ACTIVE, False, DECISION_FAILED, message, by_type, generation, now),
+    ]
+    return out
+
+
 def _comparable(status_part: Mapping[str, Any]) -> dict[str, Any]:
     conditions = {
         c.get("type"): (
@@ -128,7 +153,7 @@ def _comparable(status_part: Mapping[str, Any]) -> dict[str, Any]:
             c.get("observedGeneration"),
         )
         for c in status_part.get("conditions") or []
-        if c.get("type") in CONDITIONS
+        if c.get("type") in (*CONDITIONS, SCALING_ACTIVE)
     }
     return {**{k: status_part.get(k) for k in OWNED}, "conditions": conditions}
 

@@ -198,7 +198,18 @@ class Reconciler:
                 )
                 metrics.RECONCILES.labels(result="blocked").inc()
                 raise kopf.TemporaryError(blocking[0].message, delay=BLOCKED_RETRY_SECONDS)
-            plan = children.plan(owner, spec, options)
+            try:
+                plan = children.plan(owner, spec, options)
+            except Exception as exc:
+                # A spec the checks let through that the builders cannot render costs
+                # this object only: SpecValid=False (RenderFailed), an Event, no retry loop.
+                log.exception("%s/%s: rendering failed", *key)
+                message = f"tideserve could not render the children: {exc!r}"
+                failed = (status.Problem(status.SPEC_VALID, "RenderFailed", message, True),)
+                self._remember(Facts(owner, owner.generation, url, hw.label, failed,
+                                     **_carry(previous)))  # fmt: skip
+                metrics.RECONCILES.labels(result="invalid").inc()
+                raise kopf.PermanentError(message) from exc
             with self._writer(key):
                 if not fresh and self._up_to_date(key, plan, self._facts(key)):
                     fresh = previous.fresh if previous else False

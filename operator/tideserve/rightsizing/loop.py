@@ -46,6 +46,7 @@ PROFILES_ANNOTATION = f"{resource.LABEL_PREFIX}/measured-profiles"
 PREDICTOR_LABELS = "app.kubernetes.io/name=tideserve-predictor"
 ENDPOINT_LABEL = f"{resource.LABEL_PREFIX}/inferenceservice"
 EVENT_REASON = "RightSizing"
+FAILED_REASON = "RightSizingFailed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,15 +224,21 @@ def tick(
             isvc = resource.InferenceService.model_validate(body)
         except pydantic.ValidationError:
             continue  # the reconciler reports an invalid spec
-        advice = advisor.advise(
-            isvc.spec,
-            isvc.status,
-            with_ooms(observations.get(key, advisor.Observation()), killed.get(key, [])),
-            catalog,
-            nodes=nodes,
-            now=now,
-            measured=measured_profiles(body),
-        )
+        try:
+            advice = advisor.advise(
+                isvc.spec,
+                isvc.status,
+                with_ooms(observations.get(key, advisor.Observation()), killed.get(key, [])),
+                catalog,
+                nodes=nodes,
+                now=now,
+                measured=measured_profiles(body),
+            )
+        except Exception as exc:  # this endpoint's advice only; the others carry on
+            log.exception("right-sizing could not advise %s/%s", *key)
+            with contextlib.suppress(Exception):
+                kube.post_event(body, "Warning", FAILED_REASON, f"right-sizing failed: {exc!r}")
+            continue
         advices[key] = advice
         rec = advice.recommendation
         metrics.publish(

@@ -32,7 +32,7 @@ def test_validate_names_the_bad_field(
     )
     assert cli.main(["validate", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert "broken: spec.scaling: minReplicas must be less than or equal to maxReplicas" in err
+    assert "broken: spec.scaling.minReplicas: minReplicas must be less than or equal" in err
     assert "Traceback" not in err
 
 

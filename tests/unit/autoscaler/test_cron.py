@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tideserve.api import formats
 from tideserve.autoscaler import cron
 
 pytestmark = pytest.mark.unit
@@ -76,7 +79,12 @@ def test_day_of_month_or_day_of_week_when_both_are_restricted() -> None:
         "* 24 * * *",
         "* * 0 * *",
         "*/0 * * * *",
-        "5-1 * * * *",
+        "61 * * * *",
+        "* * * * 8",
+        "* * * * 1-8",
+        "*/1000 * * * *",
+        "\u0663 * * * *",
+        " * * * * *",
         "* * * Foo *",
         "* * * * Funday",
         "a * * * *",
@@ -86,3 +94,35 @@ def test_day_of_month_or_day_of_week_when_both_are_restricted() -> None:
 def test_invalid_expressions_are_refused(bad: str) -> None:
     with pytest.raises(cron.CronError):
         cron.parse(bad)
+
+
+def test_a_range_ending_before_its_start_wraps() -> None:
+    weekend = cron.parse("0 0 * * Fri-Mon")
+    assert weekend.days_of_week == {5, 6, 0, 1}
+    assert sorted(cron.parse("50-10/5 * * * *").minutes) == [0, 5, 10, 50, 55]
+    assert cron.parse("0 0 * * 7-1").days_of_week == {0, 1}
+    assert cron.parse("0 0 * nov-feb *").months == {11, 12, 1, 2}
+
+
+_value = st.one_of(st.integers(0, 99).map(str), st.sampled_from(["Mon", "fri", "JAN", "x"]))
+_item = st.tuples(
+    st.one_of(st.just("*"), _value, st.tuples(_value, _value).map("-".join)),
+    st.sampled_from(["", "/0", "/2", "/15", "/1000"]),
+).map("".join)
+_field = st.lists(_item, min_size=1, max_size=3).map(",".join)
+_expressions = st.one_of(
+    st.lists(_field, min_size=4, max_size=6).map(" ".join),
+    st.text(alphabet="0123456789*-,/ JanFriSunMonDec\t", max_size=40),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_expressions)
+def test_parse_accepts_exactly_what_the_crd_admits(expression: str) -> None:
+    admitted = formats.matches(formats.CRON, expression)
+    try:
+        cron.parse(expression)
+    except cron.CronError:
+        assert not admitted
+    else:
+        assert admitted

@@ -223,7 +223,9 @@ def test_pvc_with_a_config_override_links_the_claim_into_a_writable_repository()
 def test_plan_digest_is_stamped_on_the_deployment_and_follows_the_spec() -> None:
     options = children.Options(triton_image=IMAGE)
     a = children.plan(OWNER, resource.parse_spec(spec()), options)
-    b = children.plan(OWNER, resource.parse_spec(spec(runtime={"args": ["--x"]})), options)
+    b = children.plan(
+        OWNER, resource.parse_spec(spec(runtime={"args": ["--log-verbose=1"]})), options
+    )
     (dep,) = [m for m in a.apply if m["kind"] == "Deployment"]
     assert children.applied_digest(dep) == a.digest
     assert a.digest != b.digest

@@ -1,0 +1,221 @@
+"""What a string field may hold so that what runs accepts it: Kubernetes, Triton, cron.
+
+Each format is one regular expression used three ways: as the CRD's `pattern` or in a
+CEL rule (the API server, Go RE2) and in pydantic (`re.fullmatch`). So the expressions
+keep to the syntax both engines read the same way: explicit character classes (no
+`\\s`, `\\d`, `\\w`: Unicode in Python, ASCII in RE2), `^...$` anchors (CEL's
+`matches` and OpenAPI's `pattern` search; Python's fullmatch needs the whole string).
+"""
+
+from __future__ import annotations
+
+import re
+
+# -- names ------------------------------------------------------------------------------
+
+# A Service is named after the object and it must be a DNS-1035 label; the longest child
+# name is "<name>-predictor" (Deployment, Service, PodDisruptionBudget, ServiceMonitor),
+# and a label is at most 63 characters.
+LONGEST_CHILD_SUFFIX = "-predictor"
+NAME_MAX = 63 - len(LONGEST_CHILD_SUFFIX)
+DNS1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# A label value (GPU product -> nodeSelector nvidia.com/gpu.product).
+LABEL_VALUE = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+# Environment variable names: C identifiers, the portable set (shells, Triton's backends).
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Names tideserve may set in the Triton container now or later.
+RESERVED_ENV_PREFIX = "TIDESERVE_"
+
+
+def name_problem(name: object) -> str | None:
+    """Why metadata.name cannot name an InferenceService's children; None if it can."""
+    if not isinstance(name, str) or not name:
+        return "metadata.name is required"
+    if len(name) > NAME_MAX or not re.fullmatch(DNS1035_LABEL, name):
+        return NAME_MESSAGE
+    return None
+
+
+NAME_MESSAGE = (
+    f"metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting "
+    f"with a letter, no dots) of at most {NAME_MAX} characters: children are named "
+    f"<name>{LONGEST_CHILD_SUFFIX}"
+)
+
+# An image reference: [registry[:port]/]repository[:tag][@sha256:digest].
+_DOMAIN = r"[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*"
+_PATH_COMPONENT = r"[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*"
+IMAGE = (
+    rf"^({_DOMAIN}(:[0-9]{{1,5}})?/)?{_PATH_COMPONENT}(/{_PATH_COMPONENT})*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
+
+# -- storage ------------------------------------------------------------------------------
+
+# No whitespace or control characters anywhere; reaches the fetch container as an env var.
+STORAGE_URI = r"^(s3|gs|https|pvc)://[^\x00-\x20\x7f]+$"
+# Credentials come from storageSecretRef only: nothing@ before the first slash.
+STORAGE_URI_NO_USERINFO = r"^[a-z0-9]+://[^/@]*(/.*)?$"
+# pvc://<claim>[/<path>]: a claim name, then path segments that are neither . nor ..
+# (subPath refuses them; "." would mount the claim's root under another name).
+PVC_URI = (
+    r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+    r"(/+([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+))*/*$"
+)
+# s3://bucket/..., gs://bucket/...: a bucket name (lowercase, digits, . - _).
+BUCKET_URI = r"^(s3|gs)://[a-z0-9]([-a-z0-9._]*[a-z0-9])?(/.*)?$"
+# https://host[:port]/...: a host name or IPv4 address.
+HTTPS_URI = r"^https://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?(/.*)?$"
+
+# -- quantities ---------------------------------------------------------------------------
+
+# A Kubernetes quantity greater than zero: unsigned (or +) decimal with a non-zero digit,
+# then a binary or decimal SI suffix or a decimal exponent of at most two digits (larger
+# ones overflow what a node can offer anyway, and Kubernetes caps quantities).
+QUANTITY = (
+    r"^\+?([0-9]*[1-9][0-9]*(\.[0-9]*)?|[0-9]*\.[0-9]*[1-9][0-9]*)"
+    r"(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]{1,2})?$"
+)
+QUANTITY_MESSAGE = "must be a quantity greater than zero such as 2, 500m or 4Gi"
+
+# -- the Triton command line --------------------------------------------------------------
+
+# tritonserver options a user may add (tritonserver --help of the Triton tideserve tests
+# with), by the type of value each takes. The others are tideserve's (repository, control
+# mode, ports, addresses, readiness, metrics, the response cache) or need files or
+# ports the pod does not have (TLS, SageMaker, Vertex AI); --help exits.
+_BOOLEAN_OPTIONS = (
+    "allow-cpu-metrics", "allow-gpu-metrics", "enable-peer-access", "log-error", "log-info",
+    "log-warning", "model-namespacing", "strict-model-config",
+    "grpc-keepalive-permit-without-calls",
+)  # fmt: skip
+_INTEGER_OPTIONS = (
+    "buffer-manager-thread-count", "exit-timeout-secs", "grpc-infer-allocation-pool-size",
+    "grpc-keepalive-time", "grpc-keepalive-timeout", "grpc-max-connection-age",
+    "grpc-max-connection-age-grace", "grpc-http2-max-pings-without-data",
+    "grpc-http2-min-recv-ping-interval-without-data", "grpc-http2-max-ping-strikes",
+    "http-thread-count", "log-verbose", "model-load-retry-count", "model-load-thread-count",
+    "trace-count", "trace-log-frequency", "trace-rate", "pinned-memory-pool-byte-size",
+)  # fmt: skip
+_FLOAT_OPTIONS = ("metrics-interval-ms", "min-supported-compute-capability")
+_STRING_OPTIONS = (
+    "backend-directory", "cache-directory", "grpc-header-forward-pattern",
+    "http-header-forward-pattern", "id", "log-file", "repoagent-directory", "trace-file",
+)  # fmt: skip
+# Options whose value has a shape Triton checks at start (it exits on any other).
+_TEXT = r"[^\x00-\x1f\x7f]"
+_SETTING = rf"[^\x00-\x1f\x7f,=]+={_TEXT}*"
+_SHAPED_OPTIONS = (
+    ("backend-config", rf"([^\x00-\x1f\x7f,=]+,)?{_SETTING}"),
+    ("host-policy", rf"[^\x00-\x1f\x7f,=]+,{_SETTING}"),
+    ("trace-config", rf"([^\x00-\x1f\x7f,=]+,)?{_SETTING}"),
+    ("metrics-config", rf"([^\x00-\x1f\x7f,=]+,)?{_SETTING}"),
+    ("rate-limit", "off|execution_count"),
+    ("rate-limit-resource", r"[^\x00-\x1f\x7f:]+:[0-9]{1,9}(:[0-9]{1,3})?"),
+    ("trace-level", "OFF|TIMESTAMPS|TENSORS|off|timestamps|tensors"),
+    ("log-format", "default|ISO8601"),
+    ("grpc-infer-response-compression-level", "none|low|medium|high"),
+    ("model-load-gpu-limit", r"[0-9]{1,3}:([0-9]{1,9}(\.[0-9]{0,9})?|\.[0-9]{1,9})"),
+    ("cuda-memory-pool-byte-size", "[0-9]{1,3}:[0-9]{1,18}"),
+    ("cuda-virtual-address-size", "[0-9]{1,3}:[0-9]{1,18}"),
+)
+_FLAG_OPTIONS = ("disable-auto-complete-config",)
+MANAGED_OPTIONS = (
+    "model-repository", "model-store", "model-control-mode", "load-model", "model-config-name",
+    "repository-poll-secs", "strict-readiness", "exit-on-error", "allow-http", "allow-grpc",
+    "allow-metrics", "http-port", "grpc-port", "metrics-port", "http-address", "grpc-address",
+    "metrics-address", "reuse-http-port", "reuse-grpc-port", "http-restricted-api",
+    "grpc-restricted-protocol", "cache-config", "response-cache-byte-size",
+)  # fmt: skip
+
+
+# Refused too: they need files, ports or a platform the pod does not have (TLS for gRPC,
+# SageMaker, Vertex AI); the activator and clients speak plain HTTP/2 to Triton.
+UNAVAILABLE_OPTIONS = (
+    "grpc-use-ssl", "grpc-use-ssl-mutual", "grpc-server-cert", "grpc-server-key",
+    "grpc-root-cert", "allow-sagemaker", "sagemaker-port", "sagemaker-safe-port-range",
+    "sagemaker-thread-count", "allow-vertex-ai", "vertex-ai-port", "vertex-ai-thread-count",
+    "vertex-ai-default-model",
+)  # fmt: skip
+
+
+def user_options() -> tuple[str, ...]:
+    """Every tritonserver option a user may set in runtime.args."""
+    shaped = tuple(name for name, _ in _SHAPED_OPTIONS)
+    return (*_BOOLEAN_OPTIONS, *_INTEGER_OPTIONS, *_FLOAT_OPTIONS, *_STRING_OPTIONS, *shaped,
+            *_FLAG_OPTIONS)  # fmt: skip
+
+
+def _alternatives(options: tuple[str, ...]) -> str:
+    return "|".join(sorted(options, key=lambda o: (-len(o), o)))
+
+
+# Every item is one whole option, --name=value (or the bare flag): Triton reads options
+# with getopt_long, which also takes abbreviations (--model-repo=) and the value from
+# the next item, so anything looser could still set a managed option.
+TRITON_ARG = (
+    rf"^--(({_alternatives(_BOOLEAN_OPTIONS)})=([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]"
+    r"|[Oo][Nn]|[Oo][Ff][Ff]|1|0)"
+    rf"|({_alternatives(_INTEGER_OPTIONS)})=-?[0-9]{{1,9}}"
+    rf"|({_alternatives(_FLOAT_OPTIONS)})=[0-9]{{1,9}}(\.[0-9]{{1,9}})?"
+    rf"|({_alternatives(_STRING_OPTIONS)})={_TEXT}+"
+    + "".join(f"|{name}=({shape})" for name, shape in _SHAPED_OPTIONS)
+    + rf"|{_alternatives(_FLAG_OPTIONS)})$"
+)
+TRITON_ARG_MESSAGE = (
+    "each runtime arg must be one whole --option=value of tritonserver with a value of the "
+    "option's type (no abbreviations, no value in the next item); tideserve sets "
+    "--model-repository, --model-control-mode, --load-model, the ports and addresses, "
+    "--strict-readiness, --exit-on-error, "
+    "--allow-http/grpc/metrics and --cache-config (use model.responseCache) itself"
+)
+
+# -- cron -----------------------------------------------------------------------------------
+
+_MONTH_NAMES = (
+    "jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t|tember)?"
+    "|oct(ober)?|nov(ember)?|dec(ember)?"
+)
+_DAY_NAMES = "sun(day)?|mon(day)?|tue(s|sday)?|wed(nesday)?|thu(rs|rsday)?|fri(day)?|sat(urday)?"
+
+
+def _ci(alternatives: str) -> str:
+    """Case-insensitive without flags (RE2 and Python read (?i) alike, but this is plainer
+    to read in an error message): every letter as [xX]."""
+    return "".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in alternatives)
+
+
+def _cron_field(values: str) -> str:
+    item = rf"(\*|({values})(-({values}))?)(/0*[1-9][0-9]{{0,2}})?"
+    return rf"{item}(,{item})*"
+
+
+# Minute 0-59, hour 0-23, day of month 1-31, month 1-12 or Jan..Dec, day of week 0-7 or
+# Sun..Sat (0 and 7 are Sunday). A range may wrap (Fri-Mon, 50-10): autoscaler/cron.py
+# reads it as running to the end of the field and on from its start.
+CRON_FIELDS = (
+    _cron_field("0*[0-9]|0*[1-5][0-9]"),
+    _cron_field("0*[0-9]|0*1[0-9]|0*2[0-3]"),
+    _cron_field("0*[1-9]|0*[12][0-9]|0*3[01]"),
+    _cron_field(rf"0*[1-9]|0*1[0-2]|{_ci(_MONTH_NAMES)}"),
+    _cron_field(rf"0*[0-7]|{_ci(_DAY_NAMES)}"),
+)
+CRON = "^" + "[ \t]+".join(f"({f})" for f in CRON_FIELDS) + "$"
+CRON_MESSAGE = (
+    "cron must be 5 fields separated by spaces: minute 0-59, hour 0-23, day of month 1-31, "
+    "month 1-12 or Jan-Dec, day of week 0-7 or Sun-Sat; each a list of *, values or "
+    "ranges (a range may wrap, e.g. Fri-Mon), with an optional /step of 1-999"
+)
+
+# -- time zones ------------------------------------------------------------------------------
+
+# The shape of an IANA name (Europe/Berlin, America/Argentina/Buenos_Aires, Etc/GMT+5,
+# UTC); whether the zone exists is asked of the zone database in a CEL rule.
+TIME_ZONE = r"^[A-Za-z][-A-Za-z0-9_+]*(/[A-Za-z0-9][-A-Za-z0-9_+]*)*$"
+TIME_ZONE_MESSAGE = "timeZone must be an IANA time zone name such as Europe/Berlin"
+
+
+def matches(pattern: str, value: str) -> bool:
+    return re.fullmatch(pattern, value) is not None

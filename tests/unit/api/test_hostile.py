@@ -1,0 +1,30 @@
+"""`tideserve validate` on the hostile-manifest table: each refused with the field named,
+or accepted, as the table says (the API server's verdicts: test_admission.py)."""
+
+from __future__ import annotations
+
+import pytest
+from tideserve_testbed import hostile
+
+from tideserve.api import manifests
+
+pytestmark = pytest.mark.unit
+
+CASES = hostile.cases()
+
+
+def test_the_table_is_large_and_mostly_hostile() -> None:
+    assert len(CASES) > 100
+    assert len({c.id for c in CASES}) == len(CASES)
+    assert sum(c.field is not None for c in CASES) > 80
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_validate_gives_the_tables_verdict(case: hostile.Case) -> None:
+    (document,) = manifests.load_all(case.text)
+    assert isinstance(document, dict)
+    found = "; ".join(manifests.problems(document))
+    if case.field is None:
+        assert found == ""
+    else:
+        assert case.field in found, found
