@@ -15,6 +15,7 @@ import datetime
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from tideserve.activator import metrics as metrics_mod
 from tideserve.activator import queueing
@@ -164,7 +165,9 @@ class Activator:
             if endpoint.queue.discard(ticket):
                 endpoint.waiters.pop(ticket.seq, None)
                 self._set_gauge(endpoint)
-                return queueing.deadline_refusal(endpoint.state, self._clock() - ticket.arrived)
+                waited = self._clock() - ticket.arrived
+                self._hold(endpoint, "expired").observe(waited)
+                return queueing.deadline_refusal(endpoint.state, waited)
             # Released (or refused) in the same instant: that answer stands.
             return future.result()
         except asyncio.CancelledError:
@@ -293,19 +296,28 @@ class Activator:
             )
         # Resolving in arrival order schedules the waiting handlers in that order, so they
         # reach the upstream connection pool in arrival order too.
+        hold = self._hold(endpoint, "forwarded")
         for ticket in tickets:
             future = endpoint.waiters.pop(ticket.seq)
             endpoint.forwarded += 1
+            hold.observe(now - ticket.arrived)
             if not future.done():
                 future.set_result(Released(ticket, endpoint.forwarded, now - ticket.arrived))
         self._set_gauge(endpoint)
 
     def _refuse_all(self, endpoint: Endpoint, refusal: queueing.Refusal) -> None:
+        hold, now = self._hold(endpoint, "refused"), self._clock()
         for ticket in endpoint.queue.drain():
             future = endpoint.waiters.pop(ticket.seq)
+            hold.observe(now - ticket.arrived)
             if not future.done():
                 future.set_result(refusal)
         self._set_gauge(endpoint)
+
+    def _hold(self, endpoint: Endpoint, outcome: str) -> Any:
+        """The hold-time histogram child for an endpoint and outcome (SLO attainment)."""
+        key = endpoint.state.key
+        return self._metrics.hold.labels(key.namespace, key.name, outcome)
 
     def _set_gauge(self, endpoint: Endpoint) -> None:
         key = endpoint.state.key

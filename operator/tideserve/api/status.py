@@ -167,6 +167,27 @@ class Learned(base.Model):
     )
 
 
+class SloAttainment(base.Model):
+    """SLO attainment achieved over the last hour (the objective, if any, is in the spec)."""
+
+    attainment: float | None = pydantic.Field(
+        None,
+        ge=0,
+        le=1,
+        description="goodRequests / totalRequests over windowSeconds, floored to 4 decimals "
+        "(absent without requests). Good: answered within every target spec.slo states; "
+        "held by the activator past a target, failed or refused: not good.",
+    )
+    good_requests: int = pydantic.Field(0, ge=0, description="Requests within the SLO.")
+    total_requests: int = pydantic.Field(0, ge=0, description="Requests counted.")
+    window_seconds: int = pydantic.Field(
+        0,
+        ge=0,
+        description="Seconds the figures cover: the last hour, less since the operator "
+        "(leader) started counting.",
+    )
+
+
 class InferenceServiceStatus(base.Model):
     observed_generation: int | None = pydantic.Field(
         None, ge=0, description="The metadata.generation this status describes."
@@ -209,4 +230,9 @@ class InferenceServiceStatus(base.Model):
         None,
         description="What the builtin autoscaler learned of this endpoint (capacity per "
         "replica, cold starts, idle gaps) and the settings it derives from it.",
+    )
+    slo: SloAttainment | None = pydantic.Field(
+        None,
+        description="SLO attainment measured over the last hour, as spec.slo states the "
+        "targets (absent when spec.slo states none).",
     )

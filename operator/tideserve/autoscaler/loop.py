@@ -26,10 +26,11 @@ from typing import Any
 import httpx
 import pydantic
 
+from tideserve import prometheus
 from tideserve import settings as settings_mod
 from tideserve.api import resource
 from tideserve.api import spec as spec_api
-from tideserve.autoscaler import actuation, learned_status, metrics, policy, report, signals
+from tideserve.autoscaler import actuation, learned_status, metrics, policy, report, signals, slo
 
 log = logging.getLogger("tideserve.autoscaler")
 
@@ -95,6 +96,10 @@ class Autoscaler:
         # (spec, accelerator) -> learned_status.basis_of, per endpoint: what its learned
         # capacity and cold starts were measured on.
         self.bases: dict[Key, tuple[object, str | None, str]] = {}
+        # SLO attainment: the last hour of intervals per endpoint, and when the last
+        # interval ended (None: not counting yet).
+        self.slo_ledgers: dict[Key, slo.Ledger] = {}
+        self.slo_last: float | None = None
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -206,6 +211,7 @@ class Autoscaler:
                 generation=(endpoint.body.get("metadata") or {}).get("generation"),
                 now=now,
                 learned=written.value if written is not None else None,
+                slo=slo.summary(self.slo_ledgers[key]) if key in self.slo_ledgers else None,
             )
             changed = report.changed(previous, wanted_status)
             if learned_status.stale(
@@ -220,6 +226,47 @@ class Autoscaler:
             metrics.CURRENT.labels(namespace, name).set(endpoint.current)
             metrics.SIGNAL_AGE.labels(namespace, name).set(sig.age_s if sig else math.inf)
         return actions
+
+    async def _account_slo(self, endpoints: Sequence[Endpoint], now: float) -> None:
+        """Every settings.slo_interval_seconds: good and total requests of the interval
+        since the last one, per endpoint with a target in spec.slo (tideserve.autoscaler.slo).
+        The first call only starts the clock; a failed query leaves the interval open, so
+        the next one covers it."""
+        last = self.slo_last
+        if last is not None and now - last < self.settings.slo_interval_seconds:
+            return
+        if last is None:
+            self.slo_last = now
+            return
+        window = now - last
+        texts = slo.queries(window)
+        try:
+            rows = await asyncio.gather(
+                *(asyncio.to_thread(self.prometheus.instant, q, now) for q in texts.values())
+            )
+        except prometheus.QueryError as exc:
+            log.warning("SLO attainment: Prometheus query failed, counting later: %s", exc)
+            return
+        self.slo_last = now
+        observed = slo.observe(dict(zip(texts, rows, strict=True)))
+        for endpoint in endpoints:
+            key = endpoint.key
+            counted = slo.interval(
+                observed.get(key, slo.Observed()), endpoint.spec.slo, window, now
+            )
+            if counted is None:
+                if slo.targets_ms(endpoint.spec.slo):
+                    log.debug("%s/%s: served requests without Triton latency summaries: "
+                              "interval not judged", *key)  # fmt: skip
+                continue
+            self.slo_ledgers[key] = ledger = slo.add(
+                self.slo_ledgers.get(key, slo.Ledger()), counted
+            )
+            metrics.SLO_REQUESTS.labels(*key).inc(counted.total)
+            metrics.SLO_GOOD.labels(*key).inc(counted.good)
+            shown = slo.summary(ledger)
+            if shown is not None and "attainment" in shown:
+                metrics.SLO_ATTAINMENT.labels(*key).set(shown["attainment"])
 
     def _restore(
         self, key: Key, raw: object, now: datetime.datetime, basis: str
@@ -295,8 +342,9 @@ class Autoscaler:
         started = time.perf_counter()
         result = TickReport()
         endpoints, table, fallback = await self._read()
-        read_done = time.perf_counter()
         now = self.clock()
+        await self._account_slo(endpoints, now.timestamp())
+        read_done = time.perf_counter()
         actions = await asyncio.to_thread(self._decide, endpoints, table, fallback, now)
         decided = time.perf_counter()
         limit = asyncio.Semaphore(WRITE_CONCURRENCY)
@@ -312,6 +360,7 @@ class Autoscaler:
             self.snapshots.pop(key, None)
             self.bases.pop(key, None)
             self.learned_tried.pop(key, None)
+            self.slo_ledgers.pop(key, None)
             metrics.forget(*key)
         result.endpoints = len(endpoints)
         result.prometheus_ok = table is not None
