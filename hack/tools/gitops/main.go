@@ -6,7 +6,7 @@
 // resource.customizations health script (util/lua/lua.go): open libraries skipped, then
 // only package, base and table opened (Argo CD also opens a restricted os library; the
 // script does not use it, so calling os here fails loudly), `obj` set from the JSON
-// object with numbers as Lua numbers, a one-second timeout, and the returned table's
+// object decoded as client-go decodes it (integers int64) with numbers as Lua numbers, a one-second timeout, and the returned table's
 // status checked against Argo CD's health codes.
 //
 // Flux: sigs.k8s.io/cli-utils/pkg/kstatus/status.Compute, the library Flux's
@@ -25,6 +25,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 )
 
@@ -45,12 +46,15 @@ var argoCodes = map[string]bool{
 	"Suspended": true, "Missing": true, "Unknown": true,
 }
 
-// decode mirrors Argo CD's decodeValue: JSON numbers are float64 -> LNumber.
+// decode mirrors Argo CD's decodeValue: numbers (int64 from the API's JSON decoding,
+// float64 otherwise) -> LNumber.
 func decode(l *lua.LState, value interface{}) lua.LValue {
 	switch v := value.(type) {
 	case bool:
 		return lua.LBool(v)
 	case float64:
+		return lua.LNumber(v)
+	case int64:
 		return lua.LNumber(v)
 	case string:
 		return lua.LString(v)
@@ -138,7 +142,8 @@ func main() {
 		raw, err := os.ReadFile(path)
 		obj := map[string]interface{}{}
 		if err == nil {
-			err = json.Unmarshal(raw, &obj)
+			// As client-go decodes objects: integers become int64 (kstatus needs them).
+			err = utiljson.Unmarshal(raw, &obj)
 		}
 		if err == nil && script != "" {
 			res.ArgoCD, err = argo(obj, script)

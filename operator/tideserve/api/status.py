@@ -33,6 +33,11 @@ class ConditionType(enum.StrEnum):
     METRICS_AVAILABLE = "MetricsAvailable"
     SPEC_VALID = "SpecValid"
     SCHEDULABLE = "Schedulable"
+    # kstatus' abnormal-true pair (Flux, cli-utils): on a custom resource it reads Ready
+    # only as Current (True) or InProgress (False), so a spec that cannot work needs
+    # Stalled to read Failed, and a rollout behind a serving Ready needs Reconciling.
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
 
 
 class Condition(base.Model):

@@ -7,9 +7,9 @@ and/or latency). Where each part comes from, and how exact it is:
   histogram in the version we ship (the pytriton 0.7 server has only
   `--metrics-config summary_latencies=true`), so the good share of an interval is read
   from its summaries' quantiles (`nv_inference_queue_summary_us`,
-  `nv_inference_request_summary_us`, p50/p90/p95/p99 over Triton's recent window, the
+  `nv_inference_request_summary_us`, p50/p90/p95/p99/p99.9 over its recent window, the
   worst pod and model of the endpoint): linear between the quantiles around the target,
-  1.0 at or above p99 (the truth is then between 0.99 and 1). With both targets stated
+  1.0 at or above p99.9 (the truth is then between 0.999 and 1). With both targets
   the smaller share counts (the slow-queue requests are the slow ones).
 - Requests Triton failed (`nv_inference_request_failure`): bad.
 - Requests the activator held while the endpoint woke (`tideserve_activator_hold_seconds`,
