@@ -97,6 +97,9 @@ class Activator:
         if endpoint is None:
             endpoint = self.endpoints[state.key] = Endpoint(state)
         previous, endpoint.state = endpoint.state, state
+        self._metrics.max_held.labels(state.key.namespace, state.key.name).set(
+            state.max_held_requests
+        )
         if state.ready_replicas == 0 or state.model != previous.model:
             endpoint.model_ready = False
         if state.off(self._wall()):
@@ -111,8 +114,9 @@ class Activator:
             endpoint.prober.cancel()
         self._refuse_all(endpoint, queueing.gone_refusal(key))
         # The gauge child may never have been created (nothing was ever held).
-        with contextlib.suppress(KeyError):
-            self._metrics.held.remove(key.namespace, key.name)
+        for gauge in (self._metrics.held, self._metrics.max_held):
+            with contextlib.suppress(KeyError):
+                gauge.remove(key.namespace, key.name)
 
     # ---- requests -------------------------------------------------------------------
 

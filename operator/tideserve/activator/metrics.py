@@ -41,6 +41,13 @@ class Metrics:
             ["namespace", "name"],
             registry=self.registry,
         )
+        self.max_held = prometheus_client.Gauge(
+            "tideserve_activator_max_held_requests",
+            "The endpoint's hold cap in this activator pod (scaleToZero.maxHeldRequests); "
+            "requests beyond it get 429.",
+            ["namespace", "name"],
+            registry=self.registry,
+        )
         self.cold_start = prometheus_client.Histogram(
             "tideserve_activator_cold_start_seconds",
             "From the first held request of a wake to the first request forwarded.",

@@ -13,7 +13,7 @@ import kopf
 import prometheus_client
 
 from tideserve import settings as settings_mod
-from tideserve.controller import handlers, kube, leader, reconcile
+from tideserve.controller import handlers, kube, leader, metrics, reconcile
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -93,6 +93,10 @@ def main(argv: list[str]) -> int:
             log.info("stopped while standby")
             return 0
         elector.start_renewing()
+    else:
+        # Without election this process is the only writer: the leader, for the
+        # "no leader" alert and the dashboard.
+        metrics.LEADER.set(1)
     liveness = (
         f"http://{args.bind}:{settings.health_port}/healthz" if settings.health_port else None
     )

@@ -266,9 +266,7 @@ def conditions(obs: Observed) -> dict[str, _State]:
     }
 
 
-def _kstatus(
-    obs: Observed, ready: _State, progress: _State, degraded: _State
-) -> dict[str, _State]:
+def _kstatus(obs: Observed, ready: _State, progress: _State, degraded: _State) -> dict[str, _State]:
     """Reconciling and Stalled, the pair kstatus (Flux) reads. Stalled: Ready is False
     for a reason that will not fix itself (invalid spec, missing Secret, broken
     containers, deadline exceeded). Reconciling: not ready yet and on the way (a cold
