@@ -96,6 +96,7 @@ class Activator:
         endpoint = self.endpoints.get(state.key)
         if endpoint is None:
             endpoint = self.endpoints[state.key] = Endpoint(state)
+            self._export_zeros(state.key)
         previous, endpoint.state = endpoint.state, state
         self._metrics.max_held.labels(state.key.namespace, state.key.name).set(
             state.max_held_requests
@@ -317,6 +318,15 @@ class Activator:
             if not future.done():
                 future.set_result(refusal)
         self._set_gauge(endpoint)
+
+    def _export_zeros(self, key: queueing.EndpointKey) -> None:
+        """Create the endpoint's counters at 0 before anything happens: Prometheus sees a
+        series that appears at 20 as no increase at all (the first wake, the first 429s
+        and held requests would be lost to rate() and increase())."""
+        for outcome in ("forwarded", "expired", "refused"):
+            self._metrics.hold.labels(key.namespace, key.name, outcome)
+        self._metrics.cold_start.labels(key.namespace, key.name)
+        self._metrics.requests.labels(key.namespace, key.name, "429")
 
     def _hold(self, endpoint: Endpoint, outcome: str) -> Any:
         """The hold-time histogram child for an endpoint and outcome (SLO attainment)."""
