@@ -161,7 +161,8 @@ def rules() -> list[dict[str, Any]]:
     assert HELM.exists(), f"{HELM}: run `hack/build-tools helm`"
     out = subprocess.run(
         [str(HELM), "template", "t", str(ROOT / "charts" / "tideserve"),
-         "--show-only", "templates/prometheusrule.yaml", "--set", "prometheusRule.force=true"],
+         "--show-only", "templates/prometheusrule.yaml", "--set", "prometheusRule.force=true",
+         "--kube-version", "1.35.0"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     doc = yaml.safe_load(out.stdout)

@@ -26,6 +26,7 @@ PROMTOOL_TESTS = pathlib.Path(__file__).resolve().parent / "promtool" / "tideser
 DASHBOARD = CHART / "dashboards" / "tideserve.json"
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
 PROMETHEUS_RULE_API = "monitoring.coreos.com/v1/PrometheusRule"
+KUBE_VERSION = "1.35.0"  # the test bed's (hack/tools/k8s), as in test_chart.py
 
 
 def helm_binary() -> str:
@@ -49,7 +50,17 @@ def promtool() -> str:
 
 def render(*args: str) -> list[dict[str, Any]]:
     result = subprocess.run(
-        [helm_binary(), "template", "t", str(CHART), "--namespace", "tideserve-system", *args],
+        [
+            helm_binary(),
+            "template",
+            "t",
+            str(CHART),
+            "--namespace",
+            "tideserve-system",
+            "--kube-version",
+            KUBE_VERSION,
+            *args,
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=120,
@@ -93,7 +104,7 @@ def test_promtool_checks_and_unit_tests_pass(tmp_path: pathlib.Path) -> None:
 
 
 def test_the_objective_sets_the_burn_rate_thresholds() -> None:
-    spec = prometheus_rule("--set", "prometheusRule.objective=0.999")["spec"]
+    spec = prometheus_rule("--set-json", "prometheusRule.objective=0.999")["spec"]
     fast = next(r for g in spec["groups"] for r in g["rules"]
                 if r.get("alert") == "TideserveSLOBurnRateFast")  # fmt: skip
     assert "> (14.4 * (1 - 0.999))" in fast["expr"]
