@@ -60,7 +60,7 @@ def render(*args: str) -> list[dict[str, Any]]:
             "--kube-version",
             KUBE_VERSION,
             *args,
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         timeout=120,

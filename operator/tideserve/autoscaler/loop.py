@@ -255,9 +255,6 @@ class Autoscaler:
                 observed.get(key, slo.Observed()), endpoint.spec.slo, window, now
             )
             if counted is None:
-                if slo.targets_ms(endpoint.spec.slo):
-                    log.debug("%s/%s: served requests without Triton latency summaries: "
-                              "interval not judged", *key)  # fmt: skip
                 continue
             self.slo_ledgers[key] = ledger = slo.add(
                 self.slo_ledgers.get(key, slo.Ledger()), counted

@@ -123,8 +123,7 @@ def _count(buckets: Mapping[float, float]) -> float:
 def interval(
     observed: Observed, slo: spec_api.SloSpec, seconds: float, end: float
 ) -> Interval | None:
-    """Good and total requests of one interval; None when the spec states no target or
-    Triton served requests without the summaries that say how fast (no judgement)."""
+    """Good and total requests of one interval (None: the spec states no target)."""
     targets = targets_ms(slo)
     if not targets:
         return None
@@ -134,14 +133,17 @@ def interval(
     if "latency" in targets:
         shares.append(share_within(observed.latency_ms, targets["latency"]))
     served = max(0.0, observed.served)
-    if served > 0 and any(share is None for share in shares):
-        return None
-    share = min((s for s in shares if s is not None), default=1.0)
     hold_limit_s = min(targets.values()) / 1000.0
     forwarded = observed.held.get("forwarded", {})
     late = max(0.0, _count(forwarded) - _within(forwarded, hold_limit_s))
     never_served = sum(_count(b) for outcome, b in observed.held.items() if outcome != "forwarded")
-    total = served + max(0.0, observed.failed) + never_served + max(0.0, observed.full)
+    bad = max(0.0, observed.failed) + never_served + max(0.0, observed.full)
+    if any(share is None for share in shares):
+        # Served without the summaries that say how fast (no summary_latencies, or no
+        # sample in Triton's window): only what is known bad counts, served requests not.
+        return Interval(good=0.0, total=min(late, served) + bad, seconds=seconds, end=end)
+    share = min((s for s in shares if s is not None), default=1.0)
+    total = served + bad
     good = min(max(0.0, served * share - late), total)
     return Interval(good=good, total=total, seconds=seconds, end=end)
 

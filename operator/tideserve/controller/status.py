@@ -281,7 +281,13 @@ def _kstatus(obs: Observed, ready: _State, progress: _State, degraded: _State) -
             RECONCILING: _State("False", "Stalled", why.message),
             STALLED: _State("True", why.reason, why.message),
         }
-    if (ready.status == "False" and progress.status == "True") or progress.reason == "RollingOut":
+    # A new pod template rolling out: the Deployment controller saw the spec and still has
+    # pods of the old one. Replicas an autoscaler adds or removes are not a rollout.
+    rolling = False
+    if obs.deployment is not None:
+        wanted, _, updated, _, caught_up = _rollout(obs.deployment)
+        rolling = caught_up and updated < wanted
+    if (ready.status == "False" and progress.status == "True") or rolling:
         return {
             RECONCILING: _State("True", progress.reason, progress.message),
             STALLED: _State("False", "Progressing", progress.message),

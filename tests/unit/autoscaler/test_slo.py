@@ -49,8 +49,10 @@ def test_no_target_no_interval() -> None:
     assert slo.interval(slo.Observed(served=10), spec_api.SloSpec(), 60, 0) is None
 
 
-def test_served_requests_without_summaries_are_not_judged() -> None:
-    assert slo.interval(slo.Observed(served=10), QUEUE_100, 60, 0) is None
+def test_served_requests_without_summaries_are_not_judged_but_known_misses_count() -> None:
+    held = {"forwarded": {0.1: 1.0, math.inf: 4.0}, "expired": {math.inf: 2.0}}
+    counted = slo.interval(slo.Observed(served=10, held=held), QUEUE_100, 60, 0)
+    assert counted == slo.Interval(good=0.0, total=5.0, seconds=60, end=0)  # 3 late + 2
 
 
 def test_quiet_interval_counts_nothing_and_says_so() -> None:
