@@ -325,6 +325,7 @@ def test_operating_tideserve_status_health_alerts_and_dashboard(
             return (shown,) if total >= 50 and total - good >= 10 else None
 
         slo = fixtures.eventually(counted, 90, "status.slo to count the held requests late")[0]
+        print(f"status.slo of svc: {slo}")
         assert 0 < slo["attainment"] < 1, slo
         header, row = kube.kubectl("get", ISVC, "svc", "-n", ns, "-o", "wide").stdout.splitlines()
         # Columns are aligned; empty ones (no active schedule) print nothing.
