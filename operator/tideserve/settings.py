@@ -29,6 +29,8 @@ class Settings(pydantic.BaseModel):
 
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     tick_seconds: float = pydantic.Field(5.0, gt=0, le=300)
+    # How often SLO attainment is accounted (good/total requests per interval).
+    slo_interval_seconds: float = pydantic.Field(60.0, ge=1, le=3600)
     watch_namespaces: tuple[str, ...] = ()
     triton_image: str = DEFAULT_TRITON_IMAGE
     # "namespace/name" of the activator's Service; empty when the activator is off.
@@ -115,6 +117,7 @@ class ActivatorSettings(pydantic.BaseModel):
 _ENV = {
     "prometheus_url": "TIDESERVE_PROMETHEUS_URL",
     "tick_seconds": "TIDESERVE_TICK_SECONDS",
+    "slo_interval_seconds": "TIDESERVE_SLO_INTERVAL_SECONDS",
     "watch_namespaces": "TIDESERVE_WATCH_NAMESPACES",
     "triton_image": "TIDESERVE_TRITON_IMAGE",
     "activator_service": "TIDESERVE_ACTIVATOR_SERVICE",

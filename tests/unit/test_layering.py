@@ -31,6 +31,7 @@ PURE = [
     "tideserve.autoscaler.demand",
     "tideserve.autoscaler.limits",
     "tideserve.autoscaler.report",
+    "tideserve.autoscaler.slo",
     "tideserve.activator.queueing",
     "tideserve.activator.routing",
     "tideserve.rightsizing.recommender",

@@ -207,6 +207,14 @@ class Prometheus:
             d=self.targets_dir.parent.parent,
         )  # fmt: skip
 
+    def register_component(self, target_id: str, address: str, component: str) -> None:
+        """Scrape the operator's or the activator's /metrics as an in-cluster
+        ServiceMonitor with honorLabels does: their own namespace/name labels (the
+        InferenceService's) stay; the target adds only `component`."""
+        prometheus.register_labels(
+            target_id, address, {"component": component}, self.targets_dir.parent.parent
+        )
+
     def unregister(self, target_id: str) -> None:
         prometheus.unregister(target_id, self.targets_dir.parent.parent)
 

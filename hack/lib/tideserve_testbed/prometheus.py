@@ -96,6 +96,13 @@ def register(
 ) -> pathlib.Path:
     """Add a scrape target (host:port of a Triton metrics endpoint)."""
     labels = {"namespace": namespace, "name": name, "pod": pod, **(extra_labels or {})}
+    return register_labels(target_id, address, labels, d)
+
+
+def register_labels(
+    target_id: str, address: str, labels: dict[str, str], d: pathlib.Path | None = None
+) -> pathlib.Path:
+    """Add a scrape target with exactly these target labels."""
     path = targets_dir(d) / f"{target_id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")  # a dotfile, outside the *.json glob

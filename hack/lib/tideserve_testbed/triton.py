@@ -131,6 +131,7 @@ def start(
         "--grpc-address=127.0.0.1", f"--grpc-port={ports['grpc']}",
         "--metrics-address=127.0.0.1", f"--metrics-port={ports['metrics']}",
         "--allow-metrics=true", "--allow-gpu-metrics=false", "--metrics-interval-ms=1000",
+        "--metrics-config=summary_latencies=true",
         "--exit-on-error=true", "--strict-readiness=true", "--exit-timeout-secs=3",
         # Unique shared-memory names so several servers can run side by side.
         f"--backend-config=python,shm-region-prefix-name=tideserve_{name}_{ports['http']}_",

@@ -15,6 +15,7 @@ import datetime
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from tideserve.activator import metrics as metrics_mod
 from tideserve.activator import queueing
@@ -95,7 +96,11 @@ class Activator:
         endpoint = self.endpoints.get(state.key)
         if endpoint is None:
             endpoint = self.endpoints[state.key] = Endpoint(state)
+            self._export_zeros(state.key)
         previous, endpoint.state = endpoint.state, state
+        self._metrics.max_held.labels(state.key.namespace, state.key.name).set(
+            state.max_held_requests
+        )
         if state.ready_replicas == 0 or state.model != previous.model:
             endpoint.model_ready = False
         if state.off(self._wall()):
@@ -110,8 +115,9 @@ class Activator:
             endpoint.prober.cancel()
         self._refuse_all(endpoint, queueing.gone_refusal(key))
         # The gauge child may never have been created (nothing was ever held).
-        with contextlib.suppress(KeyError):
-            self._metrics.held.remove(key.namespace, key.name)
+        for gauge in (self._metrics.held, self._metrics.max_held):
+            with contextlib.suppress(KeyError):
+                gauge.remove(key.namespace, key.name)
 
     # ---- requests -------------------------------------------------------------------
 
@@ -164,7 +170,9 @@ class Activator:
             if endpoint.queue.discard(ticket):
                 endpoint.waiters.pop(ticket.seq, None)
                 self._set_gauge(endpoint)
-                return queueing.deadline_refusal(endpoint.state, self._clock() - ticket.arrived)
+                waited = self._clock() - ticket.arrived
+                self._hold(endpoint, "expired").observe(waited)
+                return queueing.deadline_refusal(endpoint.state, waited)
             # Released (or refused) in the same instant: that answer stands.
             return future.result()
         except asyncio.CancelledError:
@@ -293,19 +301,37 @@ class Activator:
             )
         # Resolving in arrival order schedules the waiting handlers in that order, so they
         # reach the upstream connection pool in arrival order too.
+        hold = self._hold(endpoint, "forwarded")
         for ticket in tickets:
             future = endpoint.waiters.pop(ticket.seq)
             endpoint.forwarded += 1
+            hold.observe(now - ticket.arrived)
             if not future.done():
                 future.set_result(Released(ticket, endpoint.forwarded, now - ticket.arrived))
         self._set_gauge(endpoint)
 
     def _refuse_all(self, endpoint: Endpoint, refusal: queueing.Refusal) -> None:
+        hold, now = self._hold(endpoint, "refused"), self._clock()
         for ticket in endpoint.queue.drain():
             future = endpoint.waiters.pop(ticket.seq)
+            hold.observe(now - ticket.arrived)
             if not future.done():
                 future.set_result(refusal)
         self._set_gauge(endpoint)
+
+    def _export_zeros(self, key: queueing.EndpointKey) -> None:
+        """Create the endpoint's counters at 0 before anything happens: Prometheus sees a
+        series that appears at 20 as no increase at all (the first wake, the first 429s
+        and held requests would be lost to rate() and increase())."""
+        for outcome in ("forwarded", "expired", "refused"):
+            self._metrics.hold.labels(key.namespace, key.name, outcome)
+        self._metrics.cold_start.labels(key.namespace, key.name)
+        self._metrics.requests.labels(key.namespace, key.name, "429")
+
+    def _hold(self, endpoint: Endpoint, outcome: str) -> Any:
+        """The hold-time histogram child for an endpoint and outcome (SLO attainment)."""
+        key = endpoint.state.key
+        return self._metrics.hold.labels(key.namespace, key.name, outcome)
 
     def _set_gauge(self, endpoint: Endpoint) -> None:
         key = endpoint.state.key

@@ -25,6 +25,11 @@ PROXY_BUCKETS = (
     10,
     30,
 )
+# Hold time per request: fine near request SLOs (milliseconds), coarse up to a GPU wake.
+HOLD_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 2.5, 5, 10, 30, 60, 120, 300, 600,
+    900, 1800, 3600,
+)  # fmt: skip
 
 
 class Metrics:
@@ -33,6 +38,13 @@ class Metrics:
         self.held = prometheus_client.Gauge(
             "tideserve_activator_held_requests",
             "Requests the activator holds for an endpoint that is waking up.",
+            ["namespace", "name"],
+            registry=self.registry,
+        )
+        self.max_held = prometheus_client.Gauge(
+            "tideserve_activator_max_held_requests",
+            "The endpoint's hold cap in this activator pod (scaleToZero.maxHeldRequests); "
+            "requests beyond it get 429.",
             ["namespace", "name"],
             registry=self.registry,
         )
@@ -48,6 +60,14 @@ class Metrics:
             "Requests answered by the activator, by endpoint and HTTP status (gRPC calls are "
             "counted under the equivalent HTTP status).",
             ["namespace", "name", "code"],
+            registry=self.registry,
+        )
+        self.hold = prometheus_client.Histogram(
+            "tideserve_activator_hold_seconds",
+            "Time each held request waited, by outcome: forwarded (released to a ready "
+            "replica), expired (wake deadline passed), refused (endpoint gone, drained).",
+            ["namespace", "name", "outcome"],
+            buckets=HOLD_BUCKETS,
             registry=self.registry,
         )
         self.proxy_seconds = prometheus_client.Histogram(

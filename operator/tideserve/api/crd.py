@@ -153,6 +153,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},
     {"name": "Accelerator", "type": "string", "jsonPath": ".status.accelerator"},
     {"name": "Schedule", "type": "string", "jsonPath": ".status.activeSchedule", "priority": 1},
+    {"name": "Attainment", "type": "number", "jsonPath": ".status.slo.attainment", "priority": 1},
     {"name": "URL", "type": "string", "jsonPath": ".status.url"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

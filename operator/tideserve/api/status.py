@@ -35,6 +35,11 @@ class ConditionType(enum.StrEnum):
     SCHEDULABLE = "Schedulable"
     # Written by the autoscaler only while its decision for the endpoint fails.
     SCALING_ACTIVE = "ScalingActive"
+    # kstatus' abnormal-true pair (Flux, cli-utils): on a custom resource it reads Ready
+    # only as Current (True) or InProgress (False), so a spec that cannot work needs
+    # Stalled to read Failed, and a rollout behind a serving Ready needs Reconciling.
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
 
 
 class Condition(base.Model):
@@ -169,6 +174,27 @@ class Learned(base.Model):
     )
 
 
+class SloAttainment(base.Model):
+    """SLO attainment achieved over the last hour (the objective, if any, is in the spec)."""
+
+    attainment: float | None = pydantic.Field(
+        None,
+        ge=0,
+        le=1,
+        description="goodRequests / totalRequests over windowSeconds, floored to 4 decimals "
+        "(absent without requests). Good: answered within every target spec.slo states; "
+        "held by the activator past a target, failed or refused: not good.",
+    )
+    good_requests: int = pydantic.Field(0, ge=0, description="Requests within the SLO.")
+    total_requests: int = pydantic.Field(0, ge=0, description="Requests counted.")
+    window_seconds: int = pydantic.Field(
+        0,
+        ge=0,
+        description="Seconds the figures cover: the last hour, less since the operator "
+        "(leader) started counting.",
+    )
+
+
 class InferenceServiceStatus(base.Model):
     observed_generation: int | None = pydantic.Field(
         None, ge=0, description="The metadata.generation this status describes."
@@ -211,4 +237,9 @@ class InferenceServiceStatus(base.Model):
         None,
         description="What the builtin autoscaler learned of this endpoint (capacity per "
         "replica, cold starts, idle gaps) and the settings it derives from it.",
+    )
+    slo: SloAttainment | None = pydantic.Field(
+        None,
+        description="SLO attainment measured over the last hour, as spec.slo states the "
+        "targets (absent when spec.slo states none).",
     )

@@ -27,10 +27,11 @@ from typing import Any
 import httpx
 import pydantic
 
+from tideserve import prometheus
 from tideserve import settings as settings_mod
 from tideserve.api import resource
 from tideserve.api import spec as spec_api
-from tideserve.autoscaler import actuation, learned_status, metrics, policy, report, signals
+from tideserve.autoscaler import actuation, learned_status, metrics, policy, report, signals, slo
 
 log = logging.getLogger("tideserve.autoscaler")
 
@@ -78,6 +79,8 @@ class Record:
     snapshot: tuple[object, tuple[object, ...], dict[str, Any] | None] | None = None
     # status.lastScaling of this process's last scale.
     last_scaling: dict[str, Any] | None = None
+    # SLO attainment: the last hour of counted intervals (tideserve.autoscaler.slo).
+    slo: slo.Ledger | None = None
 
 
 @dataclasses.dataclass
@@ -187,6 +190,7 @@ def decide(
         generation=(endpoint.body.get("metadata") or {}).get("generation"),
         now=now,
         learned=written.value if written is not None else None,
+        slo=slo.summary(record.slo) if record.slo is not None else None,
     )
     changed = report.changed(previous, wanted_status)
     learned_tried = record.learned_tried
@@ -201,6 +205,7 @@ def decide(
         learned_tried=learned_tried,
         snapshot=snapshot,
         last_scaling=last_scaling,
+        slo=record.slo,
     )
 
 
@@ -232,6 +237,7 @@ class Autoscaler:
         self.records: dict[Key, Record] = {}
         # Validated specs by (uid, generation): a cache of parsing, rebuilt every tick.
         self.specs: dict[tuple[str, int], spec_api.InferenceServiceSpec | None] = {}
+        self.slo_last: float | None = None  # when the last SLO interval ended
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -330,6 +336,46 @@ class Autoscaler:
         self.records = records
         return actions
 
+    async def _account_slo(self, endpoints: Sequence[Endpoint], now: float) -> None:
+        """Every settings.slo_interval_seconds: good and total requests of the interval
+        since the last one, per endpoint with a target in spec.slo (tideserve.autoscaler.slo).
+        The first call only starts the clock; a failed query leaves the interval open, so
+        the next one covers it."""
+        last = self.slo_last
+        if last is not None and now - last < self.settings.slo_interval_seconds:
+            return
+        if last is None:
+            self.slo_last = now
+            return
+        window = now - last
+        texts = slo.queries(window)
+        try:
+            rows = await asyncio.gather(
+                *(asyncio.to_thread(self.prometheus.instant, q, now) for q in texts.values())
+            )
+        except prometheus.QueryError as exc:
+            log.warning("SLO attainment: Prometheus query failed, counting later: %s", exc)
+            return
+        self.slo_last = now
+        observed = slo.observe(dict(zip(texts, rows, strict=True)))
+        for endpoint in endpoints:
+            key = endpoint.key
+            counted = slo.interval(
+                observed.get(key, slo.Observed()), endpoint.spec.slo, window, now
+            )
+            if counted is None:
+                continue
+            record = self.records.get(key)
+            if record is None:
+                continue  # not decided yet: its first interval starts with its record
+            ledger = slo.add(record.slo or slo.Ledger(), counted)
+            self.records[key] = dataclasses.replace(record, slo=ledger)
+            metrics.SLO_REQUESTS.labels(*key).inc(counted.total)
+            metrics.SLO_GOOD.labels(*key).inc(counted.good)
+            shown = slo.summary(ledger)
+            if shown is not None and "attainment" in shown:
+                metrics.SLO_ATTAINMENT.labels(*key).set(shown["attainment"])
+
     async def _act(self, action: Action, limit: asyncio.Semaphore) -> tuple[bool, bool, bool]:
         """(scaled, status written, failed) for one endpoint."""
         (namespace, name), decision = action.endpoint.key, action.decision
@@ -376,8 +422,9 @@ class Autoscaler:
         started = time.perf_counter()
         result = TickReport()
         endpoints, table, fallback = await self._read()
-        read_done = time.perf_counter()
         now = self.clock()
+        await self._account_slo(endpoints, now.timestamp())
+        read_done = time.perf_counter()
         actions = await asyncio.to_thread(self._decide, endpoints, table, fallback, now)
         decided = time.perf_counter()
         limit = asyncio.Semaphore(WRITE_CONCURRENCY)

@@ -31,9 +31,27 @@ SIGNAL_AGE = prometheus_client.Gauge(
     ["namespace", "name"],
 )
 
+SLO_REQUESTS = prometheus_client.Counter(
+    "tideserve_slo_requests",
+    "Requests counted for SLO attainment (served, failed, or held and refused), per "
+    "endpoint with a target in spec.slo; only the leader counts.",
+    ["namespace", "name"],
+)
+SLO_GOOD = prometheus_client.Counter(
+    "tideserve_slo_good_requests",
+    "Requests answered within every target spec.slo states (see tideserve.autoscaler.slo "
+    "for how: Triton's latency summaries and the activator's hold times).",
+    ["namespace", "name"],
+)
+SLO_ATTAINMENT = prometheus_client.Gauge(
+    "tideserve_slo_attainment",
+    "Good / total requests over the last hour, as in status.slo.attainment.",
+    ["namespace", "name"],
+)
+
 
 def forget(namespace: str, name: str) -> None:
     """Drop an endpoint's series when it is deleted."""
-    for gauge in (DESIRED, CURRENT, SIGNAL_AGE):
+    for gauge in (DESIRED, CURRENT, SIGNAL_AGE, SLO_ATTAINMENT, SLO_REQUESTS, SLO_GOOD):
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, name)

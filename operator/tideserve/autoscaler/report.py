@@ -1,7 +1,7 @@
 """What the autoscaler writes into an InferenceService's status, computed purely.
 
 The autoscaler owns (server-side apply, manager tideserve-autoscaler) desiredReplicas,
-lastScaling, activeSchedule, offUntil, learned and the conditions MetricsAvailable and
+lastScaling, activeSchedule, offUntil, learned, slo and the conditions MetricsAvailable and
 ScaledToZero. Fields it leaves out of an apply are removed (offUntil when a hard-off
 window closes), so the status is always the whole set of its fields.
 """
@@ -17,7 +17,7 @@ from tideserve.autoscaler import policy
 
 # status.learned is left out of the comparison: learned_status.stale decides when it is
 # written (at most once a minute, also when a CRD without the field prunes it).
-OWNED = ("desiredReplicas", "lastScaling", "activeSchedule", "offUntil")
+OWNED = ("desiredReplicas", "lastScaling", "activeSchedule", "offUntil", "slo")
 CONDITIONS = (
     status_api.ConditionType.METRICS_AVAILABLE.value,
     status_api.ConditionType.SCALED_TO_ZERO.value,
@@ -93,9 +93,11 @@ def status(
     generation: int | None,
     now: datetime.datetime,
     learned: dict[str, Any] | None = None,
+    slo: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The autoscaler's whole part of the status (`learned`: status.learned as
-    learned_status.due keeps it)."""
+    learned_status.due keeps it; `slo`: status.slo, slo.summary of the endpoint's
+    ledger)."""
     before = {c.get("type"): c for c in (previous or {}).get("conditions") or []}
     out: dict[str, Any] = {"desiredReplicas": decision.desired}
     if scaling is not None:
@@ -106,6 +108,8 @@ def status(
         out["offUntil"] = rfc3339(decision.off_until)
     if learned is not None:
         out["learned"] = learned
+    if slo is not None:
+        out["slo"] = slo
     available, reason, message = metrics
     at_zero = decision.desired == 0
     zero_reason = (

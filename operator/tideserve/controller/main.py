@@ -15,7 +15,7 @@ import prometheus_client
 from tideserve import kube
 from tideserve import settings as settings_mod
 from tideserve.autoscaler import loop as autoscaler_loop
-from tideserve.controller import handlers, leader, reconcile
+from tideserve.controller import handlers, leader, metrics, reconcile
 from tideserve.rightsizing import loop as rightsizing_loop
 
 # The loops started beside kopf, by name (for --without). This module is the composition
@@ -103,6 +103,10 @@ def main(argv: list[str]) -> int:
             log.info("stopped while standby")
             return 0
         elector.start_renewing()
+    else:
+        # Without election this process is the only writer: the leader, for the
+        # "no leader" alert and the dashboard.
+        metrics.LEADER.set(1)
     liveness = (
         f"http://{args.bind}:{settings.health_port}/healthz" if settings.health_port else None
     )

@@ -344,8 +344,12 @@ class Reconciler:
             return
         if body["metadata"].get("uid") != facts.owner.uid:
             return  # deleted and re-created under the same name; the new apply follows
+        # A blocked generation is observed too: its status says why it cannot run (Argo CD
+        # and kstatus read an observedGeneration behind metadata.generation as "still in
+        # progress", never as stalled), though the children still run the last good one.
+        blocked = any(p.blocking for p in facts.problems)
         obs = status.Observed(
-            generation=facts.generation,
+            generation=facts.owner.generation if blocked else facts.generation,
             selector=names.selector_string(facts.owner.name),
             url=facts.url,
             accelerator=facts.accelerator,

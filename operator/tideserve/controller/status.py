@@ -23,7 +23,9 @@ PROGRESSING = status_api.ConditionType.PROGRESSING.value
 DEGRADED = status_api.ConditionType.DEGRADED.value
 SPEC_VALID = status_api.ConditionType.SPEC_VALID.value
 SCHEDULABLE = status_api.ConditionType.SCHEDULABLE.value
-OWNED_CONDITIONS = (READY, PROGRESSING, DEGRADED, SPEC_VALID, SCHEDULABLE)
+RECONCILING = status_api.ConditionType.RECONCILING.value
+STALLED = status_api.ConditionType.STALLED.value
+OWNED_CONDITIONS = (READY, PROGRESSING, DEGRADED, SPEC_VALID, SCHEDULABLE, RECONCILING, STALLED)
 OWNED_FIELDS = ("observedGeneration", "replicas", "readyReplicas", "selector", "url", "accelerator")
 
 # Cold-start phases (Progressing reasons), from the pods' own status.
@@ -253,12 +255,46 @@ def conditions(obs: Observed) -> dict[str, _State]:
         if degraded_reason
         else _State("False", "Healthy")
     )
+    ready = _ready(obs, progress)
     return {
-        READY: _ready(obs, progress),
+        READY: ready,
         PROGRESSING: progress,
         DEGRADED: degraded,
         SPEC_VALID: spec_valid,
         SCHEDULABLE: schedulable,
+        **_kstatus(obs, ready, progress, degraded),
+    }
+
+
+def _kstatus(obs: Observed, ready: _State, progress: _State, degraded: _State) -> dict[str, _State]:
+    """Reconciling and Stalled, the pair kstatus (Flux) reads. Stalled: Ready is False
+    for a reason that will not fix itself (invalid spec, missing Secret, broken
+    containers, deadline exceeded). Reconciling: not ready yet and on the way (a cold
+    start, a wake from zero, a node coming), or a spec change rolling out; replicas an
+    autoscaler adds to a serving endpoint are not a change to wait for."""
+    blocked = any(p.blocking for p in obs.problems)
+    if ready.status == "False" and (
+        blocked or degraded.status == "True" or progress.status == "False"
+    ):
+        why = ready if blocked or degraded.status != "True" else degraded
+        return {
+            RECONCILING: _State("False", "Stalled", why.message),
+            STALLED: _State("True", why.reason, why.message),
+        }
+    # A new pod template rolling out: the Deployment controller saw the spec and still has
+    # pods of the old one. Replicas an autoscaler adds or removes are not a rollout.
+    rolling = False
+    if obs.deployment is not None:
+        wanted, _, updated, _, caught_up = _rollout(obs.deployment)
+        rolling = caught_up and updated < wanted
+    if (ready.status == "False" and progress.status == "True") or rolling:
+        return {
+            RECONCILING: _State("True", progress.reason, progress.message),
+            STALLED: _State("False", "Progressing", progress.message),
+        }
+    return {
+        RECONCILING: _State("False", "Reconciled", ready.message),
+        STALLED: _State("False", "Healthy", ready.message),
     }
 
 

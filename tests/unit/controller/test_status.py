@@ -119,6 +119,40 @@ def test_invalid_spec_is_reported_not_raised() -> None:
     assert cond(obs, status.SPEC_VALID) == ("False", "InvalidSpec")
 
 
+def kstatus_pair(obs: status.Observed) -> tuple[str, str]:
+    return cond(obs, status.RECONCILING)[0], cond(obs, status.STALLED)[0]
+
+
+def test_kstatus_reads_invalid_and_blocked_specs_as_stalled() -> None:
+    invalid = observed(deployment(), problems=(checks.invalid_spec("spec.x: bad"),))
+    assert kstatus_pair(invalid) == ("False", "True")
+    assert cond(invalid, status.STALLED) == ("True", "InvalidSpec")
+    secret = tuple(checks.secret_problems(_model(storageSecretRef="creds"), secret_exists=False))
+    assert kstatus_pair(observed(None, problems=secret)) == ("False", "True")
+
+
+def test_kstatus_reads_broken_containers_as_stalled() -> None:
+    broken = pod(
+        phase="Running",
+        containerStatuses=[{"name": "triton", "state": {"waiting": {"reason": "ErrImagePull"}}}],
+    )
+    assert cond(observed(deployment(ready=0), [broken]), status.STALLED) == ("True", "ErrImagePull")
+
+
+def test_kstatus_waits_for_a_cold_start_and_a_template_rollout() -> None:
+    running = pod(phase="Running", conditions=[{"type": "PodScheduled", "status": "True"}])
+    assert kstatus_pair(observed(deployment(ready=0), [running])) == ("True", "False")
+    assert cond(observed(None), status.RECONCILING) == ("True", "Creating")
+    assert kstatus_pair(observed(deployment(wanted=2, ready=2, updated=1))) == ("True", "False")
+
+
+def test_replicas_an_autoscaler_changes_are_not_reconciling() -> None:
+    # Scaling 1 -> 0 while the last pod still terminates; 1 -> 3 with one ready.
+    assert kstatus_pair(observed(deployment(wanted=0, ready=1, updated=0))) == ("False", "False")
+    assert kstatus_pair(observed(deployment(wanted=3, ready=1))) == ("False", "False")
+    assert kstatus_pair(observed(deployment(wanted=0, ready=0))) == ("False", "False")
+
+
 def test_transition_time_moves_only_when_the_status_changes() -> None:
     first = status.desired(None, observed(deployment()), NOW)
     same = status.desired(first, observed(deployment(wanted=2, ready=2)), LATER)
