@@ -41,6 +41,9 @@ class Advice:
     cost: status_api.Cost
     fit: fit.Fit | None
     replicas_recommended: int | None = None
+    # Requests/s per replica the chosen option's profile holds within the SLO: the capacity
+    # the recommendation was priced with.
+    planned_rps: float | None = None
 
 
 def previous_sizing(rec: status_api.Recommendation | None) -> recommender.Sizing | None:
@@ -221,7 +224,14 @@ def advise(
     changed = previous is None or _material(previous, rec, policy)
     if not changed and previous is not None:
         rec = previous
-    return Advice(rec, changed, spent, needs_fit, best.replicas if best else None)
+    return Advice(
+        rec,
+        changed,
+        spent,
+        needs_fit,
+        best.replicas if best else None,
+        best.profile.max_rps if best else None,
+    )
 
 
 def _hold(
