@@ -221,7 +221,9 @@ def advise(
         reason="; ".join(notes)[:2048],
         generated_at=now,
     )
-    changed = previous is None or _material(previous, rec, policy)
+    changed = (
+        previous is None or _material(previous, rec, policy) or _oom_raised(previous, rec, sizing)
+    )
     if not changed and previous is not None:
         rec = previous
     return Advice(
@@ -249,6 +251,15 @@ def _hold(
     if before is not None and best.cost_per_hour >= before.cost_per_hour * (1 - hysteresis):
         return before
     return best
+
+
+def _oom_raised(
+    old: status_api.Recommendation, new: status_api.Recommendation, sizing: recommender.Sizing
+) -> bool:
+    """An OOM kill raised memory: applied however small the raise (the replica died)."""
+    if not sizing.oom_raised or not new.memory:
+        return False
+    return not old.memory or quantities.parse(new.memory) > quantities.parse(old.memory)
 
 
 def _material(

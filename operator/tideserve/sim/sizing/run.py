@@ -26,7 +26,12 @@ from tideserve.sim.sizing import fleet as fleet_mod
 MAX_REPLICAS = 40
 HOURS_PER_MONTH = 730
 ROLLING_MODELS = 30
-RECOMMENDERS = ("initial", "vpa", "krr", "naive", "catalog rule", "tideserve", "oracle")
+FLAT = "tideserve, flat memory margin"
+RECOMMENDERS = ("initial", "vpa", "krr", "naive", "catalog rule", "tideserve", FLAT, "oracle")
+# Memory's margin without the risk terms: VPA's p90 of daily peaks + 15% for every endpoint.
+FLAT_MEMORY = dataclasses.replace(
+    recommender.DEFAULT_POLICY, memory_leak_threshold=math.inf, memory_step_threshold=math.inf
+)
 Simple = Callable[[baselines.Seen, catalog_mod.Catalog], truth.Plan]
 SIMPLE: dict[str, Simple] = {
     "initial": baselines.initial,
@@ -44,6 +49,7 @@ VARIANTS: dict[str, recommender.Policy] = {
         min_cpu_step_cores=0.0,
         min_memory_step_bytes=0.0,
     ),
+    "flat memory margin": FLAT_MEMORY,
     "no OOM bump": dataclasses.replace(
         recommender.DEFAULT_POLICY, oom_bump_ratio=1.0, oom_bump_min_bytes=0.0
     ),
@@ -99,6 +105,7 @@ def run(n: int, seed: int, catalog: catalog_mod.Catalog = catalog_mod.DEFAULT) -
         started = time.perf_counter()
         plans["tideserve"], _ = baselines.tideserve(seen, catalog, spec)
         timings.append(time.perf_counter() - started)
+        plans[FLAT], _ = baselines.tideserve(seen, catalog, spec, policy=FLAT_MEMORY)
         plans["oracle"] = baselines.oracle(seen, catalog, week)
         for name in RECOMMENDERS:
             verdicts[name].append(
