@@ -35,13 +35,14 @@ def flat_need(samples: list[tuple[float, float]]) -> float:
 
 
 @given(st.floats(0.5, 20), st.floats(0.0, 0.01))
+@settings(deadline=None)
 def test_flat_memory_keeps_vpas_figure(gib: float, noise: float) -> None:
     samples = daily_series(lambda d: gib * GIB * (1 + noise * ((d * 7) % 1)))
     assert recommender.memory_need(samples, (), NOW) == pytest.approx(flat_need(samples))
 
 
 @given(st.floats(0.5, 20), st.floats(0.005, 0.05))
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 def test_a_leak_is_sized_for_the_horizon_ahead(gib: float, leak: float) -> None:
     samples = daily_series(lambda d: gib * GIB * (1 + leak * d))
     need = recommender.memory_need(samples, (), NOW)
@@ -53,7 +54,7 @@ def test_a_leak_is_sized_for_the_horizon_ahead(gib: float, leak: float) -> None:
 
 
 @given(st.floats(0.5, 20), st.floats(1.1, 1.6), st.floats(2.5, 5.5))
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 def test_a_lasting_step_is_sized_for_another_like_it(gib: float, step: float, day: float) -> None:
     samples = daily_series(lambda d: gib * GIB * (step if d >= day else 1.0))
     need = recommender.memory_need(samples, (), NOW)
@@ -62,7 +63,7 @@ def test_a_lasting_step_is_sized_for_another_like_it(gib: float, step: float, da
 
 
 @given(st.floats(0.5, 20), st.floats(1.2, 2.0), st.integers(2, 6))
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 def test_a_one_day_spike_is_not_a_step(gib: float, spike: float, day: int) -> None:
     samples = daily_series(lambda d: gib * GIB * (spike if day <= d < day + 0.1 else 1.0))
     need = recommender.memory_need(samples, (), NOW)
@@ -70,6 +71,7 @@ def test_a_one_day_spike_is_not_a_step(gib: float, spike: float, day: int) -> No
 
 
 @given(st.floats(0.3, 20), st.floats(0.5, 1.5), st.floats(1.0, 1.5))
+@settings(deadline=None)
 def test_an_oom_never_lowers_memory_and_lifts_it_over_the_limit(
     gib: float, limit_ratio: float, bump: float
 ) -> None:
@@ -85,6 +87,7 @@ def test_an_oom_never_lowers_memory_and_lifts_it_over_the_limit(
 
 
 @given(st.floats(0.3, 20), st.floats(1.001, 1.09))
+@settings(deadline=None)
 def test_an_oom_raise_is_applied_however_small_the_hysteresis_band_says_it_is(
     gib: float, bump: float
 ) -> None:

@@ -113,12 +113,18 @@ def test_options_no_node_offers_are_not_recommended() -> None:
         {"cpu": 48, "memory": 2**37, "nvidia.com/gpu": 4},
         {"nvidia.com/gpu.product": "NVIDIA-L4"},
     )
-    advice = advisor.advise(s, None, advisor.Observation(), catalog.DEFAULT, nodes=[l4], now=NOW)
+    # The slice is the cheaper option here, so only placement can rule it out.
+    cheap_slice = catalog.parse(
+        "gpus: [{product: NVIDIA-A100-SXM4-80GB, memoryGiB: 80, costPerHour: 3.5,"
+        " migProfiles: [{profile: 1g.10gb, memoryGiB: 10}]},"
+        " {product: NVIDIA-L4, memoryGiB: 24, costPerHour: 0.7}]"
+    )
+    advice = advisor.advise(s, None, advisor.Observation(), cheap_slice, nodes=[l4], now=NOW)
     assert advice.recommendation is not None
     assert advice.recommendation.accelerator == "gpu:NVIDIA-L4"
     with_mig = fit.Node("mig", {"cpu": 96, "memory": 2**38, "nvidia.com/mig-1g.10gb": 14})
     advice = advisor.advise(
-        s, None, advisor.Observation(), catalog.DEFAULT, nodes=[l4, with_mig], now=NOW
+        s, None, advisor.Observation(), cheap_slice, nodes=[l4, with_mig], now=NOW
     )
     assert advice.recommendation is not None
     assert advice.recommendation.accelerator == "mig:1g.10gb"
