@@ -51,6 +51,7 @@ def triton_args(spec: spec_api.InferenceServiceSpec) -> list[str]:
         f"--load-model={spec.model.name}",
         "--strict-readiness=true",
         "--allow-metrics=true",
+        "--metrics-config=summary_latencies=true",  # p99 for right-sizing (signals.py)
         f"--http-port={names.HTTP_PORT}",
         f"--grpc-port={names.GRPC_PORT}",
         f"--metrics-port={names.METRICS_PORT}",

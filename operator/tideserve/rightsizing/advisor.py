@@ -14,6 +14,7 @@ from typing import Any
 
 from tideserve.api import spec as spec_api
 from tideserve.api import status as status_api
+from tideserve.autoscaler import learned_status
 from tideserve.rightsizing import accelerators, effective, fit, quantities, recommender
 from tideserve.rightsizing import catalog as catalog_mod
 
@@ -28,7 +29,9 @@ class Observation:
     peak_rps: float | None = None  # endpoint total, highest over the window
     rps_per_replica: float | None = None  # at that peak
     gpu_utilization: float | None = None  # p90 per replica, 0..1
-    latency_ms: float | None = None  # mean request latency per replica
+    # p99 request latency at peak load (Triton's latency summary); without summaries, the
+    # highest mean, flagged in `notes`.
+    latency_ms: float | None = None
     replica_seconds: float | None = None  # replicas x seconds up over the cost window
     requests: float | None = None  # requests served over the cost window
     notes: tuple[str, ...] = ()  # caveats about the data, carried into the reason
@@ -76,6 +79,27 @@ def declared(spec: spec_api.InferenceServiceSpec) -> list[accelerators.Profile]:
         )
         for p in spec.resources.right_sizing.profiles
     ]
+
+
+def learned_profile(
+    spec: spec_api.InferenceServiceSpec,
+    status: status_api.InferenceServiceStatus,
+    option: catalog_mod.Option,
+    latency_ms: float | None,
+) -> accelerators.Profile | None:
+    """The autoscaler's capacity per replica (status.learned), measured with the queue at its
+    target on the hardware in use: one capacity model for scaling and sizing. Figures
+    learned on another model, runtime, resources or accelerator (basis) do not count."""
+    learned = status.learned
+    if learned is None or not learned.capacity_measured or not learned.capacity_per_replica:
+        return None
+    if learned.basis is not None and learned.basis != learned_status.basis_of(
+        spec, status.accelerator
+    ):
+        return None
+    return accelerators.Profile(
+        option.name, learned.capacity_per_replica, latency_ms, accelerators.Source.LEARNED
+    )
 
 
 def unplaceable(
@@ -178,6 +202,9 @@ def advise(
         unplaceable=unplaceable(catalog, resources, nodes),
     )
     profiles = [*measured, *declared(spec)]
+    learned = learned_profile(spec, status, current, observation.latency_ms)
+    if learned is not None:
+        profiles.append(learned)
     seen = accelerators.observed_profile(
         current.name,
         observation.rps_per_replica,

@@ -17,6 +17,7 @@ from typing import Any
 
 from tideserve.api import spec as spec_api
 from tideserve.api import status as status_api
+from tideserve.autoscaler import learned_status
 from tideserve.rightsizing import accelerators, advisor, quantities, recommender, signals
 from tideserve.rightsizing import catalog as catalog_mod
 from tideserve.sim.sizing import fleet as fleet_mod
@@ -231,6 +232,7 @@ def observation(seen: Seen, lo: float | None = None) -> advisor.Observation:
             "rps": cut("rps"),
             "pod_rps": _pods(cut("pod_rps"), cut("replicas")),
             "latency_us": cut("mean", 1000.0),
+            "latency_p99_us": cut("p99", 1000.0),
         },
         [],
         None,
@@ -257,8 +259,15 @@ def tideserve(
     policy: recommender.Policy = recommender.DEFAULT_POLICY,
 ) -> tuple[truth_mod.Plan, advisor.Advice]:
     obs = obs or observation(seen)
+    learned = None
+    if seen.exported.learned_rps is not None:
+        learned = status_api.Learned(
+            capacity_per_replica=seen.exported.learned_rps,
+            capacity_measured=True,
+            basis=learned_status.basis_of(spec, seen.current),
+        )
     status = status_api.InferenceServiceStatus(
-        accelerator=seen.current, replicas=1, recommendation=previous
+        accelerator=seen.current, replicas=1, recommendation=previous, learned=learned
     )
     advice = advisor.advise(
         spec, status, obs, catalog, nodes=[],
