@@ -33,6 +33,7 @@ def test_observe_prefers_cadvisor_and_finds_the_peak() -> None:
             "pod_rps": [(2.0, 15.0), (2.0, 15.0), (3.0, 20.0)],
             "gpu_utilization": [(1.0, 0.1), (2.0, 0.3)],
             "latency_us": [(2.0, 4000.0)],
+            "latency_p99_us": [(2.0, 9000.0)],
         },
         [],
         replica_seconds=7200,
@@ -43,7 +44,7 @@ def test_observe_prefers_cadvisor_and_finds_the_peak() -> None:
     assert obs.peak_rps == 30.0
     assert obs.rps_per_replica == 15.0
     assert obs.gpu_utilization == 0.3
-    assert obs.latency_ms == 4.0
+    assert obs.latency_ms == 9.0  # the p99, not the 4 ms mean
     assert obs.replica_seconds == 7200
     assert obs.requests == 72_000
     assert obs.notes == (
