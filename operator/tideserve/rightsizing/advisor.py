@@ -15,7 +15,14 @@ from typing import Any
 from tideserve.api import spec as spec_api
 from tideserve.api import status as status_api
 from tideserve.autoscaler import learned_status
-from tideserve.rightsizing import accelerators, effective, fit, quantities, recommender
+from tideserve.rightsizing import (
+    accelerators,
+    autoprofile,
+    effective,
+    fit,
+    quantities,
+    recommender,
+)
 from tideserve.rightsizing import catalog as catalog_mod
 
 HOUR = 3600.0
@@ -47,6 +54,10 @@ class Advice:
     # Requests/s per replica the chosen option's profile holds within the SLO: the capacity
     # the recommendation was priced with.
     planned_rps: float | None = None
+    # Every option priced, and what the current option costs at the peak (automatic
+    # profiling picks what to measure from these).
+    candidates: tuple[accelerators.Candidate, ...] = ()
+    current_cost_per_hour: float | None = None
 
 
 def previous_sizing(rec: status_api.Recommendation | None) -> recommender.Sizing | None:
@@ -201,7 +212,7 @@ def advise(
         rps_per_replica_seen=observation.rps_per_replica,
         unplaceable=unplaceable(catalog, resources, nodes),
     )
-    profiles = [*measured, *declared(spec)]
+    profiles = [*measured, *autoprofile.measured(status), *declared(spec)]
     learned = learned_profile(spec, status, current, observation.latency_ms)
     if learned is not None:
         profiles.append(learned)
@@ -253,6 +264,7 @@ def advise(
     )
     if not changed and previous is not None:
         rec = previous
+    now_cost = next((c.cost_per_hour for c in choice.candidates if c.option == current), None)
     return Advice(
         rec,
         changed,
@@ -260,6 +272,8 @@ def advise(
         needs_fit,
         best.replicas if best else None,
         best.profile.max_rps if best else None,
+        choice.candidates,
+        now_cost,
     )
 
 
