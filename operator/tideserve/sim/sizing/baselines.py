@@ -13,12 +13,20 @@ import dataclasses
 import datetime
 import math
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from tideserve.api import spec as spec_api
 from tideserve.api import status as status_api
 from tideserve.autoscaler import learned_status
-from tideserve.rightsizing import accelerators, advisor, quantities, recommender, signals
+from tideserve.rightsizing import (
+    accelerators,
+    advisor,
+    autoprofile,
+    quantities,
+    recommender,
+    signals,
+)
 from tideserve.rightsizing import catalog as catalog_mod
 from tideserve.sim.sizing import fleet as fleet_mod
 from tideserve.sim.sizing import truth as truth_mod
@@ -257,6 +265,7 @@ def tideserve(
     previous: status_api.Recommendation | None = None,
     obs: advisor.Observation | None = None,
     policy: recommender.Policy = recommender.DEFAULT_POLICY,
+    profiles: Sequence[status_api.MeasuredProfile] = (),
 ) -> tuple[truth_mod.Plan, advisor.Advice]:
     obs = obs or observation(seen)
     learned = None
@@ -267,7 +276,11 @@ def tideserve(
             basis=learned_status.basis_of(spec, seen.current),
         )
     status = status_api.InferenceServiceStatus(
-        accelerator=seen.current, replicas=1, recommendation=previous, learned=learned
+        accelerator=seen.current,
+        replicas=1,
+        recommendation=previous,
+        learned=learned,
+        profiles=list(profiles),
     )
     advice = advisor.advise(
         spec, status, obs, catalog, nodes=[],
@@ -281,3 +294,64 @@ def tideserve(
     return truth_mod.Plan(
         rec.accelerator, cores, quantities.parse(rec.memory or "1"), planned
     ), advice
+
+
+# A probe's replica runs this long (start, model load, four concurrency levels), once per
+# candidate per autoprofile.TTL: its cost, spread over the week, is added to the bill.
+PROBE_HOURS = 10 / 60
+
+
+def tideserve_profiled(
+    seen: Seen,
+    catalog: catalog_mod.Catalog,
+    spec: spec_api.InferenceServiceSpec,
+    rng: random.Random,
+) -> tuple[truth_mod.Plan, float]:
+    """tideserve with automatic profiling on: the planner picks a candidate, a probe
+    measures it on the truth (the highest stepped load within the SLO: 85-100% of the true
+    figure), the result joins status.profiles, and advice runs again, up to the endpoint's
+    maxCandidates. Returns the plan and the probes' cost per hour over the TTL."""
+    spec = spec.model_copy(
+        update={
+            "resources": spec.resources.model_copy(
+                update={
+                    "right_sizing": spec.resources.right_sizing.model_copy(
+                        update={"profiling": spec_api.ProfilingSpec(enabled=True)}
+                    )
+                }
+            )
+        }
+    )
+    now = datetime.datetime.fromtimestamp(seen.now, datetime.UTC)
+    obs = observation(seen)
+    measured: list[status_api.MeasuredProfile] = []
+    spent = 0.0
+    plan, advice = tideserve(seen, catalog, spec, obs=obs)
+    for _ in range(spec.resources.right_sizing.profiling.max_candidates):
+        status = status_api.InferenceServiceStatus(accelerator=seen.current, profiles=measured)
+        rec = advice.recommendation
+        probe = autoprofile.next_probe(
+            spec,
+            status,
+            advice.candidates,
+            advice.current_cost_per_hour,
+            float(rec.gpu_memory_bytes) if rec and rec.gpu_memory_bytes else None,
+            now,
+        )
+        if probe is None:
+            break
+        option = _option(catalog, probe.option)
+        cores = accelerators.cpu_cores_of(probe.option) or plan.cpu
+        curve = seen.model.truth.curve(option, cores)
+        within = curve.within(seen.model.slo_ms) * rng.uniform(0.85, 1.0)
+        measured.append(
+            status_api.MeasuredProfile(
+                option=probe.option,
+                max_requests_per_second=round(within, 3),
+                p99_latency_ms=round(curve.p99(within), 3) if within > 0 else None,
+                measured_at=now,
+            )
+        )
+        spent += catalog_mod.replica_price(catalog, option, cores, plan.memory) * PROBE_HOURS
+        plan, advice = tideserve(seen, catalog, spec, obs=obs, profiles=measured)
+    return plan, spent / (autoprofile.TTL.total_seconds() / 3600)

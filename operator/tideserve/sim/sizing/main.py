@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import multiprocessing
 import pathlib
 import sys
 import time
@@ -21,13 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default=",".join(map(str, REPORTED_SEEDS)))
     parser.add_argument("--tuning", action="store_true", help=f"seeds {TUNING_SEEDS}")
     parser.add_argument("--out", default=None, help="write the Markdown report here")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel")
     args = parser.parse_args(argv)
     seeds = TUNING_SEEDS if args.tuning else tuple(int(s) for s in args.seeds.split(","))
     started = time.monotonic()
-    results = []
-    for seed in seeds:
-        results.append(run.run(args.models, seed))
-        print(f"seed {seed} done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+    with multiprocessing.Pool(max(1, args.jobs)) as pool:
+        results = pool.map(functools.partial(run.run, args.models), seeds)
+    print(f"seeds {seeds} done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
     command = f"hack/bench-rightsizing --models {args.models} --seeds {','.join(map(str, seeds))}"
     text = report.page(results, args.models, command)
     print(text)

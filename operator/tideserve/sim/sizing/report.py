@@ -152,8 +152,18 @@ HOW_TO_READ = [
     "- *oracle*: the true profiles of every option (and CPU at 1-8 cores) and the true "
     "second week: the cheapest sizing that meets the SLO at its peak with no OOM.",
     "- *tideserve*: the shipped `tideserve.rightsizing.advisor` fed through the shipped "
-    "`signals.observe` with what the endpoint exported; 40% of models declare profiles "
-    "measured by hand (a probe's figures: 85-100% of the true capacity within the SLO).",
+    "`signals.observe` with what the endpoint exported (p99 from Triton's latency summary, "
+    "the autoscaler's capacity per replica from status.learned where it ever needed more "
+    "than one replica); 40% of models declare profiles measured by hand (a probe's "
+    "figures: 85-100% of the true capacity within the SLO). *flat memory margin*: the "
+    "same without the memory risk terms (VPA's p90 of daily peaks + 15% for everyone).",
+    "- *tideserve + auto profiling*: the same with `rightSizing.profiling.enabled`: the "
+    "shipped planner (`rightsizing.autoprofile`) picks up to 3 candidates one after the "
+    "other, each measured on the truth as a stepped probe would (85-100% of the true "
+    "capacity within the SLO), and the advice is run again with them. Each probe's replica "
+    "(10 minutes at the candidate's price) is added to the bill, spread over the 7-day TTL. "
+    "The probes are simulated here; the controller that runs them is built and unit-tested "
+    "but has not run end to end on a real node.",
     "- The truth is not the catalog: true speed ratios depart from the catalog's table by "
     "model class (CNN, encoder, LLM, diffusion; `truth.SPEED`) with +-10% per model; GPU "
     "utilisation is non-linear in load (preprocessing-bound CNNs never pass 45-80%; "

@@ -27,7 +27,10 @@ MAX_REPLICAS = 40
 HOURS_PER_MONTH = 730
 ROLLING_MODELS = 30
 FLAT = "tideserve, flat memory margin"
-RECOMMENDERS = ("initial", "vpa", "krr", "naive", "catalog rule", "tideserve", FLAT, "oracle")
+PROFILED = "tideserve + auto profiling"
+RECOMMENDERS = (
+    "initial", "vpa", "krr", "naive", "catalog rule", "tideserve", FLAT, PROFILED, "oracle",
+)  # fmt: skip
 # Memory's margin without the risk terms: VPA's p90 of daily peaks + 15% for every endpoint.
 FLAT_MEMORY = dataclasses.replace(
     recommender.DEFAULT_POLICY, memory_leak_threshold=math.inf, memory_step_threshold=math.inf
@@ -106,11 +109,17 @@ def run(n: int, seed: int, catalog: catalog_mod.Catalog = catalog_mod.DEFAULT) -
         plans["tideserve"], _ = baselines.tideserve(seen, catalog, spec)
         timings.append(time.perf_counter() - started)
         plans[FLAT], _ = baselines.tideserve(seen, catalog, spec, policy=FLAT_MEMORY)
+        plans[PROFILED], probing_cost = baselines.tideserve_profiled(
+            seen, catalog, spec, random.Random(seed * 31 + idx)
+        )
         plans["oracle"] = baselines.oracle(seen, catalog, week)
         for name in RECOMMENDERS:
-            verdicts[name].append(
-                truth.judge(m.truth, plans[name], week, m.slo_ms, catalog, MAX_REPLICAS)
-            )
+            verdict = truth.judge(m.truth, plans[name], week, m.slo_ms, catalog, MAX_REPLICAS)
+            if name == PROFILED:  # the shadow replicas' cost, spread over the week
+                verdict = dataclasses.replace(
+                    verdict, cost_per_hour=verdict.cost_per_hour + probing_cost
+                )
+            verdicts[name].append(verdict)
         if idx < ROLLING_MODELS:
             whole = baselines.Seen(m, exported, train_end)
             for label, policy in VARIANTS.items():
