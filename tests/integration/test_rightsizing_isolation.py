@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from tideserve_testbed import fixtures
 
+from tideserve import kube as kube_api
 from tideserve import settings as settings_mod
-from tideserve.controller import kube as kube_api
 from tideserve.rightsizing import advisor, catalog, loop, signals
 
 pytestmark = pytest.mark.integration

@@ -135,6 +135,7 @@ def start(
         "--exit-on-error=true", "--strict-readiness=true", "--exit-timeout-secs=3",
         # Unique shared-memory names so several servers can run side by side.
         f"--backend-config=python,shm-region-prefix-name=tideserve_{name}_{ports['http']}_",
+        "--metrics-config=summary_latencies=true",  # p99 summaries, as render/deployment.py
     ]  # fmt: skip
     procs.log(f"starting triton {name} (http {ports['http']}, metrics {ports['metrics']})")
     proc = procs.start(f"triton-{name}", cmd, d / "logs" / f"triton-{name}.log", env=_env(info))

@@ -291,6 +291,23 @@ class DeclaredProfile(base.Model):
     )
 
 
+class ProfilingSpec(base.Model):
+    """Automatic profiling: measure a cheaper candidate by one shadow replica and a load probe."""
+
+    enabled: bool = pydantic.Field(
+        False,
+        description="Measure candidates automatically (modes recommend and auto): one shadow "
+        "replica on the candidate, not behind the Service, probed with tritonclient, then "
+        "deleted. Results go to status.profiles.",
+    )
+    max_candidates: int = pydantic.Field(
+        3, ge=1, le=8, description="At most this many candidates measured per week."
+    )
+    probe_seconds: int = pydantic.Field(
+        10, ge=2, le=120, description="Seconds per concurrency level of the load probe."
+    )
+
+
 class RightSizingSpec(base.Model):
     mode: RightSizingMode = pydantic.Field(
         RightSizingMode.RECOMMEND,
@@ -304,6 +321,9 @@ class RightSizingSpec(base.Model):
         default_factory=list,
         max_length=32,
         description="Declared per-option throughput/latency; measured profiles win.",
+    )
+    profiling: ProfilingSpec = pydantic.Field(
+        default_factory=ProfilingSpec, description="Automatic profiling of candidates."
     )
 
 

@@ -195,6 +195,19 @@ class SloAttainment(base.Model):
     )
 
 
+class MeasuredProfile(base.Model):
+    """One candidate measured by automatic profiling (a shadow replica and a load probe)."""
+
+    option: str = pydantic.Field(..., max_length=128, description="Catalog option, e.g. cpu-4.")
+    max_requests_per_second: float = pydantic.Field(
+        ..., ge=0, description="Most requests/s one replica served within the SLO (0: never)."
+    )
+    p99_latency_ms: float | None = pydantic.Field(
+        None, ge=0, description="p99 latency at that throughput."
+    )
+    measured_at: datetime.datetime = pydantic.Field(..., description="When the probe ended.")
+
+
 class InferenceServiceStatus(base.Model):
     observed_generation: int | None = pydantic.Field(
         None, ge=0, description="The metadata.generation this status describes."
@@ -242,4 +255,10 @@ class InferenceServiceStatus(base.Model):
         None,
         description="SLO attainment measured over the last hour, as spec.slo states the "
         "targets (absent when spec.slo states none).",
+    )
+    profiles: list[MeasuredProfile] = pydantic.Field(
+        default_factory=list,
+        max_length=16,
+        description="Candidates measured by automatic profiling, newest per option; a "
+        "recommendation cites them (source measured).",
     )

@@ -54,7 +54,7 @@ def triton_args(spec: spec_api.InferenceServiceSpec) -> list[str]:
         f"--http-port={names.HTTP_PORT}",
         f"--grpc-port={names.GRPC_PORT}",
         f"--metrics-port={names.METRICS_PORT}",
-        "--metrics-config=summary_latencies=true",  # queue/request quantiles: SLO attainment
+        "--metrics-config=summary_latencies=true",  # SLO attainment; p99 for right-sizing
         "--exit-on-error=true",
     ]
     if spec.model.response_cache:

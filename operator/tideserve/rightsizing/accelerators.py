@@ -2,9 +2,11 @@
 
 Every option with a profile (per-replica max requests/s within the SLO, and p99 latency
 there) is priced as replicas x price per replica-hour, where replicas = ceil(peak / max
-rps). Profiles come, in order of trust, from a profiling run (measured), the spec
-(declared), or are estimated from the option the endpoint runs on now (its observed
-throughput per replica over its utilization, scaled by the catalog's relative speeds).
+rps). Profiles come, in order of trust, from a profiling run (measured), the autoscaler's
+capacity per replica measured at saturation on the current option (learned: the same
+figure it scales with), the spec (declared), or are estimated from the option the endpoint
+runs on now (its observed throughput per replica over its utilization, scaled by the
+catalog's relative speeds).
 Estimates are only made between GPU options: nothing relates a GPU's speed to a CPU's,
 so CPU is chosen only when a profile says it meets the target. A slice is only estimated
 to fit when the model's measured GPU memory (with headroom) fits in it.
@@ -31,12 +33,19 @@ MAX_EXTRAPOLATION = 20.0
 
 class Source(enum.StrEnum):
     MEASURED = "measured"
+    LEARNED = "learned"
     DECLARED = "declared"
     OBSERVED = "observed"
     ESTIMATED = "estimated"
 
 
-TRUST = {Source.MEASURED: 0, Source.DECLARED: 1, Source.OBSERVED: 2, Source.ESTIMATED: 3}
+TRUST = {
+    Source.MEASURED: 0,
+    Source.LEARNED: 1,
+    Source.DECLARED: 2,
+    Source.OBSERVED: 3,
+    Source.ESTIMATED: 4,
+}
 
 
 @dataclasses.dataclass(frozen=True)

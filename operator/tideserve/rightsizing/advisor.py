@@ -14,7 +14,15 @@ from typing import Any
 
 from tideserve.api import spec as spec_api
 from tideserve.api import status as status_api
-from tideserve.rightsizing import accelerators, effective, fit, quantities, recommender
+from tideserve.autoscaler import learned_status
+from tideserve.rightsizing import (
+    accelerators,
+    autoprofile,
+    effective,
+    fit,
+    quantities,
+    recommender,
+)
 from tideserve.rightsizing import catalog as catalog_mod
 
 HOUR = 3600.0
@@ -28,7 +36,9 @@ class Observation:
     peak_rps: float | None = None  # endpoint total, highest over the window
     rps_per_replica: float | None = None  # at that peak
     gpu_utilization: float | None = None  # p90 per replica, 0..1
-    latency_ms: float | None = None  # mean request latency per replica
+    # p99 request latency at peak load (Triton's latency summary); without summaries, the
+    # highest mean, flagged in `notes`.
+    latency_ms: float | None = None
     replica_seconds: float | None = None  # replicas x seconds up over the cost window
     requests: float | None = None  # requests served over the cost window
     notes: tuple[str, ...] = ()  # caveats about the data, carried into the reason
@@ -41,6 +51,13 @@ class Advice:
     cost: status_api.Cost
     fit: fit.Fit | None
     replicas_recommended: int | None = None
+    # Requests/s per replica the chosen option's profile holds within the SLO: the capacity
+    # the recommendation was priced with.
+    planned_rps: float | None = None
+    # Every option priced, and what the current option costs at the peak (automatic
+    # profiling picks what to measure from these).
+    candidates: tuple[accelerators.Candidate, ...] = ()
+    current_cost_per_hour: float | None = None
 
 
 def previous_sizing(rec: status_api.Recommendation | None) -> recommender.Sizing | None:
@@ -73,6 +90,27 @@ def declared(spec: spec_api.InferenceServiceSpec) -> list[accelerators.Profile]:
         )
         for p in spec.resources.right_sizing.profiles
     ]
+
+
+def learned_profile(
+    spec: spec_api.InferenceServiceSpec,
+    status: status_api.InferenceServiceStatus,
+    option: catalog_mod.Option,
+    latency_ms: float | None,
+) -> accelerators.Profile | None:
+    """The autoscaler's capacity per replica (status.learned), measured with the queue at its
+    target on the hardware in use: one capacity model for scaling and sizing. Figures
+    learned on another model, runtime, resources or accelerator (basis) do not count."""
+    learned = status.learned
+    if learned is None or not learned.capacity_measured or not learned.capacity_per_replica:
+        return None
+    if learned.basis is not None and learned.basis != learned_status.basis_of(
+        spec, status.accelerator
+    ):
+        return None
+    return accelerators.Profile(
+        option.name, learned.capacity_per_replica, latency_ms, accelerators.Source.LEARNED
+    )
 
 
 def unplaceable(
@@ -174,7 +212,10 @@ def advise(
         rps_per_replica_seen=observation.rps_per_replica,
         unplaceable=unplaceable(catalog, resources, nodes),
     )
-    profiles = [*measured, *declared(spec)]
+    profiles = [*measured, *autoprofile.measured(status), *declared(spec)]
+    learned = learned_profile(spec, status, current, observation.latency_ms)
+    if learned is not None:
+        profiles.append(learned)
     seen = accelerators.observed_profile(
         current.name,
         observation.rps_per_replica,
@@ -218,10 +259,22 @@ def advise(
         reason="; ".join(notes)[:2048],
         generated_at=now,
     )
-    changed = previous is None or _material(previous, rec, policy)
+    changed = (
+        previous is None or _material(previous, rec, policy) or _oom_raised(previous, rec, sizing)
+    )
     if not changed and previous is not None:
         rec = previous
-    return Advice(rec, changed, spent, needs_fit, best.replicas if best else None)
+    now_cost = next((c.cost_per_hour for c in choice.candidates if c.option == current), None)
+    return Advice(
+        rec,
+        changed,
+        spent,
+        needs_fit,
+        best.replicas if best else None,
+        best.profile.max_rps if best else None,
+        choice.candidates,
+        now_cost,
+    )
 
 
 def _hold(
@@ -239,6 +292,15 @@ def _hold(
     if before is not None and best.cost_per_hour >= before.cost_per_hour * (1 - hysteresis):
         return before
     return best
+
+
+def _oom_raised(
+    old: status_api.Recommendation, new: status_api.Recommendation, sizing: recommender.Sizing
+) -> bool:
+    """An OOM kill raised memory: applied however small the raise (the replica died)."""
+    if not sizing.oom_raised or not new.memory:
+        return False
+    return not old.memory or quantities.parse(new.memory) > quantities.parse(old.memory)
 
 
 def _material(

@@ -31,6 +31,7 @@ from tideserve.rightsizing import (
     advisor,
     fit,
     metrics,
+    probing,
     quantities,
     recommender,
     signals,
@@ -216,6 +217,7 @@ def tick(
     killed = ooms_from_pods(pods)
     written, events, advices = [], [], {}
     seen = set()
+    parsed: dict[tuple[str, str], tuple[dict[str, Any], resource.InferenceService]] = {}
     for body in bodies:
         meta = body.get("metadata") or {}
         key = (str(meta.get("namespace")), str(meta.get("name")))
@@ -224,6 +226,7 @@ def tick(
             isvc = resource.InferenceService.model_validate(body)
         except pydantic.ValidationError:
             continue  # the reconciler reports an invalid spec
+        parsed[key] = (body, isvc)
         try:
             advice = advisor.advise(
                 isvc.spec,
@@ -259,6 +262,17 @@ def tick(
             log.exception("right-sizing could not update %s/%s", *key)
     for key in published - seen:
         metrics.forget(*key)
+    try:  # automatic profiling: shadows started, probed and removed (rightsizing.probing)
+        probing.run(
+            settings.watch_namespaces,
+            {k: b for k, (b, _) in parsed.items()},
+            {k: i for k, (_, i) in parsed.items()},
+            advices,
+            settings.triton_image,
+            now,
+        )
+    except Exception:
+        log.exception("automatic profiling failed this pass; retrying next pass")
     return Result(len(bodies), tuple(written), tuple(events), advices, frozenset(seen))
 
 

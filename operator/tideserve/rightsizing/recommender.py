@@ -6,6 +6,12 @@ margin, floors of 25m and 250Mi, and after an OOM kill at least max(+20%, +100Mi
 memory it died at. GPU memory is the peak plus headroom: a model either fits in a slice or
 it does not, so there is no percentile to trade off.
 
+Memory's margin follows its risk: a memory that grows (a leak: daily peaks rising day
+after day) or steps (a new model version: a jump that lasts) is sized for the latest peak
+grown by what the same growth would add over `memory_horizon_seconds`, times the largest
+lasting step seen. A flat memory keeps VPA's figure, so the extra cost falls only on the
+endpoints that showed the risk.
+
 Hysteresis lives here too: `stabilize` keeps the previous figure unless the new one moved by
 more than `Policy.hysteresis`, so noise never turns into a rolling update.
 """
@@ -13,6 +19,7 @@ more than `Policy.hysteresis`, so noise never turns into a rolling update.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -52,6 +59,13 @@ class Policy:
     oom_bump_ratio: float = 1.2
     oom_bump_min_bytes: float = 100 * quantities.MIB
     gpu_memory_headroom: float = 0.2
+    # Memory that grew or stepped during the window is sized for this far ahead: as long
+    # again as the history the window keeps (the same growth, once more).
+    memory_horizon_seconds: float = 8 * histograms.DAY
+    # Day-over-day growth below this (a fraction per day) is noise, not a leak; a lasting
+    # jump below `memory_step_threshold` is not a step.
+    memory_leak_threshold: float = 0.002
+    memory_step_threshold: float = 1.05
     # A figure changes only when it moves by more than this fraction (or an OOM says so)
     # and by more than an absolute step: near zero one histogram bucket is wider than 10%,
     # and 20m of CPU is not worth an Event, let alone a rolling update.
@@ -81,6 +95,46 @@ class Sizing:
     memory_bytes: float | None = None
     gpu_memory_bytes: float | None = None
     notes: tuple[str, ...] = ()
+    # Memory was raised over the previous figure by an OOM kill: hysteresis must not hold it.
+    oom_raised: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Growth:
+    """How memory's daily peaks moved over the window."""
+
+    leak_per_day: float = 0.0  # typical day-over-day growth, fraction
+    step: float = 1.0  # the largest jump that lasted (ratio), 1.0 when none
+    latest_peak: float = 0.0
+
+    def risky(self, policy: Policy) -> bool:
+        return (
+            self.leak_per_day > policy.memory_leak_threshold
+            or self.step > policy.memory_step_threshold
+        )
+
+
+def memory_growth(daily: Sequence[Sample]) -> Growth:
+    """Leak (median day-over-day ratio of daily peaks) and step (a jump that still held the
+    next day; a one-day spike is the percentile's business, not a step) from daily peaks.
+    The window's first day is partial (it may miss the day's peak), so it is left out; so
+    may be today, so the latest peak is the higher of the last two days'."""
+    values = [v for _, v in daily if v > 0]
+    if len(values) >= 4:
+        values = values[1:]
+    if len(values) < 3:
+        return Growth(latest_peak=max(values[-2:], default=0.0))
+    ratios = sorted(b / a for a, b in itertools.pairwise(values))
+    median = ratios[len(ratios) // 2]
+    lasting = [
+        min(values[i], values[i + 1]) / values[i - 1] / max(median, 1.0)
+        for i in range(1, len(values) - 1)
+    ]
+    return Growth(
+        leak_per_day=max(0.0, median - 1.0),
+        step=max(1.0, *lasting),
+        latest_peak=max(values[-2:]),
+    )
 
 
 def oom_floor(oom: Oom, policy: Policy = DEFAULT_POLICY) -> float:
@@ -113,7 +167,13 @@ def memory_need(
     daily = histograms.peaks(samples, policy.memory_peak_interval_seconds)
     histogram = histograms.build(daily, histograms.MEMORY, now, policy.half_life_seconds)
     target = histograms.percentile(histogram, policy.memory_percentile)
-    return max(policy.min_memory_bytes, target * (1 + policy.safety_margin), floor)
+    need = target * (1 + policy.safety_margin)
+    growth = memory_growth(daily)
+    if growth.risky(policy):
+        days = policy.memory_horizon_seconds / policy.memory_peak_interval_seconds
+        ahead = growth.latest_peak * (1 + growth.leak_per_day) ** days * growth.step
+        need = max(need, ahead * (1 + policy.safety_margin))
+    return max(policy.min_memory_bytes, need, floor)
 
 
 def gpu_memory_need(samples: Sequence[Sample], policy: Policy = DEFAULT_POLICY) -> float | None:
@@ -130,9 +190,11 @@ def size(
     notes: list[str] = []
     cpu = cpu_need(usage.cpu_cores, now, policy)
     memory = memory_need(usage.memory_bytes, usage.ooms, now, policy)
+    oom_raised = False
     if usage.ooms and memory is not None:
         worst = max(usage.ooms, key=lambda o: o.memory_bytes)
         notes.append(f"OOM-killed at {quantities.memory(worst.memory_bytes)}")
+        oom_raised = memory >= oom_floor(worst, policy)
     if cpu is not None and cpu > bounds.max_cpu_cores:
         notes.append(
             f"CPU need {quantities.cpu(cpu)} capped at {quantities.cpu(bounds.max_cpu_cores)}"
@@ -149,6 +211,7 @@ def size(
         memory_bytes=memory,
         gpu_memory_bytes=gpu_memory_need(usage.gpu_memory_bytes, policy),
         notes=tuple(notes),
+        oom_raised=oom_raised,
     )
 
 
@@ -165,7 +228,8 @@ def stabilize(previous: Sizing | None, new: Sizing, policy: Policy = DEFAULT_POL
     """`new`, except that figures within the hysteresis band keep their previous value.
 
     A figure with no new data keeps its previous value too: a Prometheus gap is not a
-    reason to forget what was learned.
+    reason to forget what was learned. Memory raised by an OOM kill is taken at once,
+    whatever the band: a replica that died will die again.
     """
     if previous is None:
         return new
@@ -176,9 +240,12 @@ def stabilize(previous: Sizing | None, new: Sizing, policy: Policy = DEFAULT_POL
         return fresh if moved(old, fresh, policy.hysteresis, step) else old
 
     memory_step = policy.min_memory_step_bytes
+    memory = pick(previous.memory_bytes, new.memory_bytes, memory_step)
+    if new.oom_raised and new.memory_bytes is not None:
+        memory = max(new.memory_bytes, previous.memory_bytes or 0.0)
     return dataclasses.replace(
         new,
         cpu_cores=pick(previous.cpu_cores, new.cpu_cores, policy.min_cpu_step_cores),
-        memory_bytes=pick(previous.memory_bytes, new.memory_bytes, memory_step),
+        memory_bytes=memory,
         gpu_memory_bytes=pick(previous.gpu_memory_bytes, new.gpu_memory_bytes, memory_step),
     )

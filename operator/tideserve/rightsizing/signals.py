@@ -61,7 +61,15 @@ QUERIES: dict[str, str] = {
         f"sum by ({BY_ENDPOINT}) (rate(nv_inference_request_duration_us[{{rate}}s]))"
         f" / sum by ({BY_ENDPOINT}) (rate(nv_inference_request_success[{{rate}}s]))"
     ),
+    # Triton's own p99 over its summary window (--metrics-config summary_latencies=true):
+    # the slowest replica's, the worst within each step.
+    "latency_p99_us": (
+        f"max by ({BY_ENDPOINT}) (max_over_time("
+        'nv_inference_request_summary_us{{quantile="0.99"}}[{step}s]))'
+    ),
 }
+# Steps within this fraction of the peak request rate count as "at peak" for the p99.
+PEAK_LOAD = 0.8
 # Instant queries over the cost window.
 COST_QUERIES: dict[str, str] = {
     # Each sample a replica exported metrics at counts `res` replica-seconds.
@@ -133,7 +141,11 @@ def gather(
 ) -> dict[Key, advisor.Observation]:
     """One query per signal; the answers grouped into one Observation per endpoint."""
     start = now - window.history_seconds
-    fmt = {"rate": int(window.rate_seconds), "cost": int(window.cost_seconds)}
+    fmt = {
+        "rate": int(window.rate_seconds),
+        "cost": int(window.cost_seconds),
+        "step": int(window.step_seconds),
+    }
     series: dict[str, Series] = {
         name: prometheus.range(q.format(**fmt), start, now, window.step_seconds)
         for name, q in QUERIES.items()
@@ -198,7 +210,15 @@ def observe(
     per_replica = peak / len(pods_at_peak) if pods_at_peak else None
     util = sorted(v for _, v in signals.get("gpu_utilization", []))
     util_p90 = util[min(len(util) - 1, int(0.9 * len(util)))] if util else None
-    latency = [v for _, v in signals.get("latency_us", []) if v > 0]
+    latency_ms = p99_at_peak(signals.get("latency_p99_us", []), rps, peak)
+    if latency_ms is None:
+        mean = [v for _, v in signals.get("latency_us", []) if v > 0]
+        latency_ms = max(mean) / 1000 if mean else None
+        if latency_ms is not None:
+            notes.append(
+                "latency is Triton's mean, not a p99 (no nv_inference_request_summary_us: "
+                "run Triton with --metrics-config=summary_latencies=true)"
+            )
     return advisor.Observation(
         usage=recommender.Usage(
             cpu_cores=tuple(cpu),
@@ -210,8 +230,18 @@ def observe(
         peak_rps=peak or None,
         rps_per_replica=per_replica,
         gpu_utilization=util_p90,
-        latency_ms=max(latency) / 1000 if latency else None,
+        latency_ms=latency_ms,
         replica_seconds=replica_seconds,
         requests=requests,
         notes=tuple(notes),
     )
+
+
+def p99_at_peak(
+    p99_us: list[tuple[float, float]], rps: list[tuple[float, float]], peak: float
+) -> float | None:
+    """The worst p99 (ms) over the steps whose request rate was near the peak: the latency
+    a profile's throughput comes with. Steps with no rate known count as at peak."""
+    load = dict(rps)
+    near = [v for t, v in p99_us if v > 0 and load.get(t, peak) >= PEAK_LOAD * peak]
+    return max(near) / 1000 if near else None

@@ -12,6 +12,8 @@ pytestmark = pytest.mark.unit
 
 GIB = quantities.GIB
 CAT = catalog.DEFAULT
+CORE = CAT.cpu.cost_per_core_hour
+GIB_HOUR = CAT.cpu.cost_per_gib_hour
 A100 = catalog.find(CAT, "gpu:NVIDIA-A100-SXM4-80GB")
 assert A100 is not None
 D = accelerators.Source.DECLARED
@@ -52,7 +54,7 @@ def test_replicas_are_ceil_of_peak_over_per_replica_rps_and_cost_scales() -> Non
     assert low.best.option.name == "cpu"
     assert low.best.replicas == 5
     assert low.best.cores == 2
-    assert low.best.cost_per_hour == pytest.approx(5 * (2 * 0.0316 + 2 * 0.0042))
+    assert low.best.cost_per_hour == pytest.approx(5 * (2 * CORE + 2 * GIB_HOUR))
     high = accelerators.choose(CAT, demand(peak=2000), profiles, A100)
     assert high.best is not None
     assert high.best.option.name == "gpu:NVIDIA-L4"  # 200 CPU replicas cost more than 7 L4s

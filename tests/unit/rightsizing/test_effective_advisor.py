@@ -157,7 +157,7 @@ def test_off_mode_gives_no_recommendation_but_still_cost() -> None:
     s = spec(mode="off", accelerator="cpu", cpu="2", memory="4Gi")
     advice = advisor.advise(s, status(), obs, catalog.DEFAULT, nodes=[], now=NOW)
     assert advice.recommendation is None
-    price = 2 * 0.0316 + 4 * 0.0042
+    price = 2 * catalog.DEFAULT.cpu.cost_per_core_hour + 4 * catalog.DEFAULT.cpu.cost_per_gib_hour
     assert advice.cost.per_hour == pytest.approx(2 * price, abs=1e-4)
     assert advice.cost.per_1k_inferences == pytest.approx(2 * price / 36, rel=5e-3)
 

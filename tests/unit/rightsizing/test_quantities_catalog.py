@@ -130,7 +130,8 @@ def test_replica_price_adds_cpu_and_memory() -> None:
     cpu = catalog.find(catalog.DEFAULT, "cpu")
     assert cpu is not None
     price = catalog.replica_price(catalog.DEFAULT, cpu, 2, 4 * 2**30)
-    assert price == pytest.approx(2 * 0.0316 + 4 * 0.0042)
+    rates = catalog.DEFAULT.cpu
+    assert price == pytest.approx(2 * rates.cost_per_core_hour + 4 * rates.cost_per_gib_hour)
 
 
 def test_a_broken_catalog_file_is_a_value_error(tmp_path: pathlib.Path) -> None:

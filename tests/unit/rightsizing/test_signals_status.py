@@ -33,6 +33,7 @@ def test_observe_prefers_cadvisor_and_finds_the_peak() -> None:
             "pod_rps": [(2.0, 15.0), (2.0, 15.0), (3.0, 20.0)],
             "gpu_utilization": [(1.0, 0.1), (2.0, 0.3)],
             "latency_us": [(2.0, 4000.0)],
+            "latency_p99_us": [(2.0, 9000.0)],
         },
         [],
         replica_seconds=7200,
@@ -43,7 +44,7 @@ def test_observe_prefers_cadvisor_and_finds_the_peak() -> None:
     assert obs.peak_rps == 30.0
     assert obs.rps_per_replica == 15.0
     assert obs.gpu_utilization == 0.3
-    assert obs.latency_ms == 4.0
+    assert obs.latency_ms == 9.0  # the p99, not the 4 ms mean
     assert obs.replica_seconds == 7200
     assert obs.requests == 72_000
     assert obs.notes == (
@@ -113,12 +114,18 @@ def test_options_no_node_offers_are_not_recommended() -> None:
         {"cpu": 48, "memory": 2**37, "nvidia.com/gpu": 4},
         {"nvidia.com/gpu.product": "NVIDIA-L4"},
     )
-    advice = advisor.advise(s, None, advisor.Observation(), catalog.DEFAULT, nodes=[l4], now=NOW)
+    # The slice is the cheaper option here, so only placement can rule it out.
+    cheap_slice = catalog.parse(
+        "gpus: [{product: NVIDIA-A100-SXM4-80GB, memoryGiB: 80, costPerHour: 3.5,"
+        " migProfiles: [{profile: 1g.10gb, memoryGiB: 10}]},"
+        " {product: NVIDIA-L4, memoryGiB: 24, costPerHour: 0.7}]"
+    )
+    advice = advisor.advise(s, None, advisor.Observation(), cheap_slice, nodes=[l4], now=NOW)
     assert advice.recommendation is not None
     assert advice.recommendation.accelerator == "gpu:NVIDIA-L4"
     with_mig = fit.Node("mig", {"cpu": 96, "memory": 2**38, "nvidia.com/mig-1g.10gb": 14})
     advice = advisor.advise(
-        s, None, advisor.Observation(), catalog.DEFAULT, nodes=[l4, with_mig], now=NOW
+        s, None, advisor.Observation(), cheap_slice, nodes=[l4, with_mig], now=NOW
     )
     assert advice.recommendation is not None
     assert advice.recommendation.accelerator == "mig:1g.10gb"

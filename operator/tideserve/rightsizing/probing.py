@@ -1,0 +1,208 @@
+"""Automatic profiling in the right-sizing pass: start, probe and remove shadow replicas.
+
+`decide` is pure: from the endpoints' advice and the shadow Deployments that exist, what
+to start, what to measure (its pod is Ready) and what to give up on (past the deadline).
+`run` is the thin shell the loop calls once per pass (blocking, in the loop's thread):
+it applies shadows (field manager tideserve-profiling), runs the tritonclient probe
+against a Ready shadow pod, writes status.profiles under its own field manager (so the
+right-sizing pass's own status apply never drops them) and deletes the shadow.
+
+The probe needs the `probe` extra (tritonclient); without it nothing is started.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.util
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from tideserve import kube
+from tideserve.api import resource
+from tideserve.render import names
+from tideserve.rightsizing import accelerators, advisor, autoprofile, shadow
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "tideserve-profiling"
+EVENT_REASON = "Profiling"
+Key = tuple[str, str]
+# (address host:port, model, option, SLO ms, seconds per level) -> profile or None
+ProbeFn = Callable[[str, str, str, float | None, float], accelerators.Profile | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Shadow:
+    option: str
+    started: datetime.datetime
+    address: str | None  # host:port of its Ready pod, None while not ready
+
+
+@dataclasses.dataclass(frozen=True)
+class Actions:
+    start: tuple[tuple[Key, autoprofile.Probe], ...] = ()
+    measure: tuple[tuple[Key, Shadow], ...] = ()
+    expire: tuple[tuple[Key, Shadow], ...] = ()
+    orphans: tuple[Key, ...] = ()  # shadows of endpoints gone or no longer profiling
+
+
+def decide(
+    isvcs: Mapping[Key, resource.InferenceService],
+    advices: Mapping[Key, advisor.Advice],
+    shadows: Mapping[Key, Shadow],
+    now: datetime.datetime,
+    limits: autoprofile.Limits = autoprofile.DEFAULT_LIMITS,
+) -> Actions:
+    """What this pass does about profiling (pure)."""
+    measure, expire, orphans = [], [], []
+    for key, found in sorted(shadows.items()):
+        isvc = isvcs.get(key)
+        if isvc is None or not isvc.spec.resources.right_sizing.profiling.enabled:
+            orphans.append(key)
+        elif now - found.started > limits.deadline:
+            expire.append((key, found))
+        elif found.address is not None:
+            measure.append((key, found))
+    running = len(shadows) - len(measure) - len(expire) - len(orphans)
+    start = []
+    for key in sorted(isvcs):
+        if running >= limits.concurrent:
+            break
+        advice = advices.get(key)
+        if key in shadows or advice is None:
+            continue
+        rec = advice.recommendation
+        probe = autoprofile.next_probe(
+            isvcs[key].spec,
+            isvcs[key].status,
+            advice.candidates,
+            advice.current_cost_per_hour,
+            float(rec.gpu_memory_bytes) if rec and rec.gpu_memory_bytes else None,
+            now,
+        )
+        if probe is not None:
+            start.append((key, probe))
+            running += 1
+    return Actions(tuple(start), tuple(measure), tuple(expire), tuple(orphans))
+
+
+def available() -> bool:
+    """Whether this process can probe (the `probe` extra is installed)."""
+    return importlib.util.find_spec("tritonclient") is not None
+
+
+def _probe(
+    address: str, model: str, option: str, slo_ms: float | None, seconds: float
+) -> accelerators.Profile | None:
+    from tideserve.rightsizing import profiling  # noqa: PLC0415 - the optional extra
+
+    profile, _ = profiling.probe(address, model, option, slo_ms, seconds=seconds)
+    return profile
+
+
+def shadows_found(namespaces: Sequence[str]) -> dict[Key, Shadow]:
+    """The shadow Deployments and the address of each one's Ready pod."""
+    deployments = kube.list_in("Deployment", namespaces, shadow.LABEL_SELECTOR)
+    pods = kube.list_in("Pod", namespaces, shadow.LABEL_SELECTOR)
+    ready: dict[Key, str] = {}
+    for pod in pods:
+        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+        of = (meta.get("labels") or {}).get(shadow.PROBE_OF_LABEL)
+        if of and status.get("podIP") and conditions.get("Ready") == "True":
+            ready[(str(meta.get("namespace")), of)] = f"{status['podIP']}:{names.HTTP_PORT}"
+    out = {}
+    for body in deployments:
+        meta = body.get("metadata") or {}
+        of = (meta.get("labels") or {}).get(shadow.PROBE_OF_LABEL)
+        made = shadow.started(body)
+        if of and made:
+            key = (str(meta.get("namespace")), of)
+            out[key] = Shadow(made[0], made[1], ready.get(key))
+    return out
+
+
+def run(
+    namespaces: Sequence[str],
+    bodies: Mapping[Key, dict[str, Any]],
+    isvcs: Mapping[Key, resource.InferenceService],
+    advices: Mapping[Key, advisor.Advice],
+    image: str,
+    now: datetime.datetime,
+    probe: ProbeFn | None = None,
+    limits: autoprofile.Limits = autoprofile.DEFAULT_LIMITS,
+) -> Actions:
+    """One pass of automatic profiling (blocking)."""
+    wanted = {k: v for k, v in isvcs.items() if v.spec.resources.right_sizing.profiling.enabled}
+    found = shadows_found(namespaces)
+    if not wanted and not found:
+        return Actions()
+    if probe is None and not available():
+        log.warning("automatic profiling is enabled but the probe extra is not installed")
+        wanted = {}
+    probe = probe or _probe
+    actions = decide(wanted, advices, found, now, limits)
+    for key in actions.orphans:
+        kube.delete("Deployment", key[0], shadow.name_of(key[1]))
+    for key, gone in actions.expire:
+        _record(bodies[key], isvcs[key], gone.option, None, now, "no Ready shadow in time")
+        kube.delete("Deployment", key[0], shadow.name_of(key[1]))
+    for key, ready in actions.measure:
+        spec = isvcs[key].spec
+        assert ready.address is not None
+        seconds = float(spec.resources.right_sizing.profiling.probe_seconds)
+        try:
+            result = probe(
+                ready.address, spec.model.name, ready.option, spec.slo.latency_ms, seconds
+            )
+        except Exception as exc:  # a failed probe is a result, not a crash
+            log.warning("probe of %s/%s on %s failed: %s", *key, ready.option, exc)
+            result = None
+        _record(bodies[key], isvcs[key], ready.option, result, now, "probe done")
+        kube.delete("Deployment", key[0], shadow.name_of(key[1]))
+    for key, wanted_probe in actions.start:
+        body, isvc = bodies[key], isvcs[key]
+        rec = advices[key].recommendation
+        manifest = shadow.build(
+            names.Owner.from_body(body),
+            isvc.spec,
+            wanted_probe.option,
+            rec.cpu if rec else None,
+            rec.memory if rec else None,
+            image,
+            now,
+        )
+        kube.apply(manifest, manager=FIELD_MANAGER)
+        kube.post_event(
+            body,
+            "Normal",
+            EVENT_REASON,
+            f"measuring {wanted_probe.option}: {wanted_probe.why}"[:1024],
+        )
+    return actions
+
+
+def _record(
+    body: dict[str, Any],
+    isvc: resource.InferenceService,
+    option: str,
+    result: accelerators.Profile | None,
+    now: datetime.datetime,
+    what: str,
+) -> None:
+    profiles = autoprofile.record(isvc.status, result, option, now)
+    meta = body.get("metadata") or {}
+    kube.apply_status(
+        str(meta.get("namespace")),
+        str(meta.get("name")),
+        {"profiles": [p.dump() for p in profiles]},
+        manager=FIELD_MANAGER,
+    )
+    figure = (
+        f"{result.max_rps:g} rps/replica within the SLO, p99 {result.p99_latency_ms} ms"
+        if result
+        else "never within the SLO"
+    )
+    kube.post_event(body, "Normal", EVENT_REASON, f"measured {option} ({what}): {figure}")

@@ -1,0 +1,172 @@
+"""Runs of the right-sizing bench: one fleet per seed, every recommender judged on it.
+
+Each model runs its first week on the initial spec; every recommender sees that week's
+signals and is judged on the second week's truth (truth.judge). Then tideserve alone is
+re-run every 12 h through the second week, as auto mode would, with its plan applied:
+memory above the applied limit OOM-kills a replica and the kill is fed back.
+"""
+
+# ruff: noqa: S311 - seeded simulation randomness, not cryptography
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import math
+import random
+import statistics
+import time
+from collections.abc import Callable
+
+from tideserve.api import spec as spec_api
+from tideserve.rightsizing import catalog as catalog_mod
+from tideserve.rightsizing import quantities, recommender
+from tideserve.sim.sizing import baselines, truth
+from tideserve.sim.sizing import fleet as fleet_mod
+
+MAX_REPLICAS = 40
+HOURS_PER_MONTH = 730
+ROLLING_MODELS = 30
+FLAT = "tideserve, flat memory margin"
+PROFILED = "tideserve + auto profiling"
+RECOMMENDERS = (
+    "initial", "vpa", "krr", "naive", "catalog rule", "tideserve", FLAT, PROFILED, "oracle",
+)  # fmt: skip
+# Memory's margin without the risk terms: VPA's p90 of daily peaks + 15% for every endpoint.
+FLAT_MEMORY = dataclasses.replace(
+    recommender.DEFAULT_POLICY, memory_leak_threshold=math.inf, memory_step_threshold=math.inf
+)
+Simple = Callable[[baselines.Seen, catalog_mod.Catalog], truth.Plan]
+SIMPLE: dict[str, Simple] = {
+    "initial": baselines.initial,
+    "vpa": baselines.vpa,
+    "krr": baselines.krr,
+    "naive": baselines.naive,
+    "catalog rule": baselines.catalog_rule,
+}
+VARIANTS: dict[str, recommender.Policy] = {
+    "tideserve": recommender.DEFAULT_POLICY,
+    # Without hysteresis: neither the 10% band nor the minimum steps.
+    "no hysteresis": dataclasses.replace(
+        recommender.DEFAULT_POLICY,
+        hysteresis=0.0,
+        min_cpu_step_cores=0.0,
+        min_memory_step_bytes=0.0,
+    ),
+    "flat memory margin": FLAT_MEMORY,
+    "no OOM bump": dataclasses.replace(
+        recommender.DEFAULT_POLICY, oom_bump_ratio=1.0, oom_bump_min_bytes=0.0
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedResult:
+    seed: int
+    verdicts: dict[str, list[truth.Verdict]]
+    changes: dict[str, int]  # rolling: material changes per variant
+    kills: dict[str, int]  # rolling: OOM kills per variant
+    killed_models: dict[str, int]  # rolling: models killed at least once
+    advise_ms: float
+
+
+def _week(m: fleet_mod.Model) -> truth.Week:
+    return truth.Week(
+        peak_rps=m.peak_rps * m.growth,
+        host_memory_peak=fleet_mod.week_peak_memory(m, fleet_mod.TRAIN_DAYS, fleet_mod.EVAL_DAYS),
+        cpu_base=m.cpu_base,
+        cpu_per_rps=m.cpu_per_rps,
+    )
+
+
+def run(n: int, seed: int, catalog: catalog_mod.Catalog = catalog_mod.DEFAULT) -> SeedResult:
+    rng = random.Random(seed)
+    models = fleet_mod.fleet(n, rng, catalog)
+    train_end = fleet_mod.T0 + fleet_mod.TRAIN_DAYS * fleet_mod.DAY
+    verdicts: dict[str, list[truth.Verdict]] = {k: [] for k in RECOMMENDERS}
+    changes = dict.fromkeys(VARIANTS, 0)
+    kills = dict.fromkeys(VARIANTS, 0)
+    killed = dict.fromkeys(VARIANTS, 0)
+    timings = []
+    for idx, m in enumerate(models):
+        mrng = random.Random(seed * 1000 + idx)
+        load = fleet_mod.traffic(mrng, fleet_mod.T0, fleet_mod.TRAIN_DAYS, m.peak_rps)
+        load += fleet_mod.traffic(mrng, train_end, fleet_mod.EVAL_DAYS, m.peak_rps * m.growth)
+        current = catalog_mod.find(catalog, fleet_mod.initial_option(m))
+        assert current is not None
+        cores = quantities.parse(m.initial.cpu or "1")
+        exported = fleet_mod.export(m, load, current, cores, mrng)
+        first = dataclasses.replace(
+            exported,
+            series={
+                k: [(t, v) for t, v in vs if t < train_end] for k, vs in exported.series.items()
+            },
+        )
+        seen = baselines.Seen(m, first, train_end)
+        week = _week(m)
+        spec = baselines.spec_of(m, baselines.declared_profiles(m, catalog, mrng), MAX_REPLICAS)
+        plans = {name: fn(seen, catalog) for name, fn in SIMPLE.items()}
+        started = time.perf_counter()
+        plans["tideserve"], _ = baselines.tideserve(seen, catalog, spec)
+        timings.append(time.perf_counter() - started)
+        plans[FLAT], _ = baselines.tideserve(seen, catalog, spec, policy=FLAT_MEMORY)
+        plans[PROFILED], probing_cost = baselines.tideserve_profiled(
+            seen, catalog, spec, random.Random(seed * 31 + idx)
+        )
+        plans["oracle"] = baselines.oracle(seen, catalog, week)
+        for name in RECOMMENDERS:
+            verdict = truth.judge(m.truth, plans[name], week, m.slo_ms, catalog, MAX_REPLICAS)
+            if name == PROFILED:  # the shadow replicas' cost, spread over the week
+                verdict = dataclasses.replace(
+                    verdict, cost_per_hour=verdict.cost_per_hour + probing_cost
+                )
+            verdicts[name].append(verdict)
+        if idx < ROLLING_MODELS:
+            whole = baselines.Seen(m, exported, train_end)
+            for label, policy in VARIANTS.items():
+                c, k = rolling(whole, catalog, spec, policy)
+                changes[label] += c
+                kills[label] += k
+                killed[label] += k > 0
+    return SeedResult(seed, verdicts, changes, kills, killed, statistics.median(timings) * 1000)
+
+
+def rolling(
+    seen: baselines.Seen,
+    catalog: catalog_mod.Catalog,
+    spec: spec_api.InferenceServiceSpec,
+    policy: recommender.Policy,
+) -> tuple[int, int]:
+    """Re-run every 12 h through week 2 on a sliding 8-day window; count material changes
+    and OOM kills (memory over the applied limit kills, is capped there, and is fed back)."""
+    series = dict(seen.exported.series)
+    mem = list(series["mem"])
+    ooms: list[recommender.Oom] = []
+    previous = None
+    flaps = kills = 0
+    half_day = fleet_mod.DAY / 2
+    for k in range(fleet_mod.EVAL_DAYS * 2):
+        now = seen.now + k * half_day
+        view = baselines.Seen(
+            seen.model, dataclasses.replace(seen.exported, series=series | {"mem": mem}), now
+        )
+        obs = baselines.observation(view)
+        obs = dataclasses.replace(obs, usage=dataclasses.replace(obs.usage, ooms=tuple(ooms)))
+        _, advice = baselines.tideserve(
+            view, catalog, spec, previous=previous, obs=obs, policy=policy
+        )
+        if previous is not None and advice.changed:
+            flaps += 1
+        previous = advice.recommendation
+        assert previous is not None
+        limit = quantities.parse(previous.memory or "0")
+        window = range(
+            bisect.bisect_left(mem, (now, -math.inf)),
+            bisect.bisect_left(mem, (now + half_day, -math.inf)),
+        )
+        over = [i for i in window if mem[i][1] > limit]
+        if over:
+            kills += 1
+            ooms.append(recommender.Oom(mem[over[0]][0], limit))
+            for i in window:
+                mem[i] = (mem[i][0], min(mem[i][1], limit))
+    return flaps, kills

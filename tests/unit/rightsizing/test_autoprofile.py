@@ -1,0 +1,186 @@
+"""Automatic profiling: what to measure, the shadow replica, and one pass's decisions."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from tideserve.api import resource
+from tideserve.api import status as status_api
+from tideserve.render import names
+from tideserve.rightsizing import accelerators, advisor, autoprofile, catalog, probing, shadow
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime.datetime(2026, 11, 20, 12, tzinfo=datetime.UTC)
+A100 = "gpu:NVIDIA-A100-SXM4-80GB"
+
+
+def isvc(
+    enabled: bool = True, profiles: list[dict[str, object]] | None = None, **rs: object
+) -> resource.InferenceService:
+    return resource.InferenceService.model_validate(
+        {
+            "apiVersion": resource.API_VERSION,
+            "kind": resource.KIND,
+            "metadata": {"name": "m", "namespace": "ns", "uid": "u1"},
+            "spec": {
+                "model": {"name": "m", "storageUri": "s3://b/m"},
+                "resources": {
+                    "accelerator": "auto",
+                    "gpu": {"product": "NVIDIA-A100-SXM4-80GB"},
+                    "cpu": "2",
+                    "memory": "4Gi",
+                    "rightSizing": {"mode": "recommend", "profiling": {"enabled": enabled}, **rs},
+                },
+                "slo": {"latencyMs": 50},
+            },
+            "status": {"accelerator": A100, "replicas": 1, "profiles": profiles or []},
+        }
+    )
+
+
+def advice_for(item: resource.InferenceService, gpu_memory: float = 2 * 2**30) -> advisor.Advice:
+    obs = advisor.Observation(
+        peak_rps=50.0,
+        rps_per_replica=50.0,
+        gpu_utilization=0.2,
+        latency_ms=10.0,
+        usage=advisor.recommender.Usage(
+            gpu_memory_bytes=tuple((float(t), gpu_memory / 1.2) for t in range(5))
+        ),
+    )
+    return advisor.advise(item.spec, item.status, obs, catalog.DEFAULT, nodes=[], now=NOW)
+
+
+def test_the_cheapest_estimated_candidate_is_measured_first() -> None:
+    item = isvc()
+    advice = advice_for(item)
+    probe = autoprofile.next_probe(
+        item.spec, item.status, advice.candidates, advice.current_cost_per_hour, 2 * 2**30, NOW
+    )
+    assert probe is not None
+    estimated = sorted(
+        (c for c in advice.candidates if c.profile.source is accelerators.Source.ESTIMATED),
+        key=lambda c: c.cost_per_hour,
+    )
+    assert probe.option == estimated[0].option.name
+
+
+def test_nothing_is_measured_unless_enabled() -> None:
+    item = isvc(enabled=False)
+    advice = advice_for(item)
+    assert autoprofile.next_probe(item.spec, item.status, advice.candidates, None, 1.0, NOW) is None
+
+
+def measured(option: str, rps: float, days_ago: float = 1) -> dict[str, object]:
+    when = NOW - datetime.timedelta(days=days_ago)
+    return {
+        "option": option,
+        "maxRequestsPerSecond": rps,
+        "p99LatencyMs": 20,
+        "measuredAt": when.isoformat(),
+    }
+
+
+def test_a_recent_measurement_is_not_repeated_and_becomes_a_measured_profile() -> None:
+    first = isvc()
+    option = autoprofile.next_probe(
+        first.spec, first.status, advice_for(first).candidates, None, 2 * 2**30, NOW
+    )
+    assert option is not None
+    again = isvc(profiles=[measured(option.option, 0.0)])  # never met the SLO
+    advice = advice_for(again)
+    nxt = autoprofile.next_probe(again.spec, again.status, advice.candidates, None, 2 * 2**30, NOW)
+    assert nxt is None or nxt.option != option.option
+    used = isvc(profiles=[measured("cpu-4", 80.0)])
+    profiles = autoprofile.measured(used.status)
+    assert profiles == [
+        accelerators.Profile("cpu-4", 80.0, 20.0, accelerators.Source.MEASURED, 4.0)
+    ]
+    # ...and the recommendation cites it.
+    rec = advice_for(used).recommendation
+    assert rec is not None and rec.accelerator == "cpu" and "measured" in (rec.reason or "")
+
+
+def test_a_stale_measurement_is_repeated_and_the_budget_caps_the_count() -> None:
+    item = isvc(profiles=[measured("mig:1g.10gb", 10.0, days_ago=8)])
+    advice = advice_for(item)
+    assert autoprofile.next_probe(item.spec, item.status, advice.candidates, None, 2 * 2**30, NOW)
+    full = isvc(
+        profiles=[measured(o, 1.0) for o in ("mig:1g.10gb", "gpu:Tesla-T4", "cpu-4")],
+    )
+    advice = advice_for(full)
+    assert (
+        autoprofile.next_probe(full.spec, full.status, advice.candidates, None, 2 * 2**30, NOW)
+        is None
+    )
+
+
+def test_cpu_is_measured_only_for_a_model_that_fits_in_ram() -> None:
+    item = isvc()
+    assert autoprofile.next_probe(
+        item.spec, item.status, (), None, 2 * 2**30, NOW
+    ) == autoprofile.Probe("cpu-4", "CPU has no profile and is never estimated")
+    assert autoprofile.next_probe(item.spec, item.status, (), None, 40 * 2**30, NOW) is None
+
+
+def test_record_keeps_the_newest_per_option_and_a_failure_as_zero() -> None:
+    item = isvc(profiles=[measured("cpu-4", 5.0, days_ago=3)])
+    out = autoprofile.record(item.status, None, "cpu-4", NOW)
+    assert [(p.option, p.max_requests_per_second, p.measured_at) for p in out] == [
+        ("cpu-4", 0.0, NOW)
+    ]
+    assert autoprofile.measured(status_api.InferenceServiceStatus(profiles=out)) == []
+
+
+def test_the_shadow_serves_no_traffic_and_is_not_scraped() -> None:
+    item = isvc()
+    owner = names.Owner("ns", "m", "u1")
+    manifest = shadow.build(owner, item.spec, "cpu-4", "2", "4Gi", "triton:test", NOW)
+    assert manifest["metadata"]["name"] == "m-probe"
+    assert manifest["spec"]["replicas"] == 1
+    pod = manifest["spec"]["template"]
+    selector = names.selector_labels("m")
+    # The predictor Service selects these labels: the shadow must not carry them all.
+    assert not selector.items() <= pod["metadata"]["labels"].items()
+    assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "false"
+    assert manifest["metadata"]["ownerReferences"][0]["uid"] == "u1"
+    container = pod["spec"]["containers"][0]
+    assert container["resources"]["requests"]["cpu"] == "4"
+    assert "nvidia.com/gpu" not in container["resources"].get("limits", {})
+    assert shadow.started(manifest) == ("cpu-4", NOW)
+
+
+def test_a_gpu_shadow_asks_for_the_candidate_gpu() -> None:
+    item = isvc()
+    manifest = shadow.build(
+        names.Owner("ns", "m", "u1"), item.spec, "mig:1g.10gb", "2", "4Gi", "t", NOW
+    )
+    limits = manifest["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits.get("nvidia.com/mig-1g.10gb") in ("1", 1)
+
+
+KEY = ("ns", "m")
+
+
+def test_decide_starts_within_the_cluster_limit_and_measures_ready_shadows() -> None:
+    items = {(f"ns{i}", "m"): isvc() for i in range(4)}
+    advices = {k: advice_for(v) for k, v in items.items()}
+    ready = probing.Shadow("cpu-4", NOW - datetime.timedelta(minutes=2), "10.0.0.5:8000")
+    actions = probing.decide(items, advices, {("ns0", "m"): ready}, NOW)
+    assert actions.measure == ((("ns0", "m"), ready),)
+    # One slot is free while ns0's probe finishes this pass; the limit is 2 at once.
+    assert [k for k, _ in actions.start] == [("ns1", "m"), ("ns2", "m")]
+
+
+def test_decide_gives_up_after_the_deadline_and_removes_orphans() -> None:
+    items = {KEY: isvc()}
+    old = probing.Shadow("cpu-4", NOW - datetime.timedelta(minutes=30), None)
+    actions = probing.decide(
+        items, {KEY: advice_for(items[KEY])}, {KEY: old, ("gone", "x"): old}, NOW
+    )
+    assert actions.expire == ((KEY, old),)
+    assert actions.orphans == (("gone", "x"),)
+    assert actions.start == ()  # this endpoint's shadow is still being removed
