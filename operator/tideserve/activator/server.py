@@ -20,8 +20,10 @@ import aiohttp
 from aiohttp import web
 
 from tideserve.activator import (
+    edge,
     grpc_passthrough,
     holding,
+    limits,
     proxy,
     queueing,
     routing,
@@ -32,7 +34,6 @@ from tideserve.activator import metrics as metrics_mod
 
 log = logging.getLogger("tideserve.activator")
 
-MAX_BODY_BYTES = 1 << 30
 HELD_BODY_BUFFER = 1 << 16
 # SIGTERM: how long held requests may still wait for a replica (the chart's default is
 # the same, below its terminationGracePeriodSeconds), then how long responses still being
@@ -152,7 +153,12 @@ def parse_args(argv: Sequence[str], env: dict[str, str]) -> argparse.Namespace:
         help="event loop: uvloop when installed (auto), or force one",
     )
     parser.add_argument("--log-level", default=default("TIDESERVE_LOG_LEVEL", "INFO"))
+    limits.add_arguments(parser)
     args = parser.parse_args(list(argv))
+    try:
+        args.limits = limits.resolve(args, env)
+    except limits.SettingError as error:
+        parser.error(str(error))
     if args.namespace is None:
         raw = env.get("TIDESERVE_WATCH_NAMESPACES", "")
         args.namespace = [ns.strip() for ns in raw.split(",") if ns.strip()]
@@ -184,7 +190,10 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         skip_auto_headers=["User-Agent", "Accept-Encoding", "Accept"],
         cookie_jar=aiohttp.DummyCookieJar(),  # a proxy must not keep users' cookies
     )
-    pool = upstream.Pool(limit=args.upstream_connections)
+    client_limits: limits.Limits = args.limits
+    pool = upstream.Pool(
+        limit=args.upstream_connections, head_timeout=client_limits.upstream_head_timeout_seconds
+    )
     activator = holding.Activator(proxy.make_probe(session, upstreams), metrics)
 
     def to_state(obj: dict[str, Any]) -> queueing.EndpointState:
@@ -223,11 +232,19 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
     ) -> web.BaseRequest:
         # The low-level server's default caps bodies at 1 MiB; tensors can be larger.
         return web.BaseRequest(
-            message, payload, protocol, writer, task, loop, client_max_size=MAX_BODY_BYTES
+            message,
+            payload,
+            protocol,
+            writer,
+            task,
+            loop,
+            client_max_size=client_limits.max_body_bytes,
         )
 
-    proxy_server = web.Server(
-        proxy.Proxy(activator, pool, metrics, upstreams),
+    proxy_server = edge.Server(
+        proxy.Proxy(activator, pool, metrics, upstreams, client_limits),
+        header_timeout=client_limits.header_timeout_seconds,
+        keepalive_timeout=client_limits.idle_timeout_seconds,
         request_factory=request_factory,
         handler_cancellation=True,
         access_log=None,
