@@ -50,3 +50,21 @@ ensure_venv() {
   fi
   export PATH="$PWD/.venv/bin:$PATH"
 }
+
+# checkov (the chart's and the rendered children's security scan) in its own virtual
+# environment: its pins conflict with the project's. Cached per version under
+# ~/.cache/tideserve; tests find it through TIDESERVE_CHECKOV.
+CHECKOV_VERSION=3.3.30
+ensure_checkov() {
+  local dir="$HOME/.cache/tideserve/checkov-$CHECKOV_VERSION"
+  # A venv cannot be moved (its scripts name their interpreter by path): build it in
+  # place and mark it complete last, so an interrupted install is redone.
+  if [ ! -f "$dir/.complete" ]; then
+    say "installing checkov $CHECKOV_VERSION into $dir"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/python" -m pip install -q "checkov==$CHECKOV_VERSION"
+    touch "$dir/.complete"
+  fi
+  export TIDESERVE_CHECKOV="$dir/bin/checkov"
+}

@@ -42,6 +42,7 @@ KINDS: dict[str, Kind] = {
     "Deployment": Kind("/apis/apps/v1", "deployments"),
     "EndpointSlice": Kind("/apis/discovery.k8s.io/v1", "endpointslices"),
     "PodDisruptionBudget": Kind("/apis/policy/v1", "poddisruptionbudgets"),
+    "NetworkPolicy": Kind("/apis/networking.k8s.io/v1", "networkpolicies"),
     "ServiceMonitor": Kind("/apis/monitoring.coreos.com/v1", "servicemonitors"),
     "Lease": Kind("/apis/coordination.k8s.io/v1", "leases"),
     "CustomResourceDefinition": Kind(

@@ -5,11 +5,12 @@ One loader for both; a bad value is refused with the variable named, never a tra
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 from collections.abc import Mapping
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pydantic
 
@@ -22,6 +23,17 @@ _SCALE_TO_ZERO = scaling_api.ScaleToZeroSpec()
 # A Lease name is a DNS subdomain; a namespace a DNS label.
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class NetworkPeers(pydantic.BaseModel):
+    """Who may reach an endpoint's Triton pods (NetworkPolicy peers, as the API has them):
+    `serving` on the HTTP and gRPC ports, `metrics` on the metrics port. The chart fills
+    them: the activator, the endpoint's own namespace, Prometheus, and what values add."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    serving: tuple[dict[str, Any], ...] = ()
+    metrics: tuple[dict[str, Any], ...] = ()
 
 
 class Settings(pydantic.BaseModel):
@@ -48,6 +60,21 @@ class Settings(pydantic.BaseModel):
     # The holder identity written into the Lease (the chart sets POD_NAME from the
     # downward API); empty: hostname and process id.
     pod_name: str = pydantic.Field("", max_length=253)
+    # JSON of NetworkPeers: each endpoint gets a NetworkPolicy admitting only them; unset,
+    # none is rendered (and one left from before is deleted).
+    network_policy: NetworkPeers | None = None
+
+    @pydantic.field_validator("network_policy", mode="before")
+    @classmethod
+    def _json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"must be JSON {{serving: [...], metrics: [...]}}: {error}"
+                ) from None
+        return value
 
     @pydantic.field_validator("lease_name")
     @classmethod
@@ -129,6 +156,7 @@ _ENV = {
     "lease_namespace": "TIDESERVE_LEASE_NAMESPACE",
     "lease_name": "TIDESERVE_LEASE_NAME",
     "pod_name": "POD_NAME",
+    "network_policy": "TIDESERVE_NETWORK_POLICY",
 }
 
 

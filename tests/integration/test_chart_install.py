@@ -71,9 +71,14 @@ def installed(
     for ns, labels in ((release.namespace, RESTRICTED), (release.workload, {})):
         kube.apply({"apiVersion": "v1", "kind": "Namespace",
                     "metadata": {"name": ns, "labels": labels}})  # fmt: skip
-    values: dict[str, Any] = {"prometheus": {"url": prometheus_url}}
+    # Both modes watch the workload namespace only (cluster mode: ClusterRoles, but Secret
+    # reads granted by a Role there alone).
+    values: dict[str, Any] = {
+        "prometheus": {"url": prometheus_url},
+        "watchNamespaces": [release.workload],
+    }
     if namespaced:
-        values |= {"rbac": {"namespaced": True}, "watchNamespaces": [release.workload]}
+        values |= {"rbac": {"namespaced": True}}
     (tmp / "values.json").write_text(json.dumps(values))
     try:
         # --wait: helm returns once both Deployments are Available (kwok runs the pods).
@@ -93,8 +98,8 @@ def release(
     tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
 ) -> Iterator[Release]:
-    """cluster: default values (ClusterRoles) plus prometheus.url. namespaced: also
-    rbac.namespaced=true and watchNamespaces=[the workload namespace]."""
+    """cluster: default values (ClusterRoles) plus prometheus.url and watchNamespaces=[the
+    workload namespace]. namespaced: also rbac.namespaced=true."""
     tmp = tmp_path_factory.mktemp("helm")
     with installed(kube, prometheus.url, tmp, request.param == "namespaced") as release:
         yield release
@@ -120,8 +125,8 @@ def test_chart_installs_the_established_crd_and_available_deployments(
     election = f"{release.operator}-leader-election"  # a Role for its Lease in both modes
     if release.namespaced:  # Roles, and a ClusterRole only for cluster-scoped reads
         want = ([reads], sorted([*own, f"{release.operator}-activator-discovery", election]))
-    else:
-        want = (sorted([*own, reads]), [election])
+    else:  # Secrets are read only in the watched namespace
+        want = (sorted([*own, reads]), sorted([election, f"{release.operator}-secrets"]))
     assert (roles, local) == want
 
 
@@ -130,9 +135,13 @@ def test_uninstall_removes_what_install_created(
     kube: fixtures.Kube, prometheus: fixtures.Prometheus, tmp_path: pathlib.Path, namespaced: bool
 ) -> None:
     kinds = (
-        "deployments,services,serviceaccounts,configmaps,poddisruptionbudgets,roles,rolebindings"
+        "deployments,services,serviceaccounts,configmaps,poddisruptionbudgets,roles,rolebindings,"
+        "networkpolicies"
     )
-    cluster_kinds = "clusterroles,clusterrolebindings"
+    cluster_kinds = (
+        "clusterroles,clusterrolebindings,validatingadmissionpolicies,"
+        "validatingadmissionpolicybindings"
+    )
 
     def leftovers(release: Release) -> list[str]:
         sel = f"app.kubernetes.io/instance={release.name}"
@@ -177,6 +186,7 @@ OPERATOR_CAN = table(f"""
     watch                         pods                                        work
     get                           secrets                                     work
     watch,create,patch            endpointslices.discovery.k8s.io             work
+    watch,create,patch,delete     networkpolicies.networking.k8s.io           work
     list                          endpointslices.discovery.k8s.io             release
     list,watch                    nodes                                       cluster
     get                           customresourcedefinitions.apiextensions.k8s.io  cluster
@@ -197,11 +207,13 @@ OPERATOR_CANNOT = table(f"""
     create                        serviceaccounts/token                       work
     create,delete                 {ISVC}                                      work
     delete                        events                                      work
+    get                           secrets                                     other
+    get                           secrets                                     release
+    delete                        endpointslices.discovery.k8s.io             work
 """)
 # Namespaced mode: nothing namespaced outside the watched namespaces (the operator cannot
 # even rewrite its own Deployment).
 OPERATOR_CANNOT_NAMESPACED = table(f"""
-    get                           secrets                                     other
     list                          {ISVC}                                      other
     create                        deployments.apps                            other
     patch                         deployments.apps/scale                      other
@@ -273,9 +285,6 @@ def test_operator_service_account_has_what_it_needs_and_nothing_more(
     kube: fixtures.Kube, release: Release
 ) -> None:
     denied = OPERATOR_CANNOT + (OPERATOR_CANNOT_NAMESPACED if release.namespaced else [])
-    if not release.namespaced:
-        # One ClusterRole: secrets can be read by name in every namespace, by design.
-        assert answers(kube, release.operator, release, [("get", "secrets", "", "other")]) == [True]
     wrong = wrong_answers(kube, release.operator, release, OPERATOR_CAN, denied)
     assert not wrong, "operator RBAC differs from what it needs:\n" + "\n".join(wrong)
 
@@ -405,3 +414,57 @@ def test_operator_reconciles_under_the_chart_service_account(
     finally:
         harness.stop_process(proc)
     assert not refused(), "the operator was refused by RBAC:\n" + "\n".join(refused()[:20])
+
+
+def slice_manifest(name: str, service: str, managed_by: str, **meta: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/service-name": service,
+                "endpointslice.kubernetes.io/managed-by": managed_by,
+            },
+            **meta,
+        },
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.1"]}],
+        "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
+    }
+
+
+def test_the_operator_cannot_write_endpointslices_that_are_not_its_own(
+    kube: fixtures.Kube, release: Release, tmp_path: pathlib.Path
+) -> None:
+    """RBAC lets the operator patch EndpointSlices (it must: its route slices); the chart's
+    ValidatingAdmissionPolicy refuses real requests, made with the operator's own token, on
+    a slice another controller manages, and a tideserve-labelled slice aimed at a Service
+    no InferenceService owns. The same requests by an admin still pass."""
+    ns = release.workload
+    config = service_account_kubeconfig(kube, release, tmp_path / "sa.kubeconfig")
+    as_operator = lambda *args: kube.kubectl(f"--kubeconfig={config}", "-n", ns, *args,  # noqa: E731
+                                             check=False)  # fmt: skip
+    assert answers(kube, release.operator, release, [("patch", "endpointslices.discovery.k8s.io",
+                                                      "", "work")]) == [True]  # fmt: skip
+    foreign = slice_manifest("victim-abc", "victim", "endpointslice-controller.k8s.io")
+    kube.apply(foreign, "-n", ns)
+    patch = json.dumps({"endpoints": [{"addresses": ["10.9.9.9"]}]})
+
+    refused = as_operator("patch", "endpointslice", "victim-abc", "--type=merge", "-p", patch)
+    assert refused.returncode != 0
+    assert "may change only EndpointSlices it manages" in refused.stderr, refused.stderr
+    assert "ValidatingAdmissionPolicy" in refused.stderr, refused.stderr
+    live = kube.get_json("-n", ns, "endpointslice", "victim-abc")
+    assert live["endpoints"][0]["addresses"] == ["10.0.0.1"]  # unchanged
+
+    # Labelled as tideserve's, but for a Service no InferenceService of that name owns.
+    forged = slice_manifest("victim-route", "victim", "tideserve.serving.tideserve.io")
+    (tmp_path / "forged.json").write_text(json.dumps(forged))
+    created = as_operator("create", "-f", str(tmp_path / "forged.json"))
+    assert created.returncode != 0
+    assert "may write only route EndpointSlices" in created.stderr, created.stderr
+
+    # The policy binds only the operator: the same patch by an admin goes through.
+    kube.kubectl("-n", ns, "patch", "endpointslice", "victim-abc", "--type=merge", "-p", patch)
+    kube.kubectl("-n", ns, "delete", "endpointslice", "victim-abc")

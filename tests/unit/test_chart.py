@@ -84,6 +84,14 @@ OPERATOR_NAMESPACED_RULES = {
     ("", "events"): {"create", "patch"},
     ("", "pods"): {"get", "list", "watch"},
     ("discovery.k8s.io", "endpointslices"): {"get", "list", "watch", "create", "patch"},
+    ("networking.k8s.io", "networkpolicies"): {
+        "get",
+        "list",
+        "watch",
+        "create",
+        "patch",
+        "delete",
+    },
     ("", "secrets"): {"get"},
 }
 OPERATOR_CLUSTER_READS = {
@@ -112,6 +120,13 @@ DASHBOARD_METRICS = [
     "nv_inference_pending_request_count",
 ]
 
+
+CLUSTER_SCOPED = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -250,7 +265,7 @@ def test_every_manifest_is_valid_for_kubernetes(variant: str) -> None:
 def test_namespaced_objects_live_in_the_release_or_a_watched_namespace(variant: str) -> None:
     allowed = {NAMESPACE, *VARIANTS[variant].get("watchNamespaces", [])}
     for doc in render(variant):
-        if doc["kind"] in {"ClusterRole", "ClusterRoleBinding"}:
+        if doc["kind"] in CLUSTER_SCOPED:
             assert "namespace" not in doc["metadata"]
         else:
             assert doc["metadata"]["namespace"] in allowed, doc["metadata"]
@@ -370,6 +385,23 @@ def test_namespaced_mode_grants_roles_per_watched_namespace() -> None:
     assert rules_of(cluster_roles[f"{OPERATOR}-cluster-reads"]) == OPERATOR_CLUSTER_READS
     discovery = one(docs, "Role", f"{OPERATOR}-activator-discovery")
     assert discovery["metadata"]["namespace"] == NAMESPACE
+
+
+def test_cluster_mode_watching_some_namespaces_reads_secrets_only_there() -> None:
+    result = template({"watchNamespaces": ["team-a", "team-b"]})
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    cluster_rules = rules_of(one(docs, "ClusterRole", OPERATOR))
+    assert ("", "secrets") not in cluster_rules
+    assert cluster_rules == {
+        k: v for k, v in OPERATOR_NAMESPACED_RULES.items() if k[1] != "secrets"
+    }
+    secret_roles = {
+        r["metadata"]["namespace"]: rules_of(r)
+        for r in by_kind(docs, "Role")
+        if r["metadata"]["name"] == f"{OPERATOR}-secrets"
+    }
+    assert secret_roles == {ns: {("", "secrets"): {"get"}} for ns in ("team-a", "team-b")}
 
 
 def test_namespaced_mode_without_cluster_reads_creates_no_cluster_objects() -> None:

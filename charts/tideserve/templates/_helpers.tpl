@@ -73,6 +73,49 @@ app.kubernetes.io/component: activator
 
 {{- define "tideserve.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- with .Values.image.digest }}@{{ . }}{{ end }}
+{{- end }}
+
+{{- define "tideserve.tritonImage" -}}
+{{- .Values.triton.image }}
+{{- with .Values.triton.digest }}@{{ . }}{{ end }}
+{{- end }}
+
+{{/* A NetworkPolicy peer: the pods of the watched namespaces (all when none are listed). */}}
+{{- define "tideserve.watchedNamespacesPeer" -}}
+{{- if .Values.watchNamespaces }}
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: In
+      values: {{ toJson .Values.watchNamespaces }}
+{{- else }}
+namespaceSelector: {}
+{{- end }}
+{{- end }}
+
+{{/* A NetworkPolicy peer: the activator's pods. */}}
+{{- define "tideserve.activatorPeer" -}}
+namespaceSelector:
+  matchLabels:
+    kubernetes.io/metadata.name: {{ .Release.Namespace }}
+podSelector:
+  matchLabels:
+    {{- include "tideserve.activatorSelectorLabels" . | nindent 4 }}
+{{- end }}
+
+{{/*
+TIDESERVE_NETWORK_POLICY: who may reach each endpoint's Triton pods. serving
+(HTTP, gRPC): the endpoint's own namespace, the activator, networkPolicy.clients;
+metrics: networkPolicy.prometheus.
+*/}}
+{{- define "tideserve.endpointPeers" -}}
+{{- $serving := list (dict "podSelector" (dict)) }}
+{{- if .Values.activator.enabled }}
+{{- $serving = append $serving (include "tideserve.activatorPeer" . | fromYaml) }}
+{{- end }}
+{{- $serving = concat $serving .Values.networkPolicy.clients }}
+{{- dict "serving" $serving "metrics" .Values.networkPolicy.prometheus | toJson }}
 {{- end }}
 
 {{/*

@@ -9,6 +9,7 @@ the socket buffers instead of in memory); response bodies are streamed when larg
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -20,7 +21,7 @@ import yarl
 from aiohttp import web
 from multidict import CIMultiDict
 
-from tideserve.activator import holding, queueing, routing, upstream
+from tideserve.activator import holding, limits, queueing, routing, upstream
 from tideserve.activator import metrics as metrics_mod
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,28 @@ NO_ENDPOINT = queueing.Refusal(
 )
 
 
-def refusal_response(refusal: queueing.Refusal) -> web.Response:
-    return web.Response(
+def refusal_response(refusal: queueing.Refusal, *, close: bool = False) -> web.Response:
+    response = web.Response(
         status=refusal.status,
         headers=refusal.headers,
         content_type="application/json",
         text=json.dumps(refusal.body()),
     )
+    if close:  # the rest of the request (an unread body) is not worth reading
+        response.force_close()
+    return response
+
+
+def too_large(max_bytes: int) -> queueing.Refusal:
+    return queueing.Refusal(413, 0, f"request body larger than {max_bytes} bytes")
+
+
+class _ClientFailed(Exception):
+    """The client's own request failed while its body was read (too large, too slow)."""
+
+    def __init__(self, refusal: queueing.Refusal) -> None:
+        super().__init__(refusal.error)
+        self.refusal = refusal
 
 
 class Proxy:
@@ -80,7 +96,9 @@ class Proxy:
         pool: upstream.Pool,
         metrics: metrics_mod.Metrics,
         upstreams: Mapping[queueing.EndpointKey, str],
+        client_limits: limits.Limits | None = None,
     ) -> None:
+        self._limits = client_limits or limits.Limits()
         self._activator = activator
         self._pool = pool
         self._metrics = metrics
@@ -123,6 +141,11 @@ class Proxy:
         if key is None:
             self._count(None, 400)
             return refusal_response(NO_ENDPOINT)
+        length = request.content_length
+        if length is not None and length > self._limits.max_body_bytes:
+            # Refused before it is held: a body it could never forward takes no place.
+            self._count(key, 413)
+            return refusal_response(too_large(self._limits.max_body_bytes), close=True)
         # When the upstream refuses the connection the request was never sent, so holding
         # it again until the model answers its probe is safe and invisible (within the
         # deadline of its first arrival: queueing.may_rehold).
@@ -140,6 +163,13 @@ class Proxy:
                     reholds += 1
                     continue
                 return self._bad_gateway(key, f"endpoint {key} upstream unreachable: {error}")
+            except _ClientFailed as failed:
+                self._count(key, failed.refusal.status)
+                return refusal_response(failed.refusal, close=True)
+            except upstream.HeadTimeout as error:
+                self._count(key, 504)
+                message = f"endpoint {key} did not answer in time: {error}"
+                return refusal_response(queueing.Refusal(504, 0, message))
             except upstream.ProtocolError as error:
                 return self._bad_gateway(key, f"endpoint {key} upstream failed: {error}")
             self._count(key, response.status)
@@ -156,7 +186,7 @@ class Proxy:
         outcome: queueing.Forward | holding.Released,
     ) -> web.StreamResponse:
         host, port = self._address(key)
-        body = await request.read()
+        body = await self._read_body(request)
         headers = [(k, v) for k, v in request.raw_headers if k.lower() not in HOP_BY_HOP_RAW]
         started = time.perf_counter()
         answer = await self._pool.send(host, port, request.method, request.raw_path, headers, body)
@@ -193,6 +223,17 @@ class Proxy:
             return streamed
         finally:
             answer.release()
+
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
+        try:
+            async with asyncio.timeout(self._limits.body_timeout_seconds):
+                return await request.read()
+        except web.HTTPRequestEntityTooLarge as error:  # chunked: no length to check first
+            raise _ClientFailed(too_large(self._limits.max_body_bytes)) from error
+        except TimeoutError as error:
+            seconds = self._limits.body_timeout_seconds
+            refusal = queueing.Refusal(408, 0, f"request body not received within {seconds:g} s")
+            raise _ClientFailed(refusal) from error
 
 
 def make_probe(

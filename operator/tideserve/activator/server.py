@@ -22,8 +22,10 @@ from aiohttp import web
 
 from tideserve import settings as settings_mod
 from tideserve.activator import (
+    edge,
     grpc_passthrough,
     holding,
+    limits,
     proxy,
     queueing,
     routing,
@@ -34,7 +36,6 @@ from tideserve.activator import metrics as metrics_mod
 
 log = logging.getLogger("tideserve.activator")
 
-MAX_BODY_BYTES = 1 << 30
 HELD_BODY_BUFFER = 1 << 16
 # After the drain (settings.drain_seconds): how long responses still being written
 # (forwards in flight, the final 503s) get before connections are cut.
@@ -151,7 +152,12 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> argparse.Namespac
         type=_log_level,
         help="(env TIDESERVE_LOG_LEVEL)",
     )
+    limits.add_arguments(parser)
     args = parser.parse_args(list(argv))
+    try:
+        args.limits = limits.resolve(args, env)
+    except limits.SettingError as error:
+        parser.error(str(error))
     if args.namespace is None:
         args.namespace = list(settings.watch_namespaces)
     args.upstream += settings.upstreams
@@ -188,7 +194,10 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         skip_auto_headers=["User-Agent", "Accept-Encoding", "Accept"],
         cookie_jar=aiohttp.DummyCookieJar(),  # a proxy must not keep users' cookies
     )
-    pool = upstream.Pool(limit=args.upstream_connections)
+    client_limits: limits.Limits = args.limits
+    pool = upstream.Pool(
+        limit=args.upstream_connections, head_timeout=client_limits.upstream_head_timeout_seconds
+    )
     activator = holding.Activator(proxy.make_probe(session, upstreams), metrics)
 
     def to_state(obj: dict[str, Any]) -> queueing.EndpointState:
@@ -227,11 +236,19 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
     ) -> web.BaseRequest:
         # The low-level server's default caps bodies at 1 MiB; tensors can be larger.
         return web.BaseRequest(
-            message, payload, protocol, writer, task, loop, client_max_size=MAX_BODY_BYTES
+            message,
+            payload,
+            protocol,
+            writer,
+            task,
+            loop,
+            client_max_size=client_limits.max_body_bytes,
         )
 
-    proxy_server = web.Server(
-        proxy.Proxy(activator, pool, metrics, upstreams),
+    proxy_server = edge.Server(
+        proxy.Proxy(activator, pool, metrics, upstreams, client_limits),
+        header_timeout=client_limits.header_timeout_seconds,
+        keepalive_timeout=client_limits.idle_timeout_seconds,
         request_factory=request_factory,
         handler_cancellation=True,
         access_log=None,

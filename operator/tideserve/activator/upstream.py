@@ -5,6 +5,13 @@ of what the activator added per pass-through request; this client writes the req
 one call and parses the response head itself, at about 80 µs. It speaks only what the
 hop needs: one request per connection at a time, Content-Length or chunked or
 read-to-close bodies, `Connection: close`. The model-ready probe keeps using aiohttp.
+
+Re-sending: a kept-alive connection the upstream closed before answering is ambiguous
+(an idle close crossing our request, or a crash while processing it). Connections
+already seen closed while idle are dropped before use; after that, only idempotent
+methods (RFC 9110 9.2.2) are re-sent, once, on a fresh connection: one re-send covers
+the idle-close race, and a second failure on a new connection is the upstream failing.
+A POST (every inference call) is never re-sent: it may have run; the client decides.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from collections.abc import AsyncIterator, Iterable
 # Responses up to this size are read whole; larger ones are streamed in chunks.
 CHUNK = 1 << 16
 MAX_HEAD = 64 * 1024
+IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))
 
 
 class ConnectError(Exception):
@@ -25,7 +33,16 @@ class ConnectError(Exception):
 
 
 class ProtocolError(Exception):
-    """The upstream answered something that is not HTTP/1.x."""
+    """The upstream answered something that is not HTTP/1.x, or closed without answering."""
+
+
+class HeadTimeout(ProtocolError):
+    """The upstream did not start its answer within the head timeout (answered 504)."""
+
+
+class ClosedBeforeAnswer(ProtocolError):
+    """A reused connection closed before any answer byte and the method is not idempotent,
+    so the request was not sent again: it may have been processed."""
 
 
 class Head(typing.NamedTuple):
@@ -97,6 +114,11 @@ class _Connection:
 
     def close(self) -> None:
         self.writer.close()
+
+    def closed_while_idle(self) -> bool:
+        """The upstream's FIN (or an error) arrived while the connection sat in the pool."""
+        reader = self.reader
+        return reader.at_eof() or reader.exception() is not None or self.writer.is_closing()
 
 
 class Response:
@@ -172,8 +194,9 @@ class Response:
 
 
 class _HostPool:
-    def __init__(self, host: str, port: int, limit: int) -> None:
+    def __init__(self, host: str, port: int, limit: int, head_timeout: float) -> None:
         self.host, self.port = host, port
+        self.head_timeout = head_timeout
         self.idle: collections.deque[_Connection] = collections.deque()
         # FIFO: asyncio.Semaphore wakes waiters in order, so held requests released
         # together reach the upstream in their arrival order.
@@ -195,14 +218,16 @@ class _HostPool:
 class Pool:
     """Keep-alive connections per upstream host:port, at most `limit` in use per host."""
 
-    def __init__(self, limit: int = 512) -> None:
+    def __init__(self, limit: int = 512, *, head_timeout: float = 300.0) -> None:
         self._limit = limit
+        self._head_timeout = head_timeout
         self._hosts: dict[tuple[str, int], _HostPool] = {}
 
     def _host(self, host: str, port: int) -> _HostPool:
         pool = self._hosts.get((host, port))
         if pool is None:
-            pool = self._hosts[(host, port)] = _HostPool(host, port, self._limit)
+            pool = _HostPool(host, port, self._limit, self._head_timeout)
+            self._hosts[(host, port)] = pool
         return pool
 
     async def send(
@@ -215,21 +240,26 @@ class Pool:
         body: bytes,
     ) -> Response:
         """Send one request and read the response head. Raises ConnectError when nothing
-        was sent. The caller must `release()` the response."""
+        was sent, HeadTimeout when no head came in time, ClosedBeforeAnswer when a reused
+        connection closed unanswered and the method may not be re-sent. The caller must
+        `release()` the response."""
         pool = self._host(host, port)
         await pool.slots.acquire()
         try:
             payload = request_bytes(method, target, f"{host}:{port}", headers, body)
-            while pool.idle:
-                # An idle connection the upstream has closed meanwhile fails before any
-                # response byte: the request was not processed, so try the next one.
-                connection = pool.idle.popleft()
-                head = await _exchange(connection, payload, method, reused=True)
+            connection = _take_idle(pool)
+            if connection is not None:
+                head = await _exchange(connection, payload, method, pool.head_timeout, reused=True)
                 if head is not None:
                     return Response(head, connection, pool)
                 connection.close()
+                if method not in IDEMPOTENT:
+                    raise ClosedBeforeAnswer(
+                        f"upstream closed a kept-alive connection before answering; {method} "
+                        "is not idempotent, so it was not sent again (it may have run)"
+                    )
             connection = await pool.connect()
-            head = await _exchange(connection, payload, method, reused=False)
+            head = await _exchange(connection, payload, method, pool.head_timeout, reused=False)
             assert head is not None
             return Response(head, connection, pool)
         except BaseException:
@@ -242,19 +272,35 @@ class Pool:
                 pool.idle.popleft().close()
 
 
+def _take_idle(pool: _HostPool) -> _Connection | None:
+    """The most recently used idle connection not already seen closed (those are dropped:
+    nothing was sent on them, so that is no re-send)."""
+    while pool.idle:
+        connection = pool.idle.pop()
+        if not connection.closed_while_idle():
+            return connection
+        connection.close()
+    return None
+
+
 async def _exchange(
-    connection: _Connection, payload: bytes, method: str, *, reused: bool
+    connection: _Connection, payload: bytes, method: str, head_timeout: float, *, reused: bool
 ) -> Head | None:
-    """Write the request, read the head. None: a reused connection was already closed."""
+    """Write the request, read the head. None: a reused connection closed before any
+    answer byte (the caller decides whether the request may be sent again)."""
     try:
         connection.writer.write(payload)
-        raw = await connection.reader.readuntil(b"\r\n\r\n")
+        async with asyncio.timeout(head_timeout):
+            raw = await connection.reader.readuntil(b"\r\n\r\n")
     except (asyncio.IncompleteReadError, ConnectionError) as error:
         partial = isinstance(error, asyncio.IncompleteReadError) and error.partial
         if reused and not partial:
             return None
         connection.close()
         raise ProtocolError(f"upstream closed the connection: {error}") from error
+    except TimeoutError as error:
+        connection.close()
+        raise HeadTimeout(f"no response head within {head_timeout:g} s") from error
     except asyncio.LimitOverrunError as error:
         connection.close()
         raise ProtocolError("response head too large") from error

@@ -32,6 +32,7 @@ CHILD_KINDS = (
     ("", "v1", "services", "Service"),
     ("", "v1", "configmaps", "ConfigMap"),
     ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
+    ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
     ("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
 )
 APPLY_THREADS = 16

@@ -91,6 +91,12 @@ def routed_to_activator(records: Mapping[store.Key, Record]) -> list[store.Key]:
     ]
 
 
+def _peers(
+    peers: settings_mod.NetworkPeers | None,
+) -> tuple[tuple[Mapping[str, Any], ...], tuple[Mapping[str, Any], ...]] | None:
+    return None if peers is None else (peers.serving, peers.metrics)
+
+
 def _carry(previous: Facts | None) -> dict[str, Any]:
     """What a failed or blocked apply keeps: the children still run the last good plan."""
     if previous is None:
@@ -182,6 +188,7 @@ class Reconciler:
                 hardware=sizing.effective(
                     spec, body.get("status"), deployment, previous.hardware if previous else None
                 ),
+                network_peers=_peers(self.settings.network_policy),
             )
             hw = children.hardware(spec, options)
             url = names.url(owner, spec.runtime.protocol.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from tideserve.api import spec as spec_api
@@ -19,6 +20,8 @@ class Options:
     triton_image: str
     service_monitor: bool = False  # the monitoring.coreos.com CRD is installed
     hardware: hardware_mod.Hardware | None = None  # right-sizing's override, if any
+    # (serving peers, metrics peers) of the endpoint's NetworkPolicy; None: no policy.
+    network_peers: tuple[tuple[Mapping[str, Any], ...], tuple[Mapping[str, Any], ...]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +58,10 @@ def plan(owner: names.Owner, spec: spec_api.InferenceServiceSpec, options: Optio
         apply.append(policies.pdb(owner))
     else:
         delete.append(("PodDisruptionBudget", names.predictor(owner.name)))
+    if options.network_peers is not None:
+        apply.append(policies.network_policy(owner, *options.network_peers))
+    else:
+        delete.append(("NetworkPolicy", names.predictor(owner.name)))
     if options.service_monitor:
         apply.append(policies.service_monitor(owner))
     digest = digest_of(apply, delete)

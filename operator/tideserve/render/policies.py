@@ -1,7 +1,8 @@
-"""PodDisruptionBudget and ServiceMonitor of the predictor."""
+"""PodDisruptionBudget, ServiceMonitor and NetworkPolicy of the predictor."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tideserve.api import spec as spec_api
@@ -26,6 +27,39 @@ def pdb(owner: names.Owner) -> dict[str, Any]:
             "selector": {"matchLabels": names.selector_labels(owner.name)},
             # Pods still loading their model are not serving: evicting them costs nothing.
             "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
+def network_policy(
+    owner: names.Owner,
+    serving: Sequence[Mapping[str, Any]],
+    metrics: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Ingress to the predictor pods from the given peers only: `serving` on HTTP and gRPC,
+    `metrics` on the metrics port. An empty list admits nobody on those ports (a rule with
+    no `from` would admit everyone, so none is written). Egress stays open: the fetch step
+    downloads the model from wherever storageUri points."""
+    rules: list[dict[str, Any]] = []
+    for peers, ports in (
+        (serving, (names.HTTP_PORT, names.GRPC_PORT)),
+        (metrics, (names.METRICS_PORT,)),
+    ):
+        if peers:
+            rules.append(
+                {
+                    "from": [dict(peer) for peer in peers],
+                    "ports": [{"protocol": "TCP", "port": port} for port in ports],
+                }
+            )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": names.metadata(owner, names.predictor(owner.name), "predictor"),
+        "spec": {
+            "podSelector": {"matchLabels": names.selector_labels(owner.name)},
+            "policyTypes": ["Ingress"],
+            "ingress": rules,
         },
     }
 

@@ -23,6 +23,27 @@ GOLDEN = pathlib.Path(__file__).parent / "golden"
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 KUBERNETES_VERSION = "1.35"
 UPDATE = os.environ.get("TIDESERVE_UPDATE_GOLDEN") == "1"
+# The peers the chart's defaults give the operator (TIDESERVE_NETWORK_POLICY) for a
+# release in tideserve-system: the endpoint's namespace and the activator may call
+# Triton, Prometheus in `monitoring` may scrape it.
+CHART_PEERS = (
+    (
+        {"podSelector": {}},
+        {
+            "namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": "tideserve-system"}
+            },
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": "tideserve",
+                    "app.kubernetes.io/instance": "tideserve",
+                    "app.kubernetes.io/component": "activator",
+                }
+            },
+        },
+    ),
+    ({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},),
+)
 
 
 def isvc_of(path: pathlib.Path) -> dict[str, Any]:
@@ -36,7 +57,9 @@ def render(path: pathlib.Path) -> list[dict[str, Any]]:
         "models", doc["metadata"]["name"], "00000000-0000-0000-0000-000000000001", 1
     )
     options = children.Options(
-        triton_image="nvcr.io/nvidia/tritonserver:25.10-py3", service_monitor=True
+        triton_image="nvcr.io/nvidia/tritonserver:25.10-py3",
+        service_monitor=True,
+        network_peers=CHART_PEERS,
     )
     plan = children.plan(owner, resource.parse_spec(doc["spec"]), options)
     return list(plan.apply)
