@@ -18,8 +18,8 @@ from tideserve.sim import oracle, runner, traffic
 
 STEPS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.98)  # fraction of the remaining miss budget removed
 # Attainment targets of the frontier's plans (the bar's tightened plan is added).
-TARGETS = (0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
-QUICK_TARGETS = (0.9, 0.97, 0.995)
+TARGETS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9995)
+QUICK_TARGETS = (0.7, 0.9, 0.97, 0.999)
 
 
 def cold_masked(mt: oracle.MissTable, cold_s: float) -> oracle.MissTable:
