@@ -221,7 +221,8 @@ def workload_markdown(
         "",
         "Start state: every policy, the oracle included, starts with nothing Ready at t=0 "
         "(HPA asks for its minReplicas 1 then). "
-        f"Warm-up left out of the 'after' columns: the first {wl.warmup_s / 60:g} min. "
+        f"Warm-up left out of the 'after' columns: the first {wl.warmup_s / 60:g} min from "
+        "the first request. "
         f"Seeds {', '.join(map(str, seeds))}: mean [min-max]. 'x oracle' divides by the "
         "oracle's frontier at the policy's own attainment (interpolated).",
         "",

@@ -35,6 +35,12 @@ class Workload:
         an hour (every policy starts with nothing Ready and nothing learned)."""
         return min(3600.0, 0.1 * self.duration_s)
 
+    @property
+    def warmup_until(self) -> float:
+        """The warm-up counts from the first request (a trace may open with silence)."""
+        first = min((float(t.arrivals[0]) for t in self.traces if len(t.arrivals)), default=0.0)
+        return first + self.warmup_s
+
 
 # Builds a fresh (stateful) policy for one endpoint of a workload.
 PolicyFactory = Callable[[Workload, traffic.Trace], endpoint.Policy]
@@ -132,7 +138,7 @@ def run(
     requests = met = timed_out = refused = cold = hit = actions = 0
     warm_requests = warm_met = 0
     gpu = zero_s = silent_s = warm_gpu = 0.0
-    warmup = workload.warmup_s
+    warmup = workload.warmup_until
     latencies: list[npt.NDArray[np.float64]] = []
     wake: list[npt.NDArray[np.float64]] = []
     kinds: dict[str, int] = {}
