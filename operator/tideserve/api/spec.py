@@ -397,6 +397,14 @@ class SloSpec(base.Model):
     queue_time_ms: float | None = pydantic.Field(
         None, gt=0, le=1e7, description="Queue wait target per request, in milliseconds."
     )
+    attainment: float = pydantic.Field(
+        0.99,
+        ge=0.5,
+        lt=1.0,
+        description="Share of requests that should meet the queue-wait and latency targets "
+        "(0.99: 99 %). The autoscaler spends GPU time only where it buys this: an idle "
+        "endpoint stays warm only while a wake would miss more requests than this allows.",
+    )
 
 
 class InferenceServiceSpec(base.Model):

@@ -153,6 +153,30 @@ class Learned(base.Model):
         "between two uses), newest last. With no scaleToZero.idleSeconds the idle period "
         "comes from these (ski rental) once there are 4 or more.",
     )
+    idle_gap_arrivals: list[pydantic.NonNegativeFloat] | None = pydantic.Field(
+        None,
+        max_length=48,
+        description="Per idle gap (same order): requests that arrived within one cold start "
+        "after it ended, what a wake from zero makes wait. Against spec.slo.attainment they "
+        "decide how long an idle endpoint stays warm.",
+    )
+    idle_gap_requests: list[pydantic.NonNegativeFloat] | None = pydantic.Field(
+        None,
+        max_length=48,
+        description="Per idle gap (same order): requests since the gap before it ended.",
+    )
+    requests_per_slot: list[pydantic.NonNegativeFloat] | None = pydantic.Field(
+        None,
+        max_length=96,
+        description="Time-of-day profile: requests per quarter hour of the day (UTC, from "
+        "00:00), weighted towards recent days. The endpoint is woken a cold start before a "
+        "quarter hour that brings a request or more per cold start.",
+    )
+    slot_days: list[pydantic.NonNegativeInt] | None = pydantic.Field(
+        None,
+        max_length=96,
+        description="Days each figure of requestsPerSlot is made of (at most 30).",
+    )
     target: float | None = pydantic.Field(
         None,
         ge=0,

@@ -28,6 +28,7 @@ from tideserve.api import spec as spec_api
 from tideserve.api import status as status_api
 from tideserve.autoscaler import demand as demand_lib
 from tideserve.autoscaler import learned
+from tideserve.autoscaler import profile as profile_lib
 from tideserve.autoscaler import state as state_lib
 
 # Significant digits kept of a rate (capacity, peak, target): 0.1-1 % of the figure,
@@ -62,14 +63,36 @@ def rounded(
     gaps = tuple(
         float(round(g)) for g in observed.gaps if math.isfinite(g) and g >= learned.MIN_GAP_S
     )[-learned.GAP_SAMPLES :]
+    # Arrival counts travel only beside the gaps they belong to (same length, same order).
+    wake = tuple(_count(x) for x in observed.gap_wake)[-learned.GAP_SAMPLES :]
+    cycle = tuple(_count(x) for x in observed.gap_cycle)[-learned.GAP_SAMPLES :]
+    if not (len(wake) == len(cycle) == len(gaps)):
+        wake = cycle = ()
+    prof = observed.profile
+    slots: tuple[float, ...] = ()
+    seen: tuple[int, ...] = ()
+    if len(prof.per_slot) == profile_lib.SLOTS and len(prof.seen) == profile_lib.SLOTS:
+        slots = tuple(_count(x) for x in prof.per_slot)
+        seen = tuple(min(profile_lib.MAX_SEEN, max(0, int(d))) for d in prof.seen)
     return (
         demand_lib.Capacity(
             per_replica=per_replica,
             measured=measured,
             peak=_rate(capacity.peak) if measured else None,
         ),
-        learned.Observed(cold_starts=cold, gaps=gaps),
+        learned.Observed(
+            cold_starts=cold,
+            gaps=gaps,
+            gap_wake=wake,
+            gap_cycle=cycle,
+            profile=profile_lib.Profile(per_slot=slots, seen=seen),
+        ),
     )
+
+
+def _count(x: float) -> float:
+    """A request count as kept: tenths, never negative or non-finite."""
+    return round(x, 1) if math.isfinite(x) and x > 0 else 0.0
 
 
 def basis_of(spec: spec_api.InferenceServiceSpec, accelerator: str | None) -> str:
@@ -102,7 +125,12 @@ def snapshot(
 ) -> status_api.Learned | None:
     """status.learned for this state (None while nothing was learned)."""
     capacity, observed = rounded(state.capacity, state.observed)
-    if capacity.per_replica is None and not observed.cold_starts and not observed.gaps:
+    if (
+        capacity.per_replica is None
+        and not observed.cold_starts
+        and not observed.gaps
+        and not observed.profile.per_slot
+    ):
         return None
     knobs = learned.knobs(scaling, slo, capacity, observed)
     cold = learned.cold_start_s(observed)
@@ -113,6 +141,10 @@ def snapshot(
         cold_starts_seconds=list(observed.cold_starts),
         cold_start_seconds=None if cold is None else round(cold, COLD_START_DECIMALS),
         idle_gaps_seconds=[int(g) for g in observed.gaps],
+        idle_gap_arrivals=list(observed.gap_wake) or None,
+        idle_gap_requests=list(observed.gap_cycle) or None,
+        requests_per_slot=list(observed.profile.per_slot) or None,
+        slot_days=list(observed.profile.seen) or None,
         target=float(f"{knobs.target.value:.{RATE_DIGITS}g}"),
         scale_down_window_seconds=knobs.down_window_s,
         idle_seconds=max(0, round(knobs.idle_s)),
@@ -155,6 +187,12 @@ def restore(figures: status_api.Learned | None, basis: str | None = None) -> sta
         learned.Observed(
             cold_starts=tuple(figures.cold_starts_seconds),
             gaps=tuple(float(g) for g in figures.idle_gaps_seconds),
+            gap_wake=tuple(figures.idle_gap_arrivals or ()),
+            gap_cycle=tuple(figures.idle_gap_requests or ()),
+            profile=profile_lib.Profile(
+                per_slot=tuple(figures.requests_per_slot or ()),
+                seen=tuple(figures.slot_days or ()),
+            ),
         ),
     )
     return state_lib.PolicyState(capacity=capacity, observed=observed)

@@ -132,7 +132,8 @@ def _snapshot(
     the spec changed (~30 us per endpoint otherwise, every tick; specs are cached objects)."""
     capacity, observed = state.capacity, state.observed
     figures = (capacity.per_replica, capacity.measured, capacity.peak,
-               observed.cold_starts, observed.gaps, basis)  # fmt: skip
+               observed.cold_starts, observed.gaps, observed.gap_wake,
+               observed.gap_cycle, observed.profile.per_slot, basis)  # fmt: skip
     cached = record.snapshot
     if cached is not None and cached[0] is spec and cached[1] == figures:
         return cached, cached[2]

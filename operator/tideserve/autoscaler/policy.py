@@ -30,6 +30,7 @@ import math
 from tideserve.api import spec as spec_api
 from tideserve.autoscaler import demand as demand_lib
 from tideserve.autoscaler import learned, limits, recommend, schedules
+from tideserve.autoscaler import profile as profile_lib
 from tideserve.autoscaler import state as state_lib
 
 # Signals older than this are not trusted: the policy holds.
@@ -158,7 +159,7 @@ def _gap(state: PolicyState, active: bool, now: datetime.datetime) -> learned.Ob
     """An idle gap ends when traffic resumes after a quiet spell."""
     if not active or state.last_active is None:
         return state.observed
-    return learned.gap_ended(state.observed, (now - state.last_active).total_seconds())
+    return learned.gap_ended(state.observed, (now - state.last_active).total_seconds(), now)
 
 
 def _record(
@@ -207,6 +208,9 @@ def decide(
     held = signals.held if signals is not None else 0
     waking = waking_on_held(signals, current, ready)
     if not usable(signals, current) and not waking:
+        # Unknown arrivals: the next count starts afresh instead of spreading a rate
+        # over the blind spell.
+        state = dataclasses.replace(state, counter=profile_lib.Counter())
         return _hold(
             scaling,
             signals=signals,
@@ -254,11 +258,23 @@ def decide(
         last_active=now if (demand.active or held > 0) else state.last_active,
         observed=_gap(state, demand.active or held > 0, now),
     )
+    arrived, counter = profile_lib.arrivals(state.counter, signals.request_rate, held, now)
+    state = dataclasses.replace(
+        state, counter=counter, observed=learned.counted(state.observed, arrived, now)
+    )
 
     if current == 0:
         if not demand.active:
-            decision = Decision(0, "idle at 0", "Stable")
-            return _bounded(decision, bounds, current), state
+            decision = _prewarm(state, now) or Decision(0, "idle at 0", "Stable")
+            decision = _bounded(decision, bounds, current)
+            if decision.desired > 0:
+                state = dataclasses.replace(
+                    state,
+                    prewarmed_at=now,
+                    recommendations=(limits.Recommendation(now, decision.desired),),
+                )
+                return decision, _record(state, current, ready, decision, now)
+            return decision, state
         wake = max(1, demand_lib.replicas(demand.need))
         decision = _bounded(
             Decision(wake, f"wake: {held} held, {demand.text} -> {wake}", "Wake"), bounds, current
@@ -291,6 +307,23 @@ def decide(
     )
     decision = _bounded(decision, bounds, current)
     return decision, _record(state, current, ready, decision, now)
+
+
+def _prewarm(state: PolicyState, now: datetime.datetime) -> Decision | None:
+    """At zero with nothing waiting: wake a cold start ahead of the time of day that
+    usually brings traffic (the endpoint's own profile), else None."""
+    expected = learned.expected_in_cold_start(state.observed, now)
+    if expected is None or expected < learned.PREWARM_ARRIVALS:
+        return None
+    cold = learned.cold_start_s(state.observed) or learned.DEFAULT_COLD_S
+    days = profile_lib.days(state.observed.profile)
+    at = now + datetime.timedelta(seconds=cold)
+    reason = (
+        f"prewarm: ~{expected * 3600 / cold:.0f} requests/h usually arrive at "
+        f"{at.strftime('%H:%MZ')} (learned over {days} day{'s' if days != 1 else ''}); "
+        f"a cold start ({recommend.duration(cold)}) would make ~{expected:.1f} wait -> 1"
+    )
+    return Decision(1, reason, "Wake")
 
 
 def _hold(

@@ -120,15 +120,24 @@ def idle(
                 decision, desired=1, reason=decision.reason + ", in use: min 1"
             )
         return decision
-    idle_s = (now - (state.last_active or now)).total_seconds()
+    # A prewarm restarts the idle timer (not the gap being measured: it is no traffic).
+    since = state.last_active or now
+    if state.prewarmed_at is not None:
+        since = max(since, state.prewarmed_at)
+    idle_s = (now - since).total_seconds()
     if idle_s >= knobs.idle_s:
-        learned_from = (
-            f" (keep warm {duration(knobs.idle_s)}, learned from "
-            f"{len(state.observed.gaps)} idle gaps)"
-            if knobs.idle_learned and state.observed.gaps
-            else ""
+        expected = learned.expected_in_cold_start(state.observed, now)
+        if expected is not None and expected >= learned.PREWARM_ARRIVALS:
+            # The time of day usually brings traffic: a wake would make it wait.
+            return state_lib.Decision(
+                max(1, min(decision.desired, current)),
+                f"idle {duration(idle_s)}, but ~{expected:.1f} requests usually arrive "
+                "within a cold start at this time of day: min 1",
+                "Stable",
+            )
+        return state_lib.Decision(
+            0, f"idle {duration(idle_s)}{_why_zero(knobs, state)} -> 0", "Idle"
         )
-        return state_lib.Decision(0, f"idle {duration(idle_s)}{learned_from} -> 0", "Idle")
     if decision.desired == 0:
         left = knobs.idle_s - idle_s
         return state_lib.Decision(
@@ -137,3 +146,15 @@ def idle(
             decision.kind if current != 1 else "Stable",
         )
     return decision
+
+
+def _why_zero(knobs: learned.Knobs, state: state_lib.PolicyState) -> str:
+    """The learned idle period in words: how long, and what a wake costs in requests."""
+    observed = state.observed
+    if not knobs.idle_learned or not observed.gaps:
+        return ""
+    misses = learned.wake_misses(observed)
+    cost = "" if misses is None else f"; a wake makes ~{misses:.1f} requests wait"
+    return (
+        f" (keep warm {duration(knobs.idle_s)}, learned from {len(observed.gaps)} idle gaps{cost})"
+    )

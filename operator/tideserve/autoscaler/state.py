@@ -11,6 +11,7 @@ import datetime
 
 from tideserve.autoscaler import demand as demand_lib
 from tideserve.autoscaler import learned, limits
+from tideserve.autoscaler import profile as profile_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,3 +48,5 @@ class PolicyState:
     ready_since: datetime.datetime | None = None
     last_pending: tuple[datetime.datetime, float] | None = None
     observed: learned.Observed = dataclasses.field(default_factory=learned.Observed)
+    counter: profile_lib.Counter = dataclasses.field(default_factory=profile_lib.Counter)
+    prewarmed_at: datetime.datetime | None = None  # last wake the profile asked for

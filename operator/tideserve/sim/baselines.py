@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 
 from tideserve.sim import hpa, pipeline
@@ -39,11 +40,15 @@ class KedaPolicy:
         polling_s: float = 30.0,
         cooldown_s: float = 300.0,
         activation: float = 0.0,
+        down_s: float = 300.0,
     ) -> None:
-        self.name = f"keda(c={target:g})" + ("" if cooldown_s == 300.0 else f",cd={cooldown_s:g}")
+        self.name = f"keda(c={target:g},cd={cooldown_s:g},down={down_s:g})"
         self.target, self.polling_s = target, polling_s
         self.cooldown_s, self.activation = cooldown_s, activation
-        self.hpa = hpa.Hpa(1, max_replicas)
+        # The HPA KEDA creates: its scale-down stabilization is advanced.horizontal...
+        # behavior in a ScaledObject, swept like the cooldown.
+        down = dataclasses.replace(hpa.DEFAULT_DOWN, stabilization_s=down_s)
+        self.hpa = hpa.Hpa(1, max_replicas, down=down)
         self.last_poll = -math.inf
         self.last_active = -math.inf
 
@@ -83,7 +88,7 @@ class KpaPolicy:
         panic_threshold: float = 2.0,
         grace_s: float = 30.0,
     ) -> None:
-        self.name = f"kpa(c={concurrency_target:g})"
+        self.name = f"kpa(c={concurrency_target:g},grace={grace_s:g})"
         self.target = concurrency_target * utilization
         self.max_replicas = max_replicas
         self.stable_s, self.panic_s = stable_s, panic_s

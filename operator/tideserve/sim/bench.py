@@ -20,18 +20,23 @@ import time
 
 from tideserve.sim import oracle_run, plots, report, runner, traces, workloads
 
-# Filled before the worker pool forks, so tasks travel as two integers.
-_WORKLOADS: list[runner.Workload] = []
+# Filled before the worker pool forks, so tasks travel as three integers:
+# _WORKLOADS[seed index][workload index], _CANDIDATES[workload index].
+_WORKLOADS: list[list[runner.Workload]] = []
 _CANDIDATES: list[list[runner.Candidate]] = []
+_SEEDS: list[int] = []
 _BAR = workloads.ATTAINMENT_BAR
+_QUICK = False
 
 
-def _task(job: tuple[int, int]) -> tuple[int, int, runner.Result]:
-    i, j = job
-    wl = _WORKLOADS[i]
+def _task(job: tuple[int, int, int]) -> tuple[int, int, int, list[runner.Result]]:
+    s, i, j = job
+    wl = _WORKLOADS[s][i]
+    seed = _SEEDS[s]
     if j < 0:
-        return i, j, oracle_run.run(wl, _BAR)
-    return i, j, runner.run(wl, _CANDIDATES[i][j])
+        targets = oracle_run.QUICK_TARGETS if _QUICK else oracle_run.TARGETS
+        return s, i, j, oracle_run.frontier(wl, _BAR, targets, seed=seed)
+    return s, i, j, [runner.run(wl, _CANDIDATES[i][j], seed=seed)]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,11 +58,27 @@ def _parser() -> argparse.ArgumentParser:
         "burstgpt:PATH[::MODEL]",
     )
     p.add_argument(
-        "--trace-model",
-        default="llm-small",
-        help="model class for --trace (resnet50, bert, llm-small, imagegen, tiny-cpu)",
+        "--trace-dir",
+        default=None,
+        help="where bare trace names are looked up (env TIDESERVE_TRACES; else "
+        "../shared/traces beside the repository)",
     )
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--days",
+        default=None,
+        help="window of a long trace: START:END in days from its start (e.g. 7:14), or N "
+        "for the first N days",
+    )
+    p.add_argument(
+        "--trace-model",
+        default="auto",
+        help="model class for --trace (auto: by the file's columns; resnet50, bert, "
+        "llm-small, imagegen, diffusion, tiny-cpu)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="one seed (same as --seeds N)")
+    p.add_argument(
+        "--seeds", default="1,2,3", help="comma list of seeds, reported as mean and spread"
+    )
     p.add_argument("--hours", type=float, default=24.0)
     p.add_argument(
         "--node-provision",
@@ -105,66 +126,98 @@ def _result_json(r: runner.Result) -> dict[str, object]:
     return body
 
 
+def _seeds(args: argparse.Namespace) -> list[int]:
+    if args.seed is not None:
+        return [args.seed]
+    return [int(x) for x in args.seeds.split(",") if x.strip()]
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    global _BAR  # noqa: PLW0603 (read by forked workers)
-    _BAR = args.bar
-    opts = workloads.Options(
-        seed=args.seed,
-        hours=args.hours,
-        node_provision_s=args.node_provision,
-        scrape_s=args.scrape,
-        tick_s=args.tick,
-    )
+    global _BAR, _QUICK
+    _BAR, _QUICK = args.bar, args.quick
+    _SEEDS[:] = _seeds(args)
     _WORKLOADS.clear()
     _CANDIDATES.clear()
-    for name in [w for w in args.workloads.split(",") if w]:
-        if name not in workloads.BUILTIN:
-            print(f"unknown workload {name!r}: {', '.join(workloads.BUILTIN)}", file=sys.stderr)
-            return 2
-        _WORKLOADS.append(workloads.BUILTIN[name](opts))
-    for spec in args.trace:
-        _WORKLOADS.append(
-            workloads.from_trace(traces.load(spec, args.seed), args.trace_model, opts)
+    notes: list[str] = []
+    for seed in _SEEDS:
+        opts = workloads.Options(
+            seed=seed,
+            hours=args.hours,
+            node_provision_s=args.node_provision,
+            scrape_s=args.scrape,
+            tick_s=args.tick,
         )
-    for wl in _WORKLOADS:
+        per_seed: list[runner.Workload] = []
+        for name in [w for w in args.workloads.split(",") if w]:
+            if name not in workloads.BUILTIN:
+                known = ", ".join(workloads.BUILTIN)
+                print(f"unknown workload {name!r}: {known}", file=sys.stderr)
+                return 2
+            per_seed.append(workloads.BUILTIN[name](opts))
+        for spec in args.trace:
+            try:
+                wl, note = workloads.load_trace(
+                    spec, args.trace_model, opts, traces.trace_dir(args.trace_dir), args.days
+                )
+            except (OSError, ValueError, KeyError) as e:
+                print(f"--trace {spec}: {e}", file=sys.stderr)
+                return 2
+            per_seed.append(wl)
+            if seed == _SEEDS[0]:
+                notes.append(note)
+        _WORKLOADS.append(per_seed)
+    base_notes = [""] * (len(_WORKLOADS[0]) - len(notes)) + notes
+    for wl in _WORKLOADS[0]:
+        opts = workloads.Options(seed=_SEEDS[0], tick_s=args.tick, hours=args.hours)
         _CANDIDATES.append(workloads.candidates(wl, opts, quick=args.quick))
-    jobs = [(i, -1) for i in range(len(_WORKLOADS))]
-    jobs += [(i, j) for i in range(len(_WORKLOADS)) for j in range(len(_CANDIDATES[i]))]
+    count = len(_WORKLOADS[0])
+    jobs = [(s, i, -1) for s in range(len(_SEEDS)) for i in range(count)]
+    jobs += [
+        (s, i, j)
+        for s in range(len(_SEEDS))
+        for i in range(count)
+        for j in range(len(_CANDIDATES[i]))
+    ]
     # Longest first (the oracle, then the multi-endpoint runs) keeps both workers busy.
-    jobs.sort(key=lambda job: (job[1] >= 0, -len(_WORKLOADS[job[0]].traces)))
-    results: list[list[runner.Result | None]] = [[None] * (len(c) + 1) for c in _CANDIDATES]
+    jobs.sort(key=lambda job: (job[2] >= 0, -len(_WORKLOADS[job[0]][job[1]].traces)))
+    results: list[list[list[runner.Result]]] = [[[] for _ in range(count)] for _ in _SEEDS]
     progress = Progress(len(jobs))
+
+    def done(s: int, i: int, res: list[runner.Result]) -> None:
+        results[s][i].extend(res)
+        progress.step(f"{_WORKLOADS[s][i].name} {res[-1].family} {res[-1].label}")
+
     if args.jobs > 1 and len(jobs) > 1:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(args.jobs) as pool:
-            for i, j, res in pool.imap_unordered(_task, jobs):
-                results[i][j] = res
-                progress.step(f"{_WORKLOADS[i].name} {res.family} {res.label}")
+            for s, i, _, res in pool.imap_unordered(_task, jobs):
+                done(s, i, res)
     else:
         for job in jobs:
-            i, j, res = _task(job)
-            results[i][j] = res
-            progress.step(f"{_WORKLOADS[i].name} {res.family} {res.label}")
+            s, i, _, res = _task(job)
+            done(s, i, res)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    sections = [
-        "## Autoscaling benchmark (simulated)",
-        "",
-        f"`tideserve bench --seed {args.seed} --hours {args.hours:g} --node-provision "
+    seeds_text = ",".join(map(str, _SEEDS))
+    command = (
+        f"`tideserve bench --seeds {seeds_text} --hours {args.hours:g} --node-provision "
         f"{args.node_provision:g} --scrape {args.scrape:g} --tick {args.tick:g}"
-        f"{' --quick' if args.quick else ''}`",
-        "",
-    ]
-    dump: dict[str, list[dict[str, object]]] = {}
-    for i, wl in enumerate(_WORKLOADS):
-        done = [r for r in results[i] if r is not None]
+        f"{' --quick' if args.quick else ''}"
+        + "".join(f" --trace {t}" for t in args.trace)
+        + (f" --days {args.days}" if args.days else "")
+        + "`"
+    )
+    sections = ["## Autoscaling benchmark (simulated)", "", command, ""]
+    dump: dict[str, dict[int, list[dict[str, object]]]] = {}
+    for i, wl in enumerate(_WORKLOADS[0]):
+        by_seed = {seed: results[s][i] for s, seed in enumerate(_SEEDS)}
         png = None
         if not args.no_plots:
-            png = f"{wl.name.replace(':', '_')}.png"
-            plots.workload_png(wl, done, args.bar, out / png)
-        sections.append(report.workload_markdown(wl, done, args.bar, png))
-        dump[wl.name] = [_result_json(r) for r in done]
+            png = f"{wl.name.replace(':', '_').replace('/', '_')}.png"
+            plots.workload_png(wl, by_seed, args.bar, out / png)
+        sections.append(report.workload_markdown(wl, by_seed, args.bar, png, base_notes[i]))
+        dump[wl.name] = {seed: [_result_json(r) for r in rs] for seed, rs in by_seed.items()}
     (out / "summary.md").write_text("\n".join(sections))
     (out / "results.json").write_text(json.dumps(dump, indent=1, default=str))
     print("\n".join(sections))

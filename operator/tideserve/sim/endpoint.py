@@ -90,12 +90,12 @@ class Endpoint:
         return list(self._active.values())
 
     def run(self) -> EndpointRun:
-        for _ in range(self.policy.initial_replicas):
-            r = Replica(len(self.replicas), 0.0, ready_at=0.0)
-            self.replicas.append(r)
-            self._active[r.rid] = r
-            self.plane.add_replica(r.rid, 0.0)
+        # Same start state for every policy, the oracle included: nothing Ready at t=0.
+        # A policy with a floor above zero (HPA's minReplicas 1) asks for it at t=0 and
+        # waits a cold start like everyone else.
         self._record()
+        if self.policy.initial_replicas > 0:
+            self.scale_to(self.policy.initial_replicas)
         env, cfg = self.env, self.config.pipeline
         env.process(self._every(cfg.triton_interval_s, 0.0, self._triton))
         env.process(self._every(cfg.scrape_s, 0.5, self._scrape))

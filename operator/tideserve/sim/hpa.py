@@ -236,10 +236,12 @@ class HpaPolicy:
     activator_cap: int | None = None
     initial_replicas = 1
 
-    def __init__(self, target_utilization: float, max_replicas: int) -> None:
-        self.name = f"hpa(util={target_utilization:.0%})"
+    def __init__(self, target_utilization: float, max_replicas: int, down_s: float = 300.0) -> None:
+        self.name = f"hpa(util={target_utilization:.0%},down={down_s:g}s)"
         self.target = target_utilization
-        self.hpa = Hpa(1, max_replicas)
+        self.hpa = Hpa(
+            1, max_replicas, down=dataclasses.replace(DEFAULT_DOWN, stabilization_s=down_s)
+        )
 
     def decide(self, view: pipeline.View) -> int:
         busy = view.series.busy_replicas()

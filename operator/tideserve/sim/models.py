@@ -53,6 +53,9 @@ MODELS: dict[str, ModelClass] = {
     "llm-small": ModelClass("llm-small", 1.2, 0.25, 8, 0.0, 30.0, 45.0),
     # Image generation-like heavy CNN: 100 ms at batch 1, batches of 4.
     "imagegen": ModelClass("imagegen", 0.06, 0.04, 4, 0.005, 30.0, 20.0),
+    # Text-to-image diffusion (Stable Diffusion-like, for the Alibaba GenAI trace whose
+    # requests carry their execution time): ~3 s per image at 30 steps, 4 per batch.
+    "diffusion": ModelClass("diffusion", 0.5, 2.5, 4, 0.05, 30.0, 30.0),
     # The test bed's tiny Python-backend model (hack/testbed/triton-models/tiny, DELAY_MS
     # 20) on the real tritonserver from nvidia-pytriton, CPU, this 2-core machine,
     # measured over HTTP on loopback (2026-11-23, load average ~10): start -> ready 2.2 s;

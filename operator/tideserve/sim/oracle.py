@@ -206,7 +206,10 @@ def requested_per_second(plan: IntArray, interval_s: float, cold_s: float) -> In
 class OraclePolicy:
     tick_s = 1.0
     needs_concurrency = False
-    activator_cap: int | None = 1_000_000
+    # No activator: a request arriving with nothing Ready misses anyway (the plan counts
+    # it), and shedding it keeps the backlog of the first cold start (same start state as
+    # every policy) from flooding the first replicas, which the interval model ignores.
+    activator_cap: int | None = None
 
     def __init__(self, per_second: IntArray) -> None:
         self.name = "oracle"

@@ -29,6 +29,18 @@ class Workload:
     def cold_s(self) -> float:
         return models.cold_start_s(self.model, self.config.node_provision_s)
 
+    @property
+    def warmup_s(self) -> float:
+        """The start left out of the "after warm-up" figures: a tenth of the run, at most
+        an hour (every policy starts with nothing Ready and nothing learned)."""
+        return min(3600.0, 0.1 * self.duration_s)
+
+    @property
+    def warmup_until(self) -> float:
+        """The warm-up counts from the first request (a trace may open with silence)."""
+        first = min((float(t.arrivals[0]) for t in self.traces if len(t.arrivals)), default=0.0)
+        return first + self.warmup_s
+
 
 # Builds a fresh (stateful) policy for one endpoint of a workload.
 PolicyFactory = Callable[[Workload, traffic.Trace], endpoint.Policy]
@@ -60,10 +72,25 @@ class Result:
     kinds: dict[str, int]
     # Per minute, summed over endpoints: replicas asked for (for plots).
     replicas_per_minute: tuple[float, ...]
+    seed: int = 0
+    # The same figures for requests arriving after the warm-up and GPU time after it.
+    warm_requests: int = 0
+    warm_met: int = 0
+    warm_gpu_s: float = 0.0
 
     @property
     def attainment(self) -> float:
         return self.met / self.requests if self.requests else 1.0
+
+    @property
+    def warm_attainment(self) -> float:
+        return self.warm_met / self.warm_requests if self.warm_requests else 1.0
+
+    def point(self, warm: bool) -> tuple[float, float]:
+        """(GPU-seconds, attainment) with the warm-up (False) or after it (True)."""
+        if warm:
+            return self.warm_gpu_s, self.warm_attainment
+        return self.gpu_s, self.attainment
 
 
 def _zero_fraction(
@@ -105,9 +132,13 @@ def _per_minute(
     return out
 
 
-def run(workload: Workload, candidate: Candidate, idle_gap_s: float = 600.0) -> Result:
+def run(
+    workload: Workload, candidate: Candidate, idle_gap_s: float = 600.0, seed: int = 0
+) -> Result:
     requests = met = timed_out = refused = cold = hit = actions = 0
-    gpu = zero_s = silent_s = 0.0
+    warm_requests = warm_met = 0
+    gpu = zero_s = silent_s = warm_gpu = 0.0
+    warmup = workload.warmup_until
     latencies: list[npt.NDArray[np.float64]] = []
     wake: list[npt.NDArray[np.float64]] = []
     kinds: dict[str, int] = {}
@@ -132,16 +163,20 @@ def run(workload: Workload, candidate: Candidate, idle_gap_s: float = 600.0) -> 
         at_zero = np.frombuffer(bytes(plane.at_zero), dtype=np.uint8) == 1
         requests += len(trace.arrivals)
         met += int(ok.sum())
+        after = trace.arrivals >= warmup
+        warm_requests += int(after.sum())
+        warm_met += int((ok & after).sum())
         timed_out += int((outcome == dataplane.TIMED_OUT).sum())
         refused += int((outcome == dataplane.REFUSED).sum())
         latencies.append(e2e)
         wake.append((plane.finish - trace.arrivals)[served & at_zero])
         hit += int(at_zero.sum())
-        cold += sum(1 for r in out.replicas if r.requested_at > 0.0)
+        cold += len(out.replicas)
         end = trace.duration_s
         for r in out.replicas:
             stop = end if r.removed_at is None else min(r.removed_at, end)
             gpu += max(0.0, stop - r.requested_at)
+            warm_gpu += max(0.0, stop - max(r.requested_at, warmup))
         z, s = _zero_fraction(trace.arrivals, out.timeline, end, idle_gap_s)
         zero_s += z
         silent_s += s
@@ -173,4 +208,8 @@ def run(workload: Workload, candidate: Candidate, idle_gap_s: float = 600.0) -> 
         actions_per_hour=actions / (workload.duration_s / 3600.0),
         kinds=kinds,
         replicas_per_minute=tuple(float(x) for x in per_minute),
+        seed=seed,
+        warm_requests=warm_requests,
+        warm_met=warm_met,
+        warm_gpu_s=warm_gpu,
     )

@@ -27,9 +27,16 @@ def scaling_spec(overrides: dict[str, Any] | None = None) -> spec_api.ScalingSpe
     return spec_api.ScalingSpec.model_validate(body)
 
 
-def slo_spec(slo: models.Slo) -> spec_api.SloSpec:
-    """spec.slo as the user of a workload would write it: its queue-wait and latency bounds."""
-    return spec_api.SloSpec(queue_time_ms=slo.queue_wait_s * 1000.0, latency_ms=slo.e2e_s * 1000.0)
+def slo_spec(slo: models.Slo, attainment: float | None = None) -> spec_api.SloSpec:
+    """spec.slo as the user of a workload would write it: its queue-wait and latency bounds
+    (and, when given, the attainment objective; else the API's default)."""
+    body: dict[str, Any] = {
+        "queueTimeMs": slo.queue_wait_s * 1000.0,
+        "latencyMs": slo.e2e_s * 1000.0,
+    }
+    if attainment is not None:
+        body["attainment"] = attainment
+    return spec_api.SloSpec.model_validate(body)
 
 
 def signals_from(view: pipeline.View) -> policy.Signals:

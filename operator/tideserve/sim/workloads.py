@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import pathlib
 from collections.abc import Callable
 
 from tideserve.sim import (
@@ -14,6 +15,7 @@ from tideserve.sim import (
     pipeline,
     runner,
     tideserve_policy,
+    traces,
     traffic,
 )
 
@@ -94,12 +96,74 @@ def multi(o: Options) -> runner.Workload:
     )
 
 
+def slo_for(m: models.ModelClass) -> models.Slo:
+    if m.base_s > 1.0:
+        return models.Slo(2.0, 15.0, 120.0)  # LLM: seconds per request
+    if m.base_s > 0.2:
+        return models.Slo(5.0, 30.0, 120.0)  # diffusion: ~3 s per image
+    return models.Slo(0.5, 2.0, 30.0)
+
+
 def from_trace(trace: traffic.Trace, model: str, o: Options) -> runner.Workload:
     m = models.MODELS[model]
-    slo = models.Slo(2.0, 15.0, 120.0) if m.base_s > 0.5 else models.Slo(0.5, 2.0, 30.0)
     return runner.Workload(
-        trace.name, f"replayed trace on {model}", (trace,), m, slo, o.max_replicas, _config(o)
+        trace.name,
+        f"replayed trace on {model}",
+        (trace,),
+        m,
+        slo_for(m),
+        o.max_replicas,
+        _config(o),
     )
+
+
+# A trace busier than this many replicas of its model at its peak minute is thinned to it.
+PEAK_REPLICAS = 6.0
+
+
+def trace_model(choice: str, family: str, work_column: str | None) -> str:
+    """--trace-model, or for `auto` by what the file carries: token counts -> llm-small,
+    execution times -> diffusion, bare counts -> imagegen."""
+    if choice != "auto":
+        return choice
+    if work_column in {"GeneratedTokens", "Response tokens", "output_tokens"}:
+        return "llm-small"
+    if work_column is not None and family == "requests":
+        return "diffusion"
+    return "imagegen"
+
+
+def load_trace(
+    spec: str, choice: str, o: Options, directory: pathlib.Path, days: str | None
+) -> tuple[runner.Workload, str]:
+    """A --trace spec as a workload, and the note saying what was taken and how scaled."""
+    family, work_col = traces.sniff(spec, directory)
+    name = trace_model(choice, family, work_col)
+    m = models.MODELS[name]
+    cap = PEAK_REPLICAS * m.capacity_rps()
+    loaded = traces.load(spec, o.seed, directory, days, max_peak_rps=cap)
+    if loaded.factor < 1.0:
+        scale = (
+            f"Rate scaled x{loaded.factor:.3g} (peak minute {loaded.peak_rps:.3g} req/s -> "
+            f"{PEAK_REPLICAS:g} replicas' capacity, {cap:.3g} req/s)."
+        )
+    else:
+        scale = (
+            f"Own rate (peak minute {loaded.peak_rps:.3g} req/s, "
+            f"{loaded.peak_rps / m.capacity_rps():.2g} replicas' capacity)."
+        )
+    window = f" Days {days}." if days else ""
+    note = f"Source: {loaded.note}. {scale}{window}"
+    wl = runner.Workload(
+        loaded.name,
+        f"real trace ({loaded.family}) on {name}",
+        loaded.traces,
+        m,
+        slo_for(m),
+        o.max_replicas,
+        _config(o),
+    )
+    return wl, note
 
 
 BUILTIN: dict[str, Callable[[Options], runner.Workload]] = {
@@ -128,27 +192,51 @@ def candidates(wl: runner.Workload, o: Options, quick: bool = False) -> list[run
     # tideserve's endpoints carry the workload's objective in spec.slo, as a user states it.
     slo = tideserve_policy.slo_spec(wl.slo)
 
-    def ts(label: str, body: dict[str, object]) -> None:
+    def ts(label: str, body: dict[str, object], attainment: float | None = None) -> None:
         spec = tideserve_policy.scaling_spec({"maxReplicas": mx, **body})
+        objective = slo if attainment is None else tideserve_policy.slo_spec(wl.slo, attainment)
         add(
             "tideserve",
             label,
-            lambda: tideserve_policy.TideservePolicy(spec, o.tick_s, label, slo),
+            lambda: tideserve_policy.TideservePolicy(spec, o.tick_s, label, objective),
         )
 
     ts("default", {})
-    for q in [1.0] if quick else [0.5, 1.0, 2.0, 8.0]:
-        ts(f"q={q:g}", {"target": {"type": "queueDepth", "value": q}})
-    if not quick:
-        ts("q=1,idle=300s", {"target": {"value": 1.0}, "scaleToZero": {"idleSeconds": 300}})
-        ts("q=2,idle=300s", {"target": {"value": 2.0}, "scaleToZero": {"idleSeconds": 300}})
-    for u in [0.6] if quick else [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]:
-        add("hpa", f"util={u:.0%}", functools.partial(hpa.HpaPolicy, u, mx))
-    for k in [1.0] if quick else [0.5, 1.0, 1.5, 2.0, 3.0]:
+    if quick:
+        ts("q=1", {"target": {"type": "queueDepth", "value": 1.0}})
+    else:
+        for q in (0.5, 2.0, 8.0):
+            ts(f"q={q:g}", {"target": {"type": "queueDepth", "value": q}})
+        for idle in (60, 600):
+            ts(f"idle={idle}s", {"scaleToZero": {"idleSeconds": idle}})
+        for att in (0.95, 0.999):
+            ts(f"attainment={att:g}", {}, attainment=att)
+    # Baselines: the scale-up knob and the scale-down knobs (stabilization, cooldown,
+    # keep-alive), so each family's frontier is its best, not its defaults.
+    hpa_grid = [(0.6, 300.0)] if quick else [(u, d) for u in (0.5, 0.8) for d in (60.0, 300.0)]
+    for u, down in hpa_grid:
+        add("hpa", f"util={u:.0%},down={down:g}s", functools.partial(hpa.HpaPolicy, u, mx, down))
+    keda_grid = (
+        [(1.0, 300.0, 300.0)]
+        if quick
+        else [(k, w, w) for k in (0.5, 1.0, 2.0) for w in (60.0, 300.0)]
+    )
+    for k, cd, down in keda_grid:
         c = k * batch
-        add("keda", f"c={c:g}", functools.partial(baselines.KedaPolicy, c, mx))
-        add("kpa", f"c={c:g}", functools.partial(baselines.KpaPolicy, c, mx))
-    for minutes in [10.0] if quick else [1.0, 5.0, 10.0, 20.0]:
+        add(
+            "keda",
+            f"c={c:g},cooldown={cd:g}s,down={down:g}s",
+            functools.partial(baselines.KedaPolicy, c, mx, cooldown_s=cd, down_s=down),
+        )
+    kpa_grid = [(1.0, 30.0)] if quick else [(k, g) for k in (0.5, 2.0) for g in (30.0, 300.0)]
+    for k, grace in kpa_grid:
+        c = k * batch
+        add(
+            "kpa",
+            f"c={c:g},grace={grace:g}s",
+            functools.partial(baselines.KpaPolicy, c, mx, grace_s=grace),
+        )
+    for minutes in [10.0] if quick else [1.0, 2.0, 5.0, 10.0, 30.0]:
         keep = minutes * 60.0
         add(
             "keepalive",

@@ -7,26 +7,44 @@ import pathlib
 
 import pytest
 
-from tideserve.sim import bench, pipeline, tideserve_policy
+from tideserve.sim import bench, oracle_run, pipeline, runner, tideserve_policy, workloads
 
 pytestmark = pytest.mark.unit
 
 
 def test_bench_writes_summary_plot_and_results(tmp_path: pathlib.Path, capsys) -> None:
     out = tmp_path / "out"
-    argv = ["--workloads", "steps", "--hours", "0.25", "--quick", "--jobs", "1", "--out", str(out)]
+    argv = ["--workloads", "steps", "--hours", "0.25", "--quick", "--seed", "1", "--jobs", "1"]
+    argv += ["--out", str(out)]
     assert bench.main(argv) == 0
     summary = (out / "summary.md").read_text()
     assert "### steps" in summary and "oracle" in summary and "tideserve" in summary
+    assert "Start state: every policy, the oracle included" in summary
+    assert "on or below the keda frontier" in summary
     assert (out / "steps.png").stat().st_size > 10_000
     results = json.loads((out / "results.json").read_text())
-    families = {r["family"] for r in results["steps"]}
+    families = {r["family"] for r in results["steps"]["1"]}
     assert families == {"oracle", "tideserve", "hpa", "keda", "kpa", "keepalive"}
+    # The oracle traces a frontier: one replay per target (the bar's tightened one included).
+    oracles = [r for r in results["steps"]["1"] if r["family"] == "oracle"]
+    assert len(oracles) == len(oracle_run.QUICK_TARGETS) + 1
     assert "[####" in capsys.readouterr().err  # the progress bar
     # Same seed, same numbers.
     out2 = tmp_path / "again"
     assert bench.main([*argv[:-1], str(out2)]) == 0
     assert json.loads((out2 / "results.json").read_text()) == results
+
+
+def test_every_policy_starts_with_nothing_ready(tmp_path: pathlib.Path) -> None:
+    """Same start state: no policy (the oracle included) serves before a cold start."""
+    wl = workloads.steps(workloads.Options(seed=2, hours=0.1))
+    early = wl.traces[0].arrivals < wl.cold_s - wl.slo.queue_wait_s
+    assert early.any()
+    for cand in workloads.candidates(wl, workloads.Options(seed=2), quick=True)[:4]:
+        r = runner.run(wl, cand)
+        assert r.met <= r.requests - int(early.sum()), cand.label
+    o = oracle_run.run(wl, 0.99)
+    assert o.met <= o.requests - int(early.sum())
 
 
 def test_adapter_builds_signals_like_the_operator() -> None:

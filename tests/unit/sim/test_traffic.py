@@ -50,11 +50,12 @@ def test_azure_functions_loader(tmp_path: pathlib.Path) -> None:
     busy[1 + 9] = "30"  # minute 10
     path = tmp_path / "invocations_per_function_md.anon.d01.csv"
     path.write_text("\n".join([head, ",".join(quiet), ",".join(busy)]) + "\n")
-    tr = traces.load(f"azure-functions:{path}", seed=1)
+    tr = traces.load(f"azure-functions:{path}::f2", seed=1).traces[0]
     assert len(tr.arrivals) == 30
     assert np.all((tr.arrivals >= 540) & (tr.arrivals < 600))
     assert tr.duration_s == 86_400
-    assert np.array_equal(tr.arrivals, traces.load(f"azure-functions:{path}", seed=1).arrivals)
+    again = traces.load(f"azure-functions:{path}::f2", seed=1).traces[0]
+    assert np.array_equal(tr.arrivals, again.arrivals)
 
 
 def test_azure_llm_loader(tmp_path: pathlib.Path) -> None:
@@ -65,9 +66,10 @@ def test_azure_llm_loader(tmp_path: pathlib.Path) -> None:
         "2023-11-16 18:15:50.9951690,396,109\n"
         "2023-11-16 18:15:51.2000000,879,7\n"
     )
-    tr = traces.load(f"azure-llm:{path}", seed=0)
-    assert tr.arrivals[0] == 0.0
-    assert tr.arrivals[1] == pytest.approx(4.314579, abs=1e-5)
+    tr = traces.load(f"azure-llm:{path}", seed=0).traces[0]
+    # Time 0 is the whole hour before the first request (18:00).
+    assert tr.arrivals[0] == pytest.approx(15 * 60 + 46.68059, abs=1e-5)
+    assert tr.arrivals[1] - tr.arrivals[0] == pytest.approx(4.314579, abs=1e-5)
     assert tr.work is not None and tr.work.mean() == pytest.approx(1.0, rel=0.05)
 
 
@@ -79,7 +81,7 @@ def test_burstgpt_loader(tmp_path: pathlib.Path) -> None:
         "45,GPT-4,1087,230,1317,Conversation log\n"
         "118,ChatGPT,417,276,693,API log\n"
     )
-    tr = traces.load(f"burstgpt:{path}", seed=0)
-    assert list(tr.arrivals) == [0.0, 40.0, 113.0]
-    only = traces.load(f"burstgpt:{path}::ChatGPT", seed=0)
-    assert list(only.arrivals) == [0.0, 113.0]
+    tr = traces.load(f"burstgpt:{path}::by=none", seed=0).traces[0]
+    assert list(tr.arrivals) == [5.0, 45.0, 118.0]  # its own clock
+    only = traces.load(f"burstgpt:{path}::ChatGPT", seed=0).traces
+    assert len(only) == 1 and list(only[0].arrivals) == [5.0, 118.0]

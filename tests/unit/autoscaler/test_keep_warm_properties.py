@@ -1,0 +1,167 @@
+"""SLO-first keep-warm and the time-of-day profile: properties of the new policy behaviour."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import itertools
+
+import hypothesis
+import pytest
+from hypothesis import strategies as st
+
+from tideserve.api import spec as spec_api
+from tideserve.autoscaler import learned, learned_status, policy, profile
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime.datetime(2026, 11, 23, 0, 0, tzinfo=datetime.UTC)
+TICK = datetime.timedelta(seconds=5)
+
+gap_s = st.floats(learned.MIN_GAP_S, 86_400)
+arrivals = st.floats(0, 5_000)
+entries = st.lists(st.tuples(gap_s, arrivals, arrivals), min_size=learned.MIN_GAPS, max_size=48)
+colds = st.floats(1, 900)
+
+
+def observed(items: list[tuple[float, float, float]], cold: float) -> learned.Observed:
+    return learned.Observed(
+        cold_starts=(cold,),
+        gaps=tuple(g for g, _, _ in items),
+        gap_wake=tuple(m for _, m, _ in items),
+        gap_cycle=tuple(n for _, _, n in items),
+    )
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(entries, colds, st.floats(0.5, 0.9999))
+def test_keep_warm_is_zero_or_an_observed_gap(items, cold, attainment) -> None:
+    obs = observed(items, cold)
+    assert learned.keep_warm_s(obs, attainment) in {0.0, *obs.gaps}
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(entries, colds, st.floats(1.0, 20.0))
+def test_more_requests_waiting_on_a_wake_never_shorten_keep_warm(items, cold, factor) -> None:
+    more = [(g, m * factor, n) for g, m, n in items]
+    assert learned.keep_warm_s(observed(more, cold)) >= learned.keep_warm_s(observed(items, cold))
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(entries, colds, st.floats(0.5, 0.999), st.floats(0.0, 0.5))
+def test_a_higher_attainment_objective_never_shortens_keep_warm(items, cold, a, more) -> None:
+    stricter = min(0.9999, a + more * (1 - a))
+    obs = observed(items, cold)
+    assert learned.keep_warm_s(obs, stricter) >= learned.keep_warm_s(obs, a)
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(
+    st.lists(st.floats(0, 1.0), min_size=learned.MIN_GAPS, max_size=48), st.floats(1, 300)
+)
+def test_an_endpoint_used_one_request_at_a_time_far_apart_sleeps_at_once(wakes, cold) -> None:
+    # Gaps of an hour or more, at most one request waiting on each wake.
+    items = [(3600.0 + 60 * i, m, 1.0) for i, m in enumerate(wakes)]
+    assert learned.keep_warm_s(observed(items, cold)) == 0.0
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(
+    st.lists(st.floats(learned.MIN_GAP_S, 120), min_size=learned.MIN_GAPS, max_size=48),
+    st.floats(30, 300),
+)
+def test_short_gaps_ending_in_bursts_are_kept_warm_through(gaps, cold) -> None:
+    # Every gap shorter than a cold start and a burst of 50 requests after each.
+    items = [(g, 50.0, 500.0) for g in gaps]
+    assert learned.keep_warm_s(observed(items, cold)) == max(gaps)
+
+
+def test_the_wake_count_is_what_arrives_within_a_cold_start_after_the_gap() -> None:
+    obs = learned.Observed(cold_starts=(60.0,))
+    obs = learned.counted(obs, 7.0, T0)  # before the gap: the cycle's
+    obs = learned.gap_ended(obs, 600.0, T0 + datetime.timedelta(seconds=600))
+    for s in (605, 630, 660):  # inside the cold start after it
+        obs = learned.counted(obs, 10.0, T0 + datetime.timedelta(seconds=s))
+    obs = learned.counted(obs, 99.0, T0 + datetime.timedelta(seconds=700))  # after it
+    assert obs.gap_wake == (30.0,) and obs.gap_cycle == (7.0,) and obs.counted == 129.0
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(
+    st.lists(st.tuples(st.floats(0, 1000), st.integers(0, 500), st.floats(1, 120)), max_size=60)
+)
+def test_arrivals_count_held_requests_once(ticks) -> None:
+    """Requests held through a wake and then served are counted when held, not again."""
+    counter, now, total_in, held_max = profile.Counter(), T0, 0.0, 0
+    for rate, held, dt in ticks:
+        now += datetime.timedelta(seconds=dt)
+        got, counter = profile.arrivals(counter, rate, held, now)
+        assert got >= 0 and counter.credit >= 0
+        total_in += got
+        held_max = max(held_max, held)
+    served = sum(r * dt for r, _, dt in ticks[1:])
+    grown = sum(max(0, b[1] - a[1]) for a, b in itertools.pairwise(ticks))
+    assert total_in <= served + grown + 1e-6
+
+
+def _day_of_traffic(obs: learned.Observed, day: int, busy: range) -> learned.Observed:
+    for minute in range(0, 24 * 60, 5):
+        at = T0 + datetime.timedelta(days=day, minutes=minute)
+        obs = learned.counted(obs, 100.0 if minute // 60 in busy else 0.0, at)
+    return obs
+
+
+def test_the_profile_learns_when_the_mornings_start() -> None:
+    obs = learned.Observed(cold_starts=(60.0,))
+    for day in range(3):
+        obs = _day_of_traffic(obs, day, range(8, 18))
+    assert profile.days(obs.profile) == 3
+    morning = T0 + datetime.timedelta(days=3, hours=8)
+    night = T0 + datetime.timedelta(days=3, hours=3)
+    assert profile.rate_at(obs.profile, morning) == pytest.approx(100 / 300, rel=0.01)
+    assert profile.rate_at(obs.profile, night) == 0.0
+    # A cold start ahead of the morning, the profile expects its requests.
+    before = morning - datetime.timedelta(seconds=60)
+    assert (learned.expected_in_cold_start(obs, before) or 0) >= learned.PREWARM_ARRIVALS
+    assert learned.expected_in_cold_start(obs, night) == 0.0
+
+
+def test_a_quiet_night_endpoint_is_prewarmed_before_its_morning_and_says_why() -> None:
+    obs = learned.Observed(cold_starts=(60.0,))
+    for day in range(2):
+        obs = _day_of_traffic(obs, day, range(8, 18))
+    state = dataclasses.replace(policy.PolicyState(), observed=obs)
+    spec = spec_api.ScalingSpec(min_replicas=0, max_replicas=4)
+    nothing = policy.Signals(pending=None, queue_time_s=None, request_rate=None, held=0, age_s=1)
+    now = T0 + datetime.timedelta(days=2, hours=7, minutes=50)
+    current, woke_at, decision = 0, None, None
+    while now < T0 + datetime.timedelta(days=2, hours=8):
+        decision, state = policy.decide(spec, nothing, current, current, now, state)
+        if decision.desired > current and woke_at is None:
+            woke_at = now
+        current = decision.desired
+        now += TICK
+    assert woke_at is not None and decision is not None
+    lead = (T0 + datetime.timedelta(days=2, hours=8) - woke_at).total_seconds()
+    assert 60 <= lead <= 60 + 2 * TICK.total_seconds()  # one cold start ahead, no earlier
+    assert current == 1
+    # At 03:00 the same endpoint stays at zero.
+    night = T0 + datetime.timedelta(days=2, hours=3)
+    quiet, _ = policy.decide(spec, nothing, 0, 0, night, state)
+    assert quiet.desired == 0
+
+
+def test_the_new_figures_survive_a_restart() -> None:
+    obs = learned.Observed(cold_starts=(60.0,))
+    obs = _day_of_traffic(obs, 0, range(8, 18))
+    for i in range(learned.MIN_GAPS):
+        obs = learned.gap_ended(obs, 100.0 + i, T0 + datetime.timedelta(days=1, minutes=i))
+        obs = learned.counted(obs, 3.0, T0 + datetime.timedelta(days=1, minutes=i, seconds=5))
+    state = dataclasses.replace(policy.PolicyState(), observed=obs)
+    spec = spec_api.ScalingSpec(min_replicas=0)
+    shown = learned_status.snapshot(state, spec, None)
+    assert shown is not None and shown.requests_per_slot and shown.idle_gap_arrivals
+    back = learned_status.restore(learned_status.parse(learned_status.dump(shown)))
+    assert back.observed.gap_wake == obs.gap_wake
+    assert back.observed.profile.per_slot == pytest.approx(obs.profile.per_slot, abs=0.05)
+    assert learned.keep_warm_s(back.observed) == learned.keep_warm_s(obs)

@@ -1,0 +1,94 @@
+"""Trace loaders by format family: any file of a family loads, whatever its name."""
+
+from __future__ import annotations
+
+import gzip
+import pathlib
+
+import numpy as np
+import pytest
+
+from tideserve.sim import traces, workloads
+
+pytestmark = pytest.mark.unit
+
+
+def _write(path: pathlib.Path, text: str) -> pathlib.Path:
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt") as f:
+            f.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def test_request_rows_with_iso_times_work_and_endpoints(tmp_path: pathlib.Path) -> None:
+    body = "gmt_create,exec_time_seconds,checkpoint_model_version_id\n"
+    body += "2024-11-15 16:00:10,30,M1\n2024-11-15 16:00:20,10,M2\n2024-11-16 17:00:00,20,M1\n"
+    path = _write(tmp_path / "other_alibaba_trace.csv.gz", body)
+    got = traces.load(str(path), seed=1)
+    assert got.family == "requests" and got.work_column == "exec_time_seconds"
+    assert [len(t.arrivals) for t in got.traces] == [2, 1]  # M1 busiest first
+    # Time 0 is the whole hour before the first request: the time of day is kept.
+    assert got.traces[0].arrivals[0] == pytest.approx(10.0)
+    assert got.traces[0].work is not None and got.traces[0].work.mean() == pytest.approx(1.25)
+    # A window of days, from the trace's first hour.
+    one = traces.load(str(path), seed=1, days="0:1")
+    assert sum(len(t.arrivals) for t in one.traces) == 2
+
+
+def test_azure_llm_and_burstgpt_style_rows(tmp_path: pathlib.Path) -> None:
+    llm = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+    llm += "2023-11-16 18:15:46.6805900,10,100\n2023-11-16 18:15:47.1000000,10,300\n"
+    got = traces.load(str(_write(tmp_path / "AzureLLMInferenceTrace_conv.csv", llm)), seed=1)
+    assert len(got.traces) == 1 and got.traces[0].arrivals[1] - got.traces[0].arrivals[0] > 0.4
+    burst = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+    burst += "5.0,ChatGPT,10,20,30,Conversation log\n7.5,GPT-4,10,40,50,Conversation log\n"
+    got = traces.load(str(_write(tmp_path / "BurstGPT_2.csv", burst)) + "::by=none", seed=1)
+    assert len(got.traces) == 1 and list(got.traces[0].arrivals) == [5.0, 7.5]
+    assert workloads.trace_model("auto", got.family, got.work_column) == "llm-small"
+
+
+def test_wide_per_minute_functions_any_day_and_either_header(tmp_path: pathlib.Path) -> None:
+    for cols in ([str(m) for m in range(1, 1441)], [f"{m}_minute" for m in range(1, 1441)]):
+        rows = ["HashOwner,HashApp,HashFunction,Trigger," + ",".join(cols)]
+        for k in range(5):
+            counts = np.zeros(1440, dtype=int)
+            counts[k * 60 : k * 60 + 10] = k + 1
+            rows.append(f"o,a,f{k},http," + ",".join(map(str, counts)))
+        path = _write(tmp_path / "invocations_per_function_md.anon.d09.csv", "\n".join(rows))
+        got = traces.load(str(path) + "::endpoints=2", seed=3)
+        assert got.family == "per-minute-wide"
+        assert [len(t.arrivals) for t in got.traces] == [50, 40, 60]  # f4, f3, the rest
+        first = got.traces[0].arrivals
+        assert first.min() >= 240 * 60 and first.max() < 250 * 60
+
+
+def test_long_per_minute_series_is_scaled_to_the_peak(tmp_path: pathlib.Path) -> None:
+    rows = ["period,count"] + [
+        f"1998-05-01 00:{m:02d}:00,{6000 if m == 30 else 600}" for m in range(60)
+    ]
+    path = _write(tmp_path / "some_web_trace.csv.gz", "\n".join(rows))
+    got = traces.load(str(path), seed=1, max_peak_rps=10.0)
+    assert got.family == "per-minute-long" and got.peak_rps == pytest.approx(100.0)
+    assert got.factor == pytest.approx(0.1)
+    per_min = got.traces[0].per_minute()
+    assert 450 < per_min[30] < 750 and per_min[:30].mean() < 100
+
+
+def test_bad_files_are_named_errors(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(ValueError, match="no time column"):
+        traces.load(str(_write(tmp_path / "x.csv", "a,b\n1,2\n")), seed=1)
+    with pytest.raises(ValueError, match="no trace 'nothing-here'"):
+        traces.load("nothing-here", seed=1, directory=tmp_path)
+    with pytest.raises(ValueError, match="--days"):
+        traces.load(str(_write(tmp_path / "y.csv", "time\n1\n")), seed=1, days="a:b")
+
+
+@pytest.mark.skipif(not traces.trace_dir(None).is_dir(), reason="no shipped traces here")
+def test_every_shipped_file_loads_out_of_the_box() -> None:
+    for name in traces.SHORT:
+        wl, note = workloads.load_trace(
+            name, "auto", workloads.Options(), traces.trace_dir(None), "1"
+        )
+        assert sum(len(t.arrivals) for t in wl.traces) > 0 and "Source:" in note
