@@ -72,18 +72,7 @@ def create_endpoint(
     status: dict[str, Any] | None = None,
 ) -> None:
     kube.apply(
-        {
-            "apiVersion": "serving.tideserve.io/v1alpha1",
-            "kind": "InferenceService",
-            "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {
-                "model": {"name": model, "storageUri": f"pvc://models/{model}"},
-                "scaling": {
-                    "minReplicas": 0,
-                    "scaleToZero": {"maxHeldRequests": max_held, "wakeDeadlineSeconds": deadline},
-                },
-            },
-        }
+        harness.endpoint_at_zero(name, NAMESPACE, model=model, max_held=max_held, deadline=deadline)
     )
     set_status(kube, name, {"replicas": 0, "readyReplicas": 0, **(status or {})})
 

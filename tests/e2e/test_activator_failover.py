@@ -66,20 +66,7 @@ def run_activator(
 def create_endpoint(
     kube: fixtures.Kube, name: str, *, ready: int, deadline: int = 120, max_held: int = 1000
 ) -> None:
-    kube.apply(
-        {
-            "apiVersion": "serving.tideserve.io/v1alpha1",
-            "kind": "InferenceService",
-            "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {
-                "model": {"name": "tiny", "storageUri": "pvc://models/tiny"},
-                "scaling": {
-                    "minReplicas": 0,
-                    "scaleToZero": {"maxHeldRequests": max_held, "wakeDeadlineSeconds": deadline},
-                },
-            },
-        }
-    )
+    kube.apply(harness.endpoint_at_zero(name, NAMESPACE, max_held=max_held, deadline=deadline))
     set_ready(kube, name, ready)
 
 

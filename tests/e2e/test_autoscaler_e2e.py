@@ -53,16 +53,12 @@ def namespace(kube: fixtures.Kube) -> Iterator[str]:
 def create_endpoint(
     kube: fixtures.Kube, namespace: str, name: str, scaling: dict[str, Any], replicas: int
 ) -> None:
-    kube.apply({
-        "apiVersion": resource.API_VERSION,
-        "kind": resource.KIND,
-        "metadata": {"namespace": namespace, "name": name},
-        "spec": {
-            "model": {"name": "tiny", "storageUri": "pvc://models/tiny"},
-            "resources": {"accelerator": "cpu", "cpu": "1", "memory": "1Gi"},
-            "scaling": scaling,
-        },
-    })  # fmt: skip
+    kube.apply(
+        fixtures.isvc(
+            name, namespace, model={"name": "tiny", "storageUri": "pvc://models/tiny"},
+            resources={"accelerator": "cpu", "cpu": "1", "memory": "1Gi"}, scaling=scaling,
+        )
+    )  # fmt: skip
     apply_predictor(kube, namespace, name, replicas)
 
 

@@ -229,6 +229,21 @@ class Activator:
                 self.proc.wait(10)
 
 
+def endpoint_at_zero(
+    name: str, namespace: str, *, model: str = "tiny", max_held: int = 1000, deadline: int = 120
+) -> dict[str, Any]:
+    """An InferenceService that may sleep (minReplicas 0), with the activator's limits."""
+    return fixtures.isvc(
+        name,
+        namespace,
+        model={"name": model, "storageUri": f"pvc://models/{model}"},
+        scaling={
+            "minReplicas": 0,
+            "scaleToZero": {"maxHeldRequests": max_held, "wakeDeadlineSeconds": deadline},
+        },
+    )
+
+
 # Requests through the activator (or straight to Triton): the test model "tiny" takes
 # INPUT0, FP32 [1, 2], and answers it in OUTPUT0.
 

@@ -7,8 +7,9 @@ import dataclasses
 import datetime
 
 import pytest
+from tideserve_testbed import held
 
-from tideserve.activator import holding, metrics, queueing
+from tideserve.activator import holding, queueing
 
 pytestmark = pytest.mark.unit
 
@@ -18,34 +19,12 @@ AT_ZERO = queueing.EndpointState(
 )
 
 
-class Probe:
-    """Answers False until `ready` is set; counts calls; `asked` is set on each call."""
-
-    def __init__(self) -> None:
-        self.ready = False
-        self.calls = 0
-        self.asked = asyncio.Event()
-
-    async def __call__(self, state: queueing.EndpointState) -> bool:
-        self.calls += 1
-        self.asked.set()
-        return self.ready
-
-
-def make(state: queueing.EndpointState = AT_ZERO) -> tuple[holding.Activator, Probe]:
-    probe = Probe()
-    activator = holding.Activator(probe, metrics.Metrics())
-    activator.replace([state], namespace=None)
-    return activator, probe
+def make(state: queueing.EndpointState = AT_ZERO) -> tuple[holding.Activator, held.Probe]:
+    return held.activator(state)
 
 
 async def wait_held(activator: holding.Activator, count: int) -> None:
-    # Each admit runs to its first await in one loop turn; yield until all have.
-    for _ in range(1000):
-        if len(activator.endpoints[KEY].queue) >= count:
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"never held {count} requests")
+    await held.wait_held(activator, KEY, count)
 
 
 async def test_held_requests_are_released_in_arrival_order_once_model_is_ready() -> None:

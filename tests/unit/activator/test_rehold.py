@@ -8,8 +8,9 @@ import dataclasses
 
 import grpc  # type: ignore[import-untyped]
 import pytest
+from tideserve_testbed import held
 
-from tideserve.activator import grpc_passthrough, holding, metrics, queueing
+from tideserve.activator import grpc_passthrough, holding, queueing
 
 pytestmark = pytest.mark.unit
 
@@ -54,31 +55,16 @@ def test_only_grpc_unavailable_is_held_again(code: grpc.StatusCode, held_again: 
     assert grpc_passthrough.rehold(code) is held_again
 
 
-class Probe:
-    def __init__(self) -> None:
-        self.ready = True
-
-    async def __call__(self, state: queueing.EndpointState) -> bool:
-        return self.ready
-
-
-async def ready_activator(state: queueing.EndpointState = READY) -> tuple[holding.Activator, Probe]:
-    probe = Probe()
-    activator = holding.Activator(probe, metrics.Metrics())
-    activator.replace([state], namespace=None)
-    for _ in range(1000):  # the first probe runs as soon as the replica is listed
-        if activator.endpoints[KEY].model_ready:
-            return activator, probe
-        await asyncio.sleep(0)
-    raise AssertionError("model never probed ready")
+async def ready_activator(
+    state: queueing.EndpointState = READY,
+) -> tuple[holding.Activator, held.Probe]:
+    activator, probe = held.activator(state, ready=True)
+    await held.wait_model_ready(activator, KEY)
+    return activator, probe
 
 
 async def wait_held(activator: holding.Activator, count: int) -> None:
-    for _ in range(1000):
-        if len(activator.endpoints[KEY].queue) >= count:
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"never held {count} requests")
+    await held.wait_held(activator, KEY, count)
 
 
 async def test_upstream_failure_holds_the_request_until_the_model_is_ready_again() -> None:

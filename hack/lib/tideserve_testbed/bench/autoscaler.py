@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime
 import http.server
 import json
@@ -37,11 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
-
-import numpy as np
-import tritonclient.http as httpclient
 
 from tideserve import kube as kube_api
 from tideserve import settings as settings_mod
@@ -74,17 +69,12 @@ def log(text: str) -> None:
 # --- objects ---------------------------------------------------------------------------
 
 
+TINY = {"name": "tiny", "storageUri": "pvc://models/tiny"}
+ONE_CPU = {"accelerator": "cpu", "cpu": "1", "memory": "1Gi"}
+
+
 def isvc(namespace: str, name: str, scaling: dict[str, Any] = SCALING) -> dict[str, Any]:
-    return {
-        "apiVersion": resource.API_VERSION,
-        "kind": resource.KIND,
-        "metadata": {"namespace": namespace, "name": name},
-        "spec": {
-            "model": {"name": "tiny", "storageUri": "pvc://models/tiny"},
-            "resources": {"accelerator": "cpu", "cpu": "1", "memory": "1Gi"},
-            "scaling": scaling,
-        },
-    }
+    return fixtures.isvc(name, namespace, model=TINY, resources=ONE_CPU, scaling=scaling)
 
 
 def predictor(namespace: str, name: str, replicas: int, paused: bool) -> dict[str, Any]:
@@ -114,53 +104,6 @@ def create(kube: fixtures.Kube, namespace: str, items: list[dict[str, Any]]) -> 
     for start in range(0, len(items), 200):
         kube.apply(items[start : start + 200], "--server-side",
                    f"--field-manager={resource.FIELD_MANAGER}")  # fmt: skip
-
-
-@contextlib.contextmanager
-def running(settings: settings_mod.Settings) -> Iterator[None]:
-    """The autoscaler loop in its own event loop and thread, as the operator runs it."""
-    event_loop = asyncio.new_event_loop()
-    stop: list[asyncio.Event] = []
-    ready = threading.Event()
-
-    async def main() -> None:
-        stop.append(asyncio.Event())
-        ready.set()
-        await loop.run(settings, stop[0])
-
-    thread = threading.Thread(target=event_loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    ready.wait(10)
-    try:
-        yield
-    finally:
-        event_loop.call_soon_threadsafe(stop[0].set)
-        thread.join(timeout=30)
-        event_loop.close()
-
-
-@contextlib.contextmanager
-def load(server: fixtures.Triton, concurrency: int) -> Iterator[None]:
-    halt = threading.Event()
-
-    def worker() -> None:
-        client = httpclient.InferenceServerClient(server.http_address, network_timeout=60)
-        data = np.ones((1, 16), dtype=np.float32)
-        inp = httpclient.InferInput("INPUT0", list(data.shape), "FP32")
-        inp.set_data_from_numpy(data)
-        while not halt.is_set():
-            client.infer(server.model, [inp])
-        client.close()
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
-    for t in threads:
-        t.start()
-    try:
-        yield
-    finally:
-        halt.set()
-        for t in threads:
-            t.join(timeout=30)
 
 
 # --- 1. reaction -------------------------------------------------------------------------
@@ -203,10 +146,10 @@ def reaction(
             # replicas still starting, so a trial starts from a Ready replica.
             fixtures.eventually(lambda: ready_replicas(namespace, name) == 1, 300,
                                 "a Ready replica")  # fmt: skip
-            with running(settings):
+            with fixtures.autoscaler(settings):
                 # Start the step at a different phase of the tick each trial.
                 time.sleep(2 * tick + (trial / max(trials, 1)) * tick)
-                with load(server, 32):
+                with fixtures.load(server, 32):
                     start = time.monotonic()
                     fixtures.eventually(
                         lambda: deployment_replicas(namespace, name) > 1, 120,
