@@ -147,7 +147,8 @@ HOW_TO_READ = [
     "memory max + 15%).",
     "- *catalog rule*: VPA's requests plus the cheapest GPU/MIG that fits 1.2x the observed "
     "GPU memory and meets the SLO by the catalog's speed ratios, from the capacity the "
-    "current GPU's utilisation implies (extrapolated to 80%). *naive*: the same without the "
+    "current GPU's utilisation implies (extrapolated to 80%) and the same p99 signal "
+    "tideserve reads. *naive*: the same without the "
     "SLO check, cheapest replica that fits.",
     "- *oracle*: the true profiles of every option (and CPU at 1-8 cores) and the true "
     "second week: the cheapest sizing that meets the SLO at its peak with no OOM.",
