@@ -42,6 +42,8 @@ PURE = [
     "tideserve.rightsizing.fit",
     "tideserve.rightsizing.catalog",
     "tideserve.rightsizing.quantities",
+    "tideserve.rightsizing.autoprofile",
+    "tideserve.rightsizing.shadow",
     "tideserve.sim",
 ]
 IMPURE_IMPORTS = {

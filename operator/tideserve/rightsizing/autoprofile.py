@@ -98,7 +98,9 @@ def next_probe(
         best = guesses[0]
         return Probe(best.option.name, f"estimated {best.cost_per_hour:.3f}/h: {best.why}")
     has_cpu = "cpu" in done_names or any(c.option.kind is catalog_mod.Kind.CPU for c in candidates)
-    small = gpu_memory_bytes is not None and gpu_memory_bytes <= CPU_MAX_MODEL_BYTES
+    # Unknown GPU memory (no GPU metrics) may well fit: a probe that cannot load the
+    # model fails once, is recorded as never meeting the SLO, and is not repeated.
+    small = gpu_memory_bytes is None or gpu_memory_bytes <= CPU_MAX_MODEL_BYTES
     if not has_cpu and small:
         return Probe(f"cpu-{CPU_CORES}", "CPU has no profile and is never estimated")
     return None

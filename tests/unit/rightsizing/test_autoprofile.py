@@ -124,6 +124,7 @@ def test_cpu_is_measured_only_for_a_model_that_fits_in_ram() -> None:
         item.spec, item.status, (), None, 2 * 2**30, NOW
     ) == autoprofile.Probe("cpu-4", "CPU has no profile and is never estimated")
     assert autoprofile.next_probe(item.spec, item.status, (), None, 40 * 2**30, NOW) is None
+    assert autoprofile.next_probe(item.spec, item.status, (), None, None, NOW) is not None
 
 
 def test_record_keeps_the_newest_per_option_and_a_failure_as_zero() -> None:

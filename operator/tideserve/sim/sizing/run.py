@@ -25,7 +25,7 @@ from tideserve.sim.sizing import fleet as fleet_mod
 
 MAX_REPLICAS = 40
 HOURS_PER_MONTH = 730
-ROLLING_MODELS = 30
+ROLLING_MODELS = 20
 FLAT = "tideserve, flat memory margin"
 PROFILED = "tideserve + auto profiling"
 RECOMMENDERS = (
@@ -53,9 +53,6 @@ VARIANTS: dict[str, recommender.Policy] = {
         min_memory_step_bytes=0.0,
     ),
     "flat memory margin": FLAT_MEMORY,
-    "no OOM bump": dataclasses.replace(
-        recommender.DEFAULT_POLICY, oom_bump_ratio=1.0, oom_bump_min_bytes=0.0
-    ),
 }
 
 
