@@ -45,7 +45,7 @@ def checker(kube: fixtures.Kube) -> Iterator[admitted.Checker]:
             60,
             "the namespace's default ServiceAccount",
         )
-        yield admitted.Checker(kube.api_client(), namespace)
+        yield admitted.Checker(kube, namespace)
 
 
 def test_admitted_specs_render_children_the_api_server_accepts_and_configs_triton_loads(

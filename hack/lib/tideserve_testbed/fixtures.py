@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 # tests/unit/test_layering.py); elsewhere they use kubectl through Kube.
 import kubernetes.client
 import kubernetes.config
+import kubernetes.dynamic
 import numpy as np
 import tritonclient.http as httpclient
 
@@ -116,6 +117,31 @@ class Kube:
             {"status": status},
         )  # fmt: skip
 
+    def dry_run_create(
+        self, manifest: dict[str, Any], namespace: str
+    ) -> tuple[dict[str, Any] | None, str]:
+        """Create `manifest` in `namespace` as a server-side dry run with strict field
+        validation: (the object as the API server would store it, "") or (None, why the
+        API server refused it)."""
+        api_version, kind = manifest["apiVersion"], manifest["kind"]
+        try:
+            if api_version == resource.API_VERSION:
+                stored = kubernetes.client.CustomObjectsApi(
+                    _api_client(str(self.kubeconfig))
+                ).create_namespaced_custom_object(
+                    resource.GROUP, resource.VERSION, namespace, resource.PLURAL, manifest,
+                    dry_run="All", field_validation="Strict",
+                )  # fmt: skip
+                return dict(stored), ""
+            client = kubernetes.dynamic.DynamicClient(_api_client(str(self.kubeconfig)))
+            kinds = client.resources.get(api_version=api_version, kind=kind)
+            created = kinds.create(body=manifest, namespace=namespace, dry_run="All")
+            return dict(created.to_dict()), ""
+        except kubernetes.client.ApiException as error:
+            if error.status not in (400, 403, 422):
+                raise
+            return None, str(error.body)
+
     def allowed(self, user: str, groups: list[str], checks: list[dict[str, str]]) -> list[bool]:
         """The API server's authorizer on each check, for that user and groups: one
         SubjectAccessReview each (what `kubectl auth can-i --as` asks, without a kubectl
@@ -145,6 +171,9 @@ def _api_client(kubeconfig: str) -> Any:
     return kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
         config_file=kubeconfig
     )
+
+    """One client per cluster for the many dry runs of the property tests."""
+    return kubernetes.config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
 
 
 # A loopback port free right now (for a process a test starts); tests import fixtures only.

@@ -96,8 +96,8 @@ class NotJson(ValueError):
 
 
 def _as_json(value: object, path: str) -> object:
-    """What the API server receives: Go marshals an integral float as an integer
-    (5.0 -> 5) below 1e21, map keys become strings."""
+    """What the API server reads: Go marshals an integral float as an integer (5.0 -> 5),
+    which the API server reads as an integer within int64; map keys become strings."""
     if isinstance(value, dict):
         return {_key(k): _as_json(v, f"{path}.{_key(k)}") for k, v in value.items()}
     if isinstance(value, list):
@@ -105,8 +105,11 @@ def _as_json(value: object, path: str) -> object:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise NotJson(f"{path}: {value} cannot be sent as JSON")
-        if value.is_integer() and abs(value) < 1e21:
+        if value.is_integer() and -(2**63) <= value < 2**63:
             return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        # Past int64 the API server decodes a JSON number as a float.
+        return float(value)
     return value
 
 
