@@ -32,8 +32,8 @@ pytestmark = pytest.mark.e2e
 
 BIN = procs.REPO / ".venv" / "bin" / "tideserve"
 NAME = "real"
-DELAY_MS = 200  # the model's "GPU time" per batch of up to 8: ~40 requests/s per replica
-TARGET_QUEUE_MS = 50.0
+DELAY_MS = 100  # the model's "GPU time" per batch of up to 8: ~80 requests/s per replica
+TARGET_QUEUE_MS = 80.0
 BEHAVIOR = {
     "stableWindowSeconds": 6,
     "panicWindowSeconds": 3,
@@ -214,7 +214,7 @@ def test_real_pods_serve_scale_out_under_load_and_wake_from_zero_through_the_ser
         )  # fmt: skip
 
         # 3. A load step: the queue rises on one replica; more pods bring it back down.
-        with realpods.load(url, 16, by_name) as counts:
+        with realpods.load(url, 24, by_name) as counts:
             before = fixtures.eventually(
                 lambda: _queue_when(prometheus.url, namespace, lambda q: q > TARGET_QUEUE_MS),
                 60,

@@ -16,6 +16,7 @@ State lives in $TIDESERVE_CLUSTER_DIR (default ~/.cache/tideserve/cluster).
 from __future__ import annotations
 
 import argparse
+import pathlib
 import shlex
 import shutil
 import subprocess
@@ -64,20 +65,15 @@ def up(
             started += controlplane.up(d, st)
         if with_prometheus and prometheus.up(d, st):
             started.append("prometheus")
-        if node.enabled():
-            images.ensure()
-            api = controlplane.Api(d, st["ports"]["kube-apiserver"])
-            started += node.up(d, st, api)
-        owners = st.setdefault("owners", {})
-        if any(s in controlplane.ORDER or s in node.ORDER for s in started):
-            owners["controlplane"] = owner
-        owners.setdefault("controlplane", "cli")  # unknown starter: never tear it down
-        if "prometheus" in started:
-            owners["prometheus"] = owner
-        if owner == "cli":
-            owners.update(dict.fromkeys(owners, "cli"))
-        procs.write_json(d / "state.json", st)
+        try:
+            if node.enabled():
+                images.ensure()
+                api = controlplane.Api(d, st["ports"]["kube-apiserver"])
+                started += node.up(d, st, api)
+        finally:  # even when the real node fails: whoever started the rest stops it
+            _own(d, st, started, owner)
     if with_triton:
+
         was_running = triton.record_path(DEFAULT_TRITON).exists() and any(
             t["alive"] for t in triton.running() if t["name"] == DEFAULT_TRITON
         )
@@ -85,6 +81,18 @@ def up(
         if not was_running:
             started.append(f"triton-{DEFAULT_TRITON}")
     return {"started": started, "state": st}
+
+
+def _own(d: pathlib.Path, st: dict[str, Any], started: list[str], owner: str) -> None:
+    owners = st.setdefault("owners", {})
+    if any(s in controlplane.ORDER or s in node.ORDER for s in started):
+        owners["controlplane"] = owner
+    owners.setdefault("controlplane", "cli")  # unknown starter: never tear it down
+    if "prometheus" in started:
+        owners["prometheus"] = owner
+    if owner == "cli":
+        owners.update(dict.fromkeys(owners, "cli"))
+    procs.write_json(d / "state.json", st)
 
 
 def env_lines() -> list[str]:
