@@ -118,7 +118,9 @@ def _claim(d: pathlib.Path) -> None:
         )
     if not owner or owner != str(d):
         sysctls = {k: _sysctl(k) for k in SYSCTLS}
-        var_log = {p: os.path.exists(p) for p in ("/var/log/containers", "/run/containerd")}
+        var_log = {p: os.path.exists(p) for p in ("/var/log/containers", "/run/containerd",
+                                                  "/run/netns")}  # fmt: skip
+        var_log["/run/netns mounted"] = os.path.ismount("/run/netns")
         procs.write_json(CLAIM, {"state_dir": str(d), "sysctls": sysctls, "existed": var_log,
                                  "nft_tables": [list(t) for t in _nft_tables()]})  # fmt: skip
 
@@ -456,6 +458,14 @@ def _restore(d: pathlib.Path) -> None:
         if not existed.get(str(logs)):
             with contextlib.suppress(OSError):
                 logs.rmdir()
+    netns = pathlib.Path("/run/netns")  # the CNI plugins mount a tmpfs here once
+    if os.path.ismount(netns) and not existed.get("/run/netns mounted") and not any(
+        netns.iterdir()
+    ):
+        subprocess.run(["umount", str(netns)], capture_output=True, check=False)
+    if netns.is_dir() and not existed.get(str(netns)):
+        with contextlib.suppress(OSError):
+            netns.rmdir()
     run = pathlib.Path("/run/containerd")
     if run.is_dir() and not existed.get(str(run)):
         for path in sorted(run.rglob("*"), key=lambda p: len(p.parts), reverse=True):
@@ -464,3 +474,5 @@ def _restore(d: pathlib.Path) -> None:
         with contextlib.suppress(OSError):
             run.rmdir()
     CLAIM.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        CLAIM.parent.rmdir()
