@@ -110,24 +110,6 @@ def status(kube: fixtures.Kube, namespace: str) -> dict[str, Any]:
     return result
 
 
-def publish_activator(kube: fixtures.Kube, namespace: str, host: str, port: int) -> None:
-    """The activator's Service: no selector (it runs on the host), one endpoint on the
-    node's bridge, so kube-proxy routes to it as to a pod."""
-    kube.apply([
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": "activator", "namespace": namespace},
-         "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]}},
-        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-         "metadata": {"name": "activator-host", "namespace": namespace,
-                      "labels": {"kubernetes.io/service-name": "activator"}},
-         "addressType": "IPv4",
-         "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
-         "endpoints": [{"addresses": [host], "conditions": {"ready": True},
-                        "targetRef": {"kind": "Pod", "namespace": namespace,
-                                      "name": "activator-host"}}]},
-    ])  # fmt: skip
-
-
 def test_real_pods_serve_scale_out_under_load_and_wake_from_zero_through_the_service(
     kube: fixtures.Kube,
     namespace: str,
@@ -151,7 +133,7 @@ def test_real_pods_serve_scale_out_under_load_and_wake_from_zero_through_the_ser
                 "TIDESERVE_HEALTH_PORT": str(procs.free_port()),
             },
         )
-        publish_activator(kube, namespace, host, http_port)
+        realpods.publish_activator(kube, namespace, host, http_port)
         applied = time.monotonic()
         kube.apply(
             fixtures.isvc(

@@ -25,12 +25,9 @@ from tideserve_testbed import fixtures, node, procs, prometheus, triton
 MODEL = "tiny"
 
 
-@contextlib.contextmanager
-def namespace(kube: fixtures.Kube, prefix: str) -> Iterator[str]:
-    """A namespace whose pods all go to the real node, enforcing restricted Pod Security.
-    Deleted afterwards, waiting for its pods to go (they hold real processes)."""
+def create_namespace(kube: fixtures.Kube, name: str) -> None:
+    """A namespace whose pods all go to the real node, enforcing restricted Pod Security."""
     fixtures.install_crds(kube)
-    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     kube.apply({
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -40,18 +37,28 @@ def namespace(kube: fixtures.Kube, prefix: str) -> Iterator[str]:
             "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
         },
     })  # fmt: skip
+
+
+@contextlib.contextmanager
+def namespace(kube: fixtures.Kube, prefix: str) -> Iterator[str]:
+    """create_namespace, deleted afterwards waiting for its pods to go (they hold real
+    processes)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    create_namespace(kube, name)
     try:
         yield name
     finally:
         kube.kubectl("delete", "namespace", name, "--timeout=120s", check=False, timeout=150)
 
 
-@contextlib.contextmanager
-def model_volume(kube: fixtures.Kube, namespace: str, delay_ms: int) -> Iterator[str]:
-    """The test model (its per-batch "GPU time" a sleep of delay_ms) on a hostPath
-    PersistentVolume bound to claim `models`; yields the storageUri (pvc://models)."""
-    repo = pathlib.Path(tempfile.mkdtemp(prefix="tideserve-models-"))
-    repo.chmod(0o755)  # read by Triton's non-root user in the pod
+def create_model_volume(
+    kube: fixtures.Kube, namespace: str, delay_ms: int, repo: pathlib.Path
+) -> str:
+    """The test model (its per-batch "GPU time" a sleep of delay_ms) copied under repo, on
+    a hostPath PersistentVolume `<namespace>-models` bound to claim `models`; returns the
+    storageUri (pvc://models). repo must be readable by Triton's non-root user."""
+    repo.mkdir(parents=True, exist_ok=True)
+    repo.chmod(0o755)
     model_dir = triton._repository_with_delay(repo / "repo", delay_ms)
     for path in [model_dir, *model_dir.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
@@ -67,11 +74,36 @@ def model_volume(kube: fixtures.Kube, namespace: str, delay_ms: int) -> Iterator
          "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "", "volumeName": pv,
                   "resources": {"requests": {"storage": "1Gi"}}}},
     ])  # fmt: skip
+    return "pvc://models"
+
+
+@contextlib.contextmanager
+def model_volume(kube: fixtures.Kube, namespace: str, delay_ms: int) -> Iterator[str]:
+    """create_model_volume in a temporary directory, removed afterwards with its PV."""
+    repo = pathlib.Path(tempfile.mkdtemp(prefix="tideserve-models-"))
     try:
-        yield "pvc://models"
+        yield create_model_volume(kube, namespace, delay_ms, repo)
     finally:
-        kube.kubectl("delete", "pv", pv, "--wait=false", check=False)
+        kube.kubectl("delete", "pv", f"{namespace}-models", "--wait=false", check=False)
         shutil.rmtree(repo, ignore_errors=True)
+
+
+def publish_activator(kube: fixtures.Kube, namespace: str, host: str, port: int) -> None:
+    """The activator's Service: no selector (it runs on the host), one endpoint on the
+    node's bridge, so kube-proxy routes to it as to a pod."""
+    kube.apply([
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "activator", "namespace": namespace},
+         "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+         "metadata": {"name": "activator-host", "namespace": namespace,
+                      "labels": {"kubernetes.io/service-name": "activator"}},
+         "addressType": "IPv4",
+         "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+         "endpoints": [{"addresses": [host], "conditions": {"ready": True},
+                        "targetRef": {"kind": "Pod", "namespace": namespace,
+                                      "name": "activator-host"}}]},
+    ])  # fmt: skip
 
 
 def infer_body(value: float) -> dict[str, Any]:
