@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -101,6 +102,9 @@ def up() -> int:
     )  # fmt: skip
     url = f"http://{_cluster_ip(kube, demo.ENDPOINT)}:8000"
     print(f"    the endpoint's Service: {url}")
+    # The route goes to the activator once the operator has seen its Service and kube-proxy
+    # has programmed it: until then a connection is refused.
+    demo.wait("the Service to accept connections", lambda: _connects(url), 60)
     demo.say("the first request through the Service wakes the endpoint (it starts at zero)")
     began = time.monotonic()
     status, body = demo.infer(url, 180, REAL_NS)
@@ -154,6 +158,13 @@ def _cluster_ip(kube: fixtures.Kube, service: str) -> str | None:
         return realpods.cluster_ip(kube, REAL_NS, service)
     except AssertionError:  # not created yet
         return None
+
+
+def _connects(url: str) -> bool:
+    host, _, port = url.removeprefix("http://").partition(":")
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, int(port))) == 0
 
 
 def _pods(kube: fixtures.Kube) -> list[Any]:
