@@ -110,13 +110,17 @@ def preflight() -> None:
 
 def _claim(d: pathlib.Path) -> None:
     owner = procs.read_json(CLAIM).get("state_dir")
-    if owner and owner != str(d) and (pathlib.Path(owner) / "node").exists():
+    if owner and owner != str(d) and _running(pathlib.Path(owner)):
         raise procs.StartupError(
             f"real node: the test bed in {owner} runs this machine's real node (one kube-proxy "
             "per machine); take it down (TIDESERVE_CLUSTER_DIR=... hack/cluster down) or start "
             "this one with TIDESERVE_REAL_NODE=0"
         )
-    if not owner or owner != str(d):
+    if owner and owner != str(d):
+        # A stale claim (its test bed died without `down`): keep what it found before it
+        # changed anything, so our `down` restores the machine as it was then.
+        procs.write_json(CLAIM, procs.read_json(CLAIM) | {"state_dir": str(d)})
+    elif not owner:
         sysctls = {k: _sysctl(k) for k in SYSCTLS}
         var_log = {p: os.path.exists(p) for p in ("/var/log/containers", "/run/containerd",
                                                   "/run/netns")}  # fmt: skip
@@ -155,6 +159,13 @@ def _remove_kube_chains(before: set[tuple[str, str]]) -> None:
         if (c["family"], c["table"]) in before and c["name"].startswith("KUBE-"):
             _run("nft", "flush", "chain", c["family"], c["table"], c["name"], check=False)
             _run("nft", "delete", "chain", c["family"], c["table"], c["name"], check=False)
+
+
+def _running(d: pathlib.Path) -> bool:
+    """Whether the test bed in d still runs any part of its real node (a crashed one's
+    claim is stale: its sysctls and leftovers are restored by the next `down` there)."""
+    comps = procs.read_json(d / "state.json").get("components", {})
+    return any(procs.alive(comps.get(n)) for n in ORDER)
 
 
 def _sysctl(key: str) -> str | None:
