@@ -151,6 +151,19 @@ def _bud(context: pathlib.Path, containerfile: pathlib.Path, image: str, log: pa
              f"--file={containerfile}", str(context), log=log)  # fmt: skip
 
 
+def _prune(name: str, key: str, log: pathlib.Path) -> None:
+    """Older builds of an image (every change to operator/ makes a new one): their
+    archives and their tags in buildah's store; shared layers stay."""
+    for old in DIR.glob(f"{name}-*.tar"):
+        if old.name != f"{name}-{key}.tar":
+            old.unlink()
+    listed = _buildah("images", "--format={{.Name}}:{{.Tag}}", log=log).split()
+    mine = f"localhost/tideserve/{name}:"
+    stale = [i for i in listed if i.startswith(mine) and i != ref(name, key)]
+    if stale:
+        _buildah("rmi", *stale, log=log)
+
+
 def ensure(names: list[str] | None = None) -> dict[str, pathlib.Path]:
     """Build what is missing; return name -> archive path."""
     for tool in ("buildah", "debootstrap", "gcc"):
@@ -187,6 +200,7 @@ def ensure(names: list[str] | None = None) -> dict[str, pathlib.Path]:
             _buildah("push", "--quiet", image, f"docker-archive:{tmp}:{image}", log=log)
             tmp.replace(out[name])
             procs.log(f"images: {image} built in {time.monotonic() - t0:.0f}s")
+            _prune(name, k[name], log)
     return out
 
 
