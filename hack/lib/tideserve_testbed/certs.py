@@ -18,6 +18,13 @@ CLIENTS = {
     # kwok plays every kubelet (node status, leases, pod status), so it needs more
     # than one node's rights under the Node authorizer.
     "kwok": ("/O=system:masters/CN=kwok-controller", "clientAuth", None),
+    # The real node (node.py): its kubelet under the Node authorizer, kube-proxy under
+    # the default system:node-proxier binding, and the API server towards kubelets.
+    "kubelet": ("/O=system:nodes/CN=system:node:real-0", "clientAuth", None),
+    "kube-proxy": ("/CN=system:kube-proxy", "clientAuth", None),
+    "apiserver-kubelet-client": (
+        "/O=system:masters/CN=kube-apiserver-kubelet-client", "clientAuth", None
+    ),
 }
 SERVING = (
     "/CN=kube-apiserver",

@@ -1,6 +1,7 @@
 """hack/cluster: the local test bed's one entry point.
 
-  hack/cluster up [--with triton] [--no-prometheus]   start (or reuse) everything
+  hack/cluster up [--with triton] [--no-prometheus]   start (or reuse) everything, including
+                                                       the real node (TIDESERVE_REAL_NODE=0: none)
   hack/cluster down                                    stop what `up` started; remove state
   hack/cluster status                                  each component's state
   hack/cluster env                                     shell exports (eval "$(hack/cluster env)")
@@ -15,6 +16,7 @@ State lives in $TIDESERVE_CLUSTER_DIR (default ~/.cache/tideserve/cluster).
 from __future__ import annotations
 
 import argparse
+import pathlib
 import shlex
 import shutil
 import subprocess
@@ -22,15 +24,16 @@ import sys
 import time
 from typing import Any
 
-from tideserve_testbed import controlplane, procs, prometheus, triton
+from tideserve_testbed import controlplane, images, node, procs, prometheus, triton
 
 DEFAULT_TRITON = "default"
 DEFAULT_TRITON_LABELS = {"namespace": "default", "name": "tiny", "pod": "triton-default-0"}
 
 
 def build_tools() -> None:
+    real = ["k8s-node", "crictl"] if node.enabled() else []
     proc = subprocess.run(
-        [str(procs.REPO / "hack" / "build-tools"), "k8s", "etcd", "kwok"],
+        [str(procs.REPO / "hack" / "build-tools"), "k8s", "etcd", "kwok", *real],
         stdout=subprocess.DEVNULL,
         check=False,
     )
@@ -62,16 +65,15 @@ def up(
             started += controlplane.up(d, st)
         if with_prometheus and prometheus.up(d, st):
             started.append("prometheus")
-        owners = st.setdefault("owners", {})
-        if any(s in controlplane.ORDER for s in started):
-            owners["controlplane"] = owner
-        owners.setdefault("controlplane", "cli")  # unknown starter: never tear it down
-        if "prometheus" in started:
-            owners["prometheus"] = owner
-        if owner == "cli":
-            owners.update(dict.fromkeys(owners, "cli"))
-        procs.write_json(d / "state.json", st)
+        try:
+            if node.enabled():
+                images.ensure()
+                api = controlplane.Api(d, st["ports"]["kube-apiserver"])
+                started += node.up(d, st, api)
+        finally:  # even when the real node fails: whoever started the rest stops it
+            _own(d, st, started, owner)
     if with_triton:
+
         was_running = triton.record_path(DEFAULT_TRITON).exists() and any(
             t["alive"] for t in triton.running() if t["name"] == DEFAULT_TRITON
         )
@@ -79,6 +81,18 @@ def up(
         if not was_running:
             started.append(f"triton-{DEFAULT_TRITON}")
     return {"started": started, "state": st}
+
+
+def _own(d: pathlib.Path, st: dict[str, Any], started: list[str], owner: str) -> None:
+    owners = st.setdefault("owners", {})
+    if any(s in controlplane.ORDER or s in node.ORDER for s in started):
+        owners["controlplane"] = owner
+    owners.setdefault("controlplane", "cli")  # unknown starter: never tear it down
+    if "prometheus" in started:
+        owners["prometheus"] = owner
+    if owner == "cli":
+        owners.update(dict.fromkeys(owners, "cli"))
+    procs.write_json(d / "state.json", st)
 
 
 def env_lines() -> list[str]:
@@ -108,6 +122,7 @@ def down() -> None:
             triton.stop(rec["name"], d)
         st = state()
         prometheus.down(st)
+        node.down(d, st)
         controlplane.down(st)
         shutil.rmtree(d, ignore_errors=True)
     procs.log(f"down; removed {d}")
@@ -119,7 +134,7 @@ def status() -> int:
     if not st:
         print(f"no test bed state in {d} (run hack/cluster up)")
         return 3
-    rows = controlplane.status(d, st)
+    rows = controlplane.status(d, st) + node.status(st)
     prom = st.get("components", {}).get("prometheus")
     if prom:
         ok = procs.alive(prom)

@@ -83,7 +83,14 @@ def _commands(d: pathlib.Path, ports: dict[str, int]) -> dict[str, list[str]]:
             f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
             f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
             "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=NodeRestriction,PodSecurity",
+            # PodNodeSelector and PodTolerationRestriction let a namespace opt into the
+            # real node (node.opt_in_annotations); namespaces without them are unaffected.
+            "--enable-admission-plugins=NodeRestriction,PodSecurity,PodNodeSelector,"
+            "PodTolerationRestriction",
+            # kubectl logs/exec on the real node: reach its kubelet at its InternalIP.
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
             "--allow-privileged=true",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki / 'sa.pub'}",
@@ -149,7 +156,7 @@ class Api:
         return json.loads(body) if status == 200 else None
 
 
-def _ready_nodes(api: Api) -> set[str]:
+def ready_nodes(api: Api) -> set[str]:
     data = api.json("/api/v1/nodes") or {"items": []}
     out = set()
     for n in data["items"]:
@@ -185,7 +192,8 @@ def _prepare(d: pathlib.Path, state: dict[str, Any]) -> dict[str, int]:
         ports.setdefault(name, procs.free_port())
     port = ports["kube-apiserver"]
     for user, fname in (("admin", "kubeconfig"), ("controller-manager", "controller-manager"),
-                        ("scheduler", "scheduler"), ("kwok", "kwok")):  # fmt: skip
+                        ("scheduler", "scheduler"), ("kwok", "kwok"),
+                        ("kubelet", "kubelet"), ("kube-proxy", "kube-proxy")):  # fmt: skip
         path = d / (fname if fname == "kubeconfig" else f"{fname}.kubeconfig")
         path.write_text(kubeconfig_text(d, user, port))
         path.chmod(0o600)
@@ -235,7 +243,7 @@ def up(d: pathlib.Path, state: dict[str, Any], timeout: float = 120.0) -> list[s
             raise procs.StartupError(f"kubectl apply nodes failed:\n{res.stderr}")
     procs.wait_for(
         f"nodes Ready ({', '.join(sorted(wanted))})",
-        lambda: wanted <= _ready_nodes(api),
+        lambda: wanted <= ready_nodes(api),
         timeout,
         comps["kwok"],
     )
@@ -283,7 +291,7 @@ def status(d: pathlib.Path, state: dict[str, Any]) -> list[tuple[str, str]]:
         api = Api(d, state["ports"]["kube-apiserver"])
         try:
             ok = api.ready()
-            ready = _ready_nodes(api)
+            ready = ready_nodes(api)
             rows.append(("api /readyz", "ok" if ok else "NOT READY"))
             rows.append(("nodes Ready", f"{len(ready)}/{len(node_names())}: {sorted(ready)}"))
         except OSError as e:
@@ -297,7 +305,7 @@ def healthy(d: pathlib.Path, state: dict[str, Any]) -> bool:
         return False
     try:
         api = Api(d, state["ports"]["kube-apiserver"])
-        return api.ready() and set(node_names()) <= _ready_nodes(api)
+        return api.ready() and set(node_names()) <= ready_nodes(api)
     except (OSError, KeyError):
         return False
 

@@ -108,11 +108,11 @@ def wait(what: str, check: Any, timeout: float) -> Any:
     raise SystemExit(f"demo: timed out after {timeout:.0f} s waiting for {what}")
 
 
-def endpoint_state() -> dict[str, Any]:
-    obj = json.loads(kubectl("get", "tisvc", ENDPOINT, "-n", NAMESPACE, "-o", "json"))
+def endpoint_state(namespace: str = NAMESPACE) -> dict[str, Any]:
+    obj = json.loads(kubectl("get", "tisvc", ENDPOINT, "-n", namespace, "-o", "json"))
     status = obj.get("status", {})
     deploy = json.loads(
-        kubectl("get", "deploy", f"{ENDPOINT}-predictor", "-n", NAMESPACE, "-o", "json")
+        kubectl("get", "deploy", f"{ENDPOINT}-predictor", "-n", namespace, "-o", "json")
     )
     last = status.get("lastScaling") or {}
     return {
@@ -123,14 +123,14 @@ def endpoint_state() -> dict[str, Any]:
     }
 
 
-def pending(prom_url: str) -> float:
+def pending(prom_url: str, namespace: str = NAMESPACE) -> float:
     rows = prometheus.query(
-        prom_url, f'sum(nv_inference_pending_request_count{{namespace="{NAMESPACE}"}})'
+        prom_url, f'sum(nv_inference_pending_request_count{{namespace="{namespace}"}})'
     )
     return float(rows[0]["value"][1]) if rows else 0.0
 
 
-def infer(url: str, timeout: float = 150) -> tuple[int, str]:
+def infer(url: str, timeout: float = 150, namespace: str = NAMESPACE) -> tuple[int, str]:
     body = json.dumps(
         {"inputs": [{"name": "INPUT0", "shape": [1, 4], "datatype": "FP32",
                      "data": [1, 2, 3, 4]}]}
@@ -138,20 +138,20 @@ def infer(url: str, timeout: float = 150) -> tuple[int, str]:
     request = urllib.request.Request(  # noqa: S310 - loopback URL built by this script
         f"{url}/v2/models/tiny/infer",
         data=body,
-        headers={"Content-Type": "application/json", "Host": f"{ENDPOINT}.{NAMESPACE}.svc"},
+        headers={"Content-Type": "application/json", "Host": f"{ENDPOINT}.{namespace}.svc"},
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
         return response.status, response.read().decode()
 
 
-def load(url: str, seconds: float, workers: int) -> int:
+def load(url: str, seconds: float, workers: int, namespace: str = NAMESPACE) -> int:
     done = [0]
     stop_at = time.monotonic() + seconds
 
     def worker() -> None:
         while time.monotonic() < stop_at:
             try:
-                infer(url, timeout=10)
+                infer(url, timeout=10, namespace=namespace)
                 done[0] += 1
             except OSError:
                 time.sleep(0.1)
@@ -167,13 +167,15 @@ def load(url: str, seconds: float, workers: int) -> int:
     return done[0]
 
 
-def watch(prom_url: str, seconds: float, until: Any = None) -> dict[str, Any]:
+def watch(
+    prom_url: str, seconds: float, until: Any = None, namespace: str = NAMESPACE
+) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
     state: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        state = endpoint_state()
+        state = endpoint_state(namespace)
         print(
-            f"    t={time.strftime('%H:%M:%S')}  queue={pending(prom_url):5.0f}  "
+            f"    t={time.strftime('%H:%M:%S')}  queue={pending(prom_url, namespace):5.0f}  "
             f"replicas={state['replicas']}  ready={state['ready']}  "
             f"desired={state['desired']}  {state['reason']}",
             flush=True,
@@ -287,11 +289,15 @@ def up() -> int:
 
 
 def main(argv: list[str]) -> int:
+    from tideserve_testbed import demo_real, node  # noqa: PLC0415 (imports the test libs)
+
     if argv and argv[0] == "down":
         stop_processes()
+        demo_real.clean_up()
         subprocess.run([str(REPO / "hack" / "cluster"), "down"], check=False)
         return 0
     if argv and argv[0] not in ("up",):
-        print("usage: hack/demo [up|down]", file=sys.stderr)
+        print("usage: hack/demo [up|down]   (TIDESERVE_REAL_NODE=0: kwok only)", file=sys.stderr)
         return 2
-    return up()
+    # The real node by default: the demo endpoint's replicas are Triton pods that serve.
+    return demo_real.up() if node.enabled() else up()

@@ -306,7 +306,13 @@ class Session:
         # Up and registering as a user happen under one lock, so a session that is
         # leaving cannot tear the test bed down between the two.
         with procs.locked():
-            res = cli.up(owner=self.me)
+            try:
+                res = cli.up(owner=self.me)
+            except BaseException:
+                # Nothing would tear down what this session did start (no __exit__).
+                if cli.state().get("owners", {}).get("controlplane") == self.me:
+                    cli.down()
+                raise
             self.started = res["started"]
             users = self.d / "users"
             users.mkdir(parents=True, exist_ok=True)

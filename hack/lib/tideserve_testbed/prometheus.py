@@ -62,7 +62,11 @@ def up(d: pathlib.Path, state: dict[str, Any]) -> bool:
     port = ports.setdefault("prometheus", procs.free_port())
     pdir = d / "prometheus"
     targets_dir(d).mkdir(parents=True, exist_ok=True)
-    config = TEMPLATE.read_text().replace("@TARGETS_DIR@", str(targets_dir(d)))
+    config = (
+        TEMPLATE.read_text()
+        .replace("@TARGETS_DIR@", str(targets_dir(d)))
+        .replace("@POD_SD_PORT@", str(ports.setdefault("pod-sd", procs.free_port())))
+    )
     (pdir / "prometheus.yml").write_text(config)
     cmd = [
         binary(),
