@@ -100,6 +100,7 @@ class Autoscaler:
         # interval ended (None: not counting yet).
         self.slo_ledgers: dict[Key, slo.Ledger] = {}
         self.slo_last: float | None = None
+        self.slo_counters: slo.Counters | None = None
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -230,29 +231,29 @@ class Autoscaler:
     async def _account_slo(self, endpoints: Sequence[Endpoint], now: float) -> None:
         """Every settings.slo_interval_seconds: good and total requests of the interval
         since the last one, per endpoint with a target in spec.slo (tideserve.autoscaler.slo).
-        The first call only starts the clock; a failed query leaves the interval open, so
-        the next one covers it."""
+        The first pass only reads the counters to compare with; a failed query leaves the
+        interval open, so the next one covers it."""
         last = self.slo_last
         if last is not None and now - last < self.settings.slo_interval_seconds:
             return
-        if last is None:
-            self.slo_last = now
-            return
-        window = now - last
-        texts = slo.queries(window)
         try:
             rows = await asyncio.gather(
-                *(asyncio.to_thread(self.prometheus.instant, q, now) for q in texts.values())
+                *(asyncio.to_thread(self.prometheus.instant, q, now) for q in slo.QUERIES.values())
             )
         except prometheus.QueryError as exc:
             log.warning("SLO attainment: Prometheus query failed, counting later: %s", exc)
             return
+        results, self.slo_counters = slo.advance(
+            self.slo_counters, dict(zip(slo.QUERIES, rows, strict=True))
+        )
         self.slo_last = now
-        observed = slo.observe(dict(zip(texts, rows, strict=True)))
+        if last is None:
+            return
+        observed = slo.observe(results)
         for endpoint in endpoints:
             key = endpoint.key
             counted = slo.interval(
-                observed.get(key, slo.Observed()), endpoint.spec.slo, window, now
+                observed.get(key, slo.Observed()), endpoint.spec.slo, now - last, now
             )
             if counted is None:
                 continue

@@ -145,10 +145,32 @@ def test_observe_reads_prometheus_rows_per_endpoint() -> None:
     }
 
 
-def test_queries_name_the_window_and_select_429s() -> None:
-    texts = slo.queries(59.6)
-    assert "increase(nv_inference_request_success[60s])" in texts["served"]
-    assert 'tideserve_activator_requests{code="429"}[60s]' in texts["full"]
+def rows(*values: tuple[str, float]) -> list[dict[str, object]]:
+    return [
+        {"metric": {"namespace": "ns", "name": "a", "pod": pod}, "value": [0, str(v)]}
+        for pod, v in values
+    ]
+
+
+def test_advance_differences_each_series_exactly() -> None:
+    first, state = slo.advance(None, {"served": rows(("p0", 100), ("p1", 5))})
+    assert [r["value"][1] for r in first["served"]] == ["100.0", "5.0"]  # the first pass
+    later, state = slo.advance(state, {"served": rows(("p0", 130), ("p1", 2), ("p2", 7))})
+    # p0 grew by 30; p1 restarted (reset: all 2 are new); p2 appeared with 7.
+    assert [r["value"][1] for r in later["served"]] == ["30.0", "2.0", "7.0"]
+    observed = slo.observe(later)
+    assert observed[("ns", "a")].served == 39.0
+    assert state["served"][(("name", "a"), ("namespace", "ns"), ("pod", "p2"))] == 7.0
+
+
+def test_advance_passes_quantiles_unchanged() -> None:
+    quantiles = {"queue_us": rows(("p0", 1500))}
+    assert slo.advance({"queue_us": {}}, quantiles)[0] == quantiles
+
+
+def test_queries_read_raw_counters_and_select_429s() -> None:
+    assert slo.QUERIES["served"] == "nv_inference_request_success"
+    assert slo.QUERIES["full"] == 'tideserve_activator_requests_total{code="429"}'
 
 
 def test_status_slo_is_owned_by_the_autoscaler() -> None:
