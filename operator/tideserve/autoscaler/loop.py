@@ -252,14 +252,14 @@ class Autoscaler:
         observed = slo.observe(results)
         for endpoint in endpoints:
             key = endpoint.key
+            ledger = self.slo_ledgers.get(key, slo.Ledger())
+            owed = ledger.intervals[-1].owed if ledger.intervals else 0.0
             counted = slo.interval(
-                observed.get(key, slo.Observed()), endpoint.spec.slo, now - last, now
+                observed.get(key, slo.Observed()), endpoint.spec.slo, now - last, now, owed
             )
             if counted is None:
                 continue
-            self.slo_ledgers[key] = ledger = slo.add(
-                self.slo_ledgers.get(key, slo.Ledger()), counted
-            )
+            self.slo_ledgers[key] = ledger = slo.add(ledger, counted)
             metrics.SLO_REQUESTS.labels(*key).inc(counted.total)
             metrics.SLO_GOOD.labels(*key).inc(counted.good)
             shown = slo.summary(ledger)

@@ -76,6 +76,9 @@ class Interval:
     total: float
     seconds: float
     end: float  # Unix seconds
+    # Late held requests Triton's count did not show yet (its scrape lags the
+    # activator's): the next interval takes them off its good share.
+    owed: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,9 +127,12 @@ def _count(buckets: Mapping[float, float]) -> float:
 
 
 def interval(
-    observed: Observed, slo: spec_api.SloSpec, seconds: float, end: float
+    observed: Observed, slo: spec_api.SloSpec, seconds: float, end: float, owed: float = 0.0
 ) -> Interval | None:
-    """Good and total requests of one interval (None: the spec states no target)."""
+    """Good and total requests of one interval (None: the spec states no target). `owed`:
+    the previous interval's late held requests not yet in Triton's count; they, and this
+    interval's, come off the good share; what is left over is owed once more, then
+    dropped (a forwarded request Triton failed is counted as failed instead)."""
     targets = targets_ms(slo)
     if not targets:
         return None
@@ -141,14 +147,16 @@ def interval(
     late = max(0.0, _count(forwarded) - _within(forwarded, hold_limit_s))
     never_served = sum(_count(b) for outcome, b in observed.held.items() if outcome != "forwarded")
     bad = max(0.0, observed.failed) + never_served + max(0.0, observed.full)
+    debt = max(0.0, owed) + late
     if any(share is None for share in shares):
         # Served without the summaries that say how fast (no summary_latencies, or no
         # sample in Triton's window): only what is known bad counts, served requests not.
-        return Interval(good=0.0, total=min(late, served) + bad, seconds=seconds, end=end)
+        matched = min(debt, served)
+        return Interval(0.0, matched + bad, seconds, end, min(debt - matched, late))
     share = min((s for s in shares if s is not None), default=1.0)
-    total = served + bad
-    good = min(max(0.0, served * share - late), total)
-    return Interval(good=good, total=total, seconds=seconds, end=end)
+    within = served * share
+    matched = min(debt, within)
+    return Interval(within - matched, served + bad, seconds, end, min(debt - matched, late))
 
 
 def add(ledger: Ledger, new: Interval) -> Ledger:

@@ -57,7 +57,7 @@ def test_served_requests_without_summaries_are_not_judged_but_known_misses_count
 
 def test_quiet_interval_counts_nothing_and_says_so() -> None:
     counted = slo.interval(slo.Observed(), QUEUE_100, 60, 0)
-    assert counted == slo.Interval(good=0.0, total=0.0, seconds=60, end=0)
+    assert counted == slo.Interval(good=0.0, total=0.0, seconds=60, end=0, owed=0.0)
 
 
 def test_both_targets_take_the_smaller_share() -> None:
@@ -76,6 +76,18 @@ def test_requests_held_past_the_target_are_taken_off_the_good_share() -> None:
     assert counted is not None
     assert counted.total == 100  # forwarded held requests are in Triton's count already
     assert counted.good == 93  # 7 of the 10 waited longer than 100 ms
+
+
+def test_late_held_requests_triton_shows_later_are_owed_to_the_next_interval() -> None:
+    held = {"forwarded": {0.1: 0.0, math.inf: 20.0}}
+    # The activator's scrape shows 20 late held requests; Triton's does not show them yet.
+    first = slo.interval(slo.Observed(served=0, held=held), QUEUE_100, 60, 60)
+    assert first is not None and (first.good, first.total, first.owed) == (0, 0, 20)
+    second = slo.interval(slo.Observed(served=60, queue_ms={0.99: 1.0}), QUEUE_100, 60, 120, 20)
+    assert second is not None and (second.good, second.total, second.owed) == (40, 60, 0)
+    # Owed only once: what a second interval cannot match is dropped.
+    third = slo.interval(slo.Observed(), QUEUE_100, 60, 180, first.owed)
+    assert third is not None and third.owed == 0
 
 
 def test_hold_buckets_decide_conservatively_below_the_target() -> None:
