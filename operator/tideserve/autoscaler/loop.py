@@ -236,6 +236,8 @@ class Autoscaler:
         last = self.slo_last
         if last is not None and now - last < self.settings.slo_interval_seconds:
             return
+        if not any(slo.targets_ms(e.spec.slo) for e in endpoints):
+            return  # nothing to measure: no queries
         try:
             rows = await asyncio.gather(
                 *(asyncio.to_thread(self.prometheus.instant, q, now) for q in slo.QUERIES.values())
