@@ -17,9 +17,9 @@ from collections.abc import Callable
 import pytest
 from tideserve_testbed import fixtures
 
+from tideserve import kube as kube_api
 from tideserve import settings as settings_mod
 from tideserve.api import resource
-from tideserve.controller import kube as kube_api
 from tideserve.rightsizing import accelerators, catalog, loop, probing, profiling, shadow, signals
 
 pytestmark = pytest.mark.integration

@@ -239,6 +239,7 @@ class Autoscaler:
         # Validated specs by (uid, generation): a cache of parsing, rebuilt every tick.
         self.specs: dict[tuple[str, int], spec_api.InferenceServiceSpec | None] = {}
         self.slo_last: float | None = None  # when the last SLO interval ended
+        self.slo_counters: slo.Counters | None = None  # the counters last read
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -340,36 +341,40 @@ class Autoscaler:
     async def _account_slo(self, endpoints: Sequence[Endpoint], now: float) -> None:
         """Every settings.slo_interval_seconds: good and total requests of the interval
         since the last one, per endpoint with a target in spec.slo (tideserve.autoscaler.slo).
-        The first call only starts the clock; a failed query leaves the interval open, so
-        the next one covers it."""
+        The first pass only reads the counters to compare with; a failed query leaves the
+        interval open, so the next one covers it."""
         last = self.slo_last
         if last is not None and now - last < self.settings.slo_interval_seconds:
             return
-        if last is None:
-            self.slo_last = now
-            return
-        window = now - last
-        texts = slo.queries(window)
+        if not any(slo.targets_ms(e.spec.slo) for e in endpoints):
+            return  # nothing to measure: no queries
         try:
             rows = await asyncio.gather(
-                *(asyncio.to_thread(self.prometheus.instant, q, now) for q in texts.values())
+                *(asyncio.to_thread(self.prometheus.instant, q, now) for q in slo.QUERIES.values())
             )
         except prometheus.QueryError as exc:
             log.warning("SLO attainment: Prometheus query failed, counting later: %s", exc)
             return
+        results, self.slo_counters = slo.advance(
+            self.slo_counters, dict(zip(slo.QUERIES, rows, strict=True))
+        )
         self.slo_last = now
-        observed = slo.observe(dict(zip(texts, rows, strict=True)))
+        if last is None:
+            return
+        observed = slo.observe(results)
         for endpoint in endpoints:
             key = endpoint.key
-            counted = slo.interval(
-                observed.get(key, slo.Observed()), endpoint.spec.slo, window, now
-            )
-            if counted is None:
-                continue
             record = self.records.get(key)
             if record is None:
                 continue  # not decided yet: its first interval starts with its record
-            ledger = slo.add(record.slo or slo.Ledger(), counted)
+            ledger = record.slo or slo.Ledger()
+            owed = ledger.intervals[-1].owed if ledger.intervals else 0.0
+            counted = slo.interval(
+                observed.get(key, slo.Observed()), endpoint.spec.slo, now - last, now, owed
+            )
+            if counted is None:
+                continue
+            ledger = slo.add(ledger, counted)
             self.records[key] = dataclasses.replace(record, slo=ledger)
             metrics.SLO_REQUESTS.labels(*key).inc(counted.total)
             metrics.SLO_GOOD.labels(*key).inc(counted.good)

@@ -20,8 +20,9 @@ and/or latency). Where each part comes from, and how exact it is:
   counts as late). Held requests that expired or were refused, and requests refused
   because the hold queue was full (429), never reached Triton: bad.
 
-Intervals are accounted at fixed times (settings.slo_interval_seconds) with
-non-overlapping `increase()` windows; the operator adds them to its counters
+Intervals are accounted at fixed times (settings.slo_interval_seconds) from the counters'
+raw values, differenced per series against the previous pass (exact, unlike consecutive
+`increase()` windows); the operator adds them to its counters
 (`tideserve_slo_requests_total`, `tideserve_slo_good_requests_total`) and keeps the last
 hour in memory for status.slo.
 """
@@ -39,19 +40,21 @@ Key = tuple[str, str]
 STATUS_WINDOW_S = 3600.0
 _BY = "by (namespace, name)"
 
-# {w}: the interval in whole seconds. Quantiles are instant: Triton's summaries already
-# cover its recent window (one minute).
+# Counters are read raw, per series, and differenced against the previous pass in memory
+# (`advance`): consecutive increase() windows would lose what happened between the last
+# sample of one window and the first of the next. Quantiles are instant: Triton's
+# summaries already cover its recent window.
 QUERIES: dict[str, str] = {
-    "served": f"sum {_BY} (increase(nv_inference_request_success[{{w}}s]))",
-    "failed": f"sum {_BY} (increase(nv_inference_request_failure[{{w}}s]))",
+    "served": "nv_inference_request_success",
+    "failed": "nv_inference_request_failure",
     "queue_us": "max by (namespace, name, quantile) (nv_inference_queue_summary_us)",
     "latency_us": "max by (namespace, name, quantile) (nv_inference_request_summary_us)",
-    "held": (
-        "sum by (namespace, name, outcome, le) "
-        "(increase(tideserve_activator_hold_seconds_bucket[{w}s]))"
-    ),
-    "full": f'sum {_BY} (increase(tideserve_activator_requests{{{{code="429"}}}}[{{w}}s]))',
+    "held": "tideserve_activator_hold_seconds_bucket",
+    "full": 'tideserve_activator_requests_total{code="429"}',
 }
+COUNTERS = ("served", "failed", "held", "full")
+Series = tuple[tuple[str, str], ...]  # a series' whole label set
+Counters = dict[str, dict[Series, float]]  # query -> series -> last value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +76,9 @@ class Interval:
     total: float
     seconds: float
     end: float  # Unix seconds
+    # Late held requests Triton's count did not show yet (its scrape lags the
+    # activator's): the next interval takes them off its good share.
+    owed: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,9 +127,12 @@ def _count(buckets: Mapping[float, float]) -> float:
 
 
 def interval(
-    observed: Observed, slo: spec_api.SloSpec, seconds: float, end: float
+    observed: Observed, slo: spec_api.SloSpec, seconds: float, end: float, owed: float = 0.0
 ) -> Interval | None:
-    """Good and total requests of one interval (None: the spec states no target)."""
+    """Good and total requests of one interval (None: the spec states no target). `owed`:
+    the previous interval's late held requests not yet in Triton's count; they, and this
+    interval's, come off the good share; what is left over is owed once more, then
+    dropped (a forwarded request Triton failed is counted as failed instead)."""
     targets = targets_ms(slo)
     if not targets:
         return None
@@ -138,14 +147,16 @@ def interval(
     late = max(0.0, _count(forwarded) - _within(forwarded, hold_limit_s))
     never_served = sum(_count(b) for outcome, b in observed.held.items() if outcome != "forwarded")
     bad = max(0.0, observed.failed) + never_served + max(0.0, observed.full)
+    debt = max(0.0, owed) + late
     if any(share is None for share in shares):
         # Served without the summaries that say how fast (no summary_latencies, or no
         # sample in Triton's window): only what is known bad counts, served requests not.
-        return Interval(good=0.0, total=min(late, served) + bad, seconds=seconds, end=end)
+        matched = min(debt, served)
+        return Interval(0.0, matched + bad, seconds, end, min(debt - matched, late))
     share = min((s for s in shares if s is not None), default=1.0)
-    total = served + bad
-    good = min(max(0.0, served * share - late), total)
-    return Interval(good=good, total=total, seconds=seconds, end=end)
+    within = served * share
+    matched = min(debt, within)
+    return Interval(within - matched, served + bad, seconds, end, min(debt - matched, late))
 
 
 def add(ledger: Ledger, new: Interval) -> Ledger:
@@ -196,7 +207,8 @@ def observe(results: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[Key, Obs
             if key is None or value is None:
                 continue
             if query in ("served", "failed", "full"):
-                sums.setdefault(key, {})[query] = value
+                figures = sums.setdefault(key, {})
+                figures[query] = figures.get(query, 0.0) + value
             elif query in ("queue_us", "latency_us"):
                 q = _number(labels.get("quantile"))
                 if q is not None:
@@ -205,7 +217,8 @@ def observe(results: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[Key, Obs
                 le = _number(labels.get("le"))
                 if le is not None:
                     outcome = labels.get("outcome") or "forwarded"
-                    held.setdefault(key, {}).setdefault(outcome, {})[le] = value
+                    buckets = held.setdefault(key, {}).setdefault(outcome, {})
+                    buckets[le] = buckets.get(le, 0.0) + value
     out = {}
     for key in set(sums) | set(quantiles) | set(held):
         figures = sums.get(key, {})
@@ -221,6 +234,34 @@ def observe(results: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[Key, Obs
     return out
 
 
-def queries(window_s: float) -> dict[str, str]:
-    w = max(1, round(window_s))
-    return {name: text.format(w=w) for name, text in QUERIES.items()}
+def _series(row: Mapping[str, Any]) -> Series:
+    return tuple(sorted((row.get("metric") or {}).items()))
+
+
+def advance(
+    previous: Counters | None, results: Mapping[str, Iterable[Mapping[str, Any]]]
+) -> tuple[dict[str, list[dict[str, Any]]], Counters]:
+    """Counter rows -> rows of their increase since `previous` (a reset: the new value;
+    a series not seen before: all of it, it appeared since), and the values to compare
+    the next pass with. Quantile rows pass unchanged."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    state: Counters = {}
+    for query, rows in results.items():
+        if query not in COUNTERS:
+            out[query] = [dict(row) for row in rows]
+            continue
+        before = (previous or {}).get(query, {})
+        now: dict[Series, float] = {}
+        changed = []
+        for row in rows:
+            value = _number((row.get("value") or [None, None])[1])
+            if value is None:
+                continue
+            key = _series(row)
+            now[key] = value
+            last = before.get(key)
+            delta = value if last is None or value < last else value - last
+            changed.append({"metric": row.get("metric") or {}, "value": [0, str(delta)]})
+        state[query] = now
+        out[query] = changed
+    return out, state

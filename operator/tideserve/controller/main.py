@@ -87,6 +87,10 @@ def main(argv: list[str]) -> int:
     loops = {name: run for name, run in LOOPS.items() if name not in args.without}
     handlers.register(registry, reconcile.Reconciler(settings), loops)
     if settings.metrics_port:
+        # Repair counters start at 0: a series born at 1 is no increase to Prometheus, and
+        # the drift alert would miss the first repair of each kind.
+        for kind in ("Deployment", *(kind for *_, kind in handlers.CHILD_KINDS)):
+            metrics.DRIFT_REPAIRS.labels(kind=kind)
         prometheus_client.start_http_server(settings.metrics_port, addr=args.bind)
     elector: leader.Elector | None = None
     if settings.leader_election:

@@ -57,7 +57,7 @@ def test_served_requests_without_summaries_are_not_judged_but_known_misses_count
 
 def test_quiet_interval_counts_nothing_and_says_so() -> None:
     counted = slo.interval(slo.Observed(), QUEUE_100, 60, 0)
-    assert counted == slo.Interval(good=0.0, total=0.0, seconds=60, end=0)
+    assert counted == slo.Interval(good=0.0, total=0.0, seconds=60, end=0, owed=0.0)
 
 
 def test_both_targets_take_the_smaller_share() -> None:
@@ -76,6 +76,18 @@ def test_requests_held_past_the_target_are_taken_off_the_good_share() -> None:
     assert counted is not None
     assert counted.total == 100  # forwarded held requests are in Triton's count already
     assert counted.good == 93  # 7 of the 10 waited longer than 100 ms
+
+
+def test_late_held_requests_triton_shows_later_are_owed_to_the_next_interval() -> None:
+    held = {"forwarded": {0.1: 0.0, math.inf: 20.0}}
+    # The activator's scrape shows 20 late held requests; Triton's does not show them yet.
+    first = slo.interval(slo.Observed(served=0, held=held), QUEUE_100, 60, 60)
+    assert first is not None and (first.good, first.total, first.owed) == (0, 0, 20)
+    second = slo.interval(slo.Observed(served=60, queue_ms={0.99: 1.0}), QUEUE_100, 60, 120, 20)
+    assert second is not None and (second.good, second.total, second.owed) == (40, 60, 0)
+    # Owed only once: what a second interval cannot match is dropped.
+    third = slo.interval(slo.Observed(), QUEUE_100, 60, 180, first.owed)
+    assert third is not None and third.owed == 0
 
 
 def test_hold_buckets_decide_conservatively_below_the_target() -> None:
@@ -145,10 +157,32 @@ def test_observe_reads_prometheus_rows_per_endpoint() -> None:
     }
 
 
-def test_queries_name_the_window_and_select_429s() -> None:
-    texts = slo.queries(59.6)
-    assert "increase(nv_inference_request_success[60s])" in texts["served"]
-    assert 'tideserve_activator_requests{code="429"}[60s]' in texts["full"]
+def rows(*values: tuple[str, float]) -> list[dict[str, object]]:
+    return [
+        {"metric": {"namespace": "ns", "name": "a", "pod": pod}, "value": [0, str(v)]}
+        for pod, v in values
+    ]
+
+
+def test_advance_differences_each_series_exactly() -> None:
+    first, state = slo.advance(None, {"served": rows(("p0", 100), ("p1", 5))})
+    assert [r["value"][1] for r in first["served"]] == ["100.0", "5.0"]  # the first pass
+    later, state = slo.advance(state, {"served": rows(("p0", 130), ("p1", 2), ("p2", 7))})
+    # p0 grew by 30; p1 restarted (reset: all 2 are new); p2 appeared with 7.
+    assert [r["value"][1] for r in later["served"]] == ["30.0", "2.0", "7.0"]
+    observed = slo.observe(later)
+    assert observed[("ns", "a")].served == 39.0
+    assert state["served"][(("name", "a"), ("namespace", "ns"), ("pod", "p2"))] == 7.0
+
+
+def test_advance_passes_quantiles_unchanged() -> None:
+    quantiles = {"queue_us": rows(("p0", 1500))}
+    assert slo.advance({"queue_us": {}}, quantiles)[0] == quantiles
+
+
+def test_queries_read_raw_counters_and_select_429s() -> None:
+    assert slo.QUERIES["served"] == "nv_inference_request_success"
+    assert slo.QUERIES["full"] == 'tideserve_activator_requests_total{code="429"}'
 
 
 def test_status_slo_is_owned_by_the_autoscaler() -> None:
