@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import kubernetes.client
 import pytest
 from tideserve_testbed import chaos, cli, controlplane, fixtures, procs
 
@@ -44,7 +45,7 @@ pytestmark = [
 
 TIDESERVE = str(pathlib.Path(sys.executable).parent / "tideserve")
 ISVC = f"{resource.PLURAL}.{resource.GROUP}"
-ENDPOINTS = int(os.environ.get("TIDESERVE_CHAOS_ENDPOINTS", "12"))
+ENDPOINTS = int(os.environ.get("TIDESERVE_CHAOS_ENDPOINTS", "30"))
 TIMEOUT = 240.0
 
 
@@ -132,8 +133,18 @@ def operator(
 
 def endpoints(kube: fixtures.Kube, ns: str, names: list[str], min_replicas: int) -> None:
     scaling = {"minReplicas": min_replicas, "maxReplicas": 4}
+    # A tenth of a core and 256Mi each: every replica of every test fits the two kwok CPU nodes
+    # (a pod left Pending for capacity is the scheduler's answer, not a fault of ours).
     kube.apply(
-        [fixtures.isvc(n, ns, resources={"accelerator": "cpu"}, scaling=scaling) for n in names]
+        [
+            fixtures.isvc(
+                n,
+                ns,
+                resources={"accelerator": "cpu", "cpu": "100m", "memory": "256Mi"},
+                scaling=scaling,
+            )
+            for n in names
+        ]
     )
 
 
@@ -150,17 +161,21 @@ def ready(kube: fixtures.Kube, ns: str) -> set[str]:
 
 
 def predictors(kube: fixtures.Kube, ns: str) -> dict[str, tuple[int, int]]:
-    """Deployment name -> (spec.replicas, status.readyReplicas)."""
-    items = kube.get_json("deployments.apps", "-n", ns, "-l", chaos.MANAGED)["items"]
-    return {
-        d["metadata"]["name"]: (d["spec"].get("replicas", 1), d["status"].get("readyReplicas", 0))
-        for d in items
-    }
+    """Deployment name -> (spec.replicas, status.readyReplicas), read with the Python client
+    (a list in milliseconds, so a kill lands while the operator is still at work)."""
+    apps = kubernetes.client.AppsV1Api(kube.api_client())
+    items = apps.list_namespaced_deployment(ns, label_selector=chaos.MANAGED).items
+    return {d.metadata.name: (d.spec.replicas, d.status.ready_replicas or 0) for d in items}
 
 
-def settle(what: str, check: Callable[[], bool], op: Operator) -> float:
+def settle(
+    what: str, check: Callable[[], bool], op: Operator, show: Callable[[], object] = lambda: None
+) -> float:
     started = time.monotonic()
-    fixtures.eventually(lambda: op.alive() and check(), TIMEOUT, what, interval=0.5)
+    try:
+        fixtures.eventually(lambda: op.alive() and check(), TIMEOUT, what, interval=0.5)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\nstate: {show()}") from None
     return time.monotonic() - started
 
 
@@ -224,6 +239,7 @@ def test_operator_sigkilled_mid_scale(
             and ready(kube, chaos_ns) == set(names)
         ),
         op,
+        lambda: (predictors(kube, chaos_ns), sorted(set(names) - ready(kube, chaos_ns))),
     )
     census = chaos.take(kube, chaos_ns)
     chaos.record(
@@ -277,6 +293,7 @@ def test_api_server_and_etcd_restarted_under_load(
         "both batches Ready at their replicas",
         lambda: predictors(kube, chaos_ns) == want and ready(kube, chaos_ns) == {*first, *second},
         op,
+        lambda: (predictors(kube, chaos_ns), sorted({*first, *second} - ready(kube, chaos_ns))),
     )
     census = chaos.take(kube, chaos_ns)
     chaos.record(
@@ -430,8 +447,9 @@ async def client(
     """A client behind the activators' Service: a reset connection or a 503 sends it to
     the next activator (kube-proxy would pick another ready one); 200 ends it."""
     body = {"inputs": [{"name": "INPUT0", "shape": [1, 2], "datatype": "FP32", "data": [value, 0]}]}
+    index = 0
     for attempt in range(10):
-        url = urls[min(attempt, len(urls) - 1)]
+        url = urls[index]
         try:
             response = await http.post(
                 f"{url}/v2/models/tiny/infer",
@@ -440,11 +458,12 @@ async def client(
             )
         except httpx.TransportError as error:
             log.append(type(error).__name__)
+            index = (index + 1) % len(urls)
             continue
         log.append(str(response.status_code))
         if response.status_code == 200:
             return attempt
-        urls = urls[1:] + urls[:1]
+        index = (index + 1) % len(urls)
     return -1
 
 
@@ -456,7 +475,9 @@ async def test_activator_killed_while_holding(
     then the endpoint wakes and C answers them all."""
     name, count = "held", 40
     spec = {"minReplicas": 0, "scaleToZero": {"wakeDeadlineSeconds": 300}}
-    kube.apply(fixtures.isvc(name, chaos_ns, scaling=spec))
+    # The model Triton serves: the activator releases once /v2/models/tiny/ready says so.
+    model = {"name": "tiny", "storageUri": "pvc://models/tiny"}
+    kube.apply(fixtures.isvc(name, chaos_ns, model=model, scaling=spec))
     status = {"status": {"replicas": 0, "readyReplicas": 0}}
     kube.kubectl(
         "patch",
