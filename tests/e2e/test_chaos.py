@@ -29,8 +29,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
-import kubernetes.client
-import kubernetes.watch
 import pytest
 from tideserve_testbed import chaos, cli, controlplane, fixtures, procs
 
@@ -162,35 +160,25 @@ def ready(kube: fixtures.Kube, ns: str) -> set[str]:
 
 
 def predictors(kube: fixtures.Kube, ns: str) -> dict[str, tuple[int, int]]:
-    """Deployment name -> (spec.replicas, status.readyReplicas), read with the Python client
-    (a list in milliseconds, so a kill lands while the operator is still at work)."""
-    apps = kubernetes.client.AppsV1Api(kube.api_client())
-    items = apps.list_namespaced_deployment(ns, label_selector=chaos.MANAGED).items
-    return {d.metadata.name: (d.spec.replicas, d.status.ready_replicas or 0) for d in items}
+    """Deployment name -> (spec.replicas, status.readyReplicas)."""
+    return fixtures.deployment_replicas(kube, ns, chaos.MANAGED)
 
 
 def kill_on_first(
-    kube: fixtures.Kube, ns: str, op: Operator, hit: Callable[[Any], bool]
+    kube: fixtures.Kube, ns: str, op: Operator, hit: Callable[[int], bool]
 ) -> threading.Thread:
-    """SIGKILL the operator the moment a watch shows a predictor Deployment for which `hit`
-    holds (polling lists lagged so far that the operator had often finished). Started
+    """SIGKILL the operator the moment a watch shows a predictor Deployment whose replicas
+    satisfy `hit` (polling lagged so far that the operator had often finished). Started
     before the change it waits for."""
-    apps = kubernetes.client.AppsV1Api(kube.api_client())
     watching = threading.Event()
 
     def run() -> None:
-        watch = kubernetes.watch.Watch()
+        events = fixtures.watch_deployment_replicas(kube, ns, chaos.MANAGED, TIMEOUT)
         watching.set()
-        stream = watch.stream(
-            apps.list_namespaced_deployment,
-            ns,
-            label_selector=chaos.MANAGED,
-            timeout_seconds=int(TIMEOUT),
-        )
-        for event in stream:
-            if hit(event["object"]):
+        for _, replicas in events:
+            if hit(replicas):
                 op.kill()
-                watch.stop()
+                return
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -225,7 +213,7 @@ def test_operator_sigkilled_mid_reconcile(
     endpoints(kube, chaos_ns, names, 1)
     op = operator()
     # Kill at the first Deployment: the reconciler is mid-way through the others.
-    killer = kill_on_first(kube, chaos_ns, op, lambda d: True)
+    killer = kill_on_first(kube, chaos_ns, op, lambda _: True)
     op.start()
     killer.join(TIMEOUT)
     at_kill = len(predictors(kube, chaos_ns))
@@ -252,7 +240,7 @@ def test_operator_sigkilled_mid_scale(
     op.start()
     settle("all Ready", lambda: ready(kube, chaos_ns) == set(names), op)
     # Kill at the first Deployment scaled to 3: the autoscaler is mid-way through the rest.
-    killer = kill_on_first(kube, chaos_ns, op, lambda d: d.spec.replicas == 3)
+    killer = kill_on_first(kube, chaos_ns, op, lambda replicas: replicas == 3)
     endpoints(kube, chaos_ns, names, 3)  # the autoscaler now scales every one to 3
     killer.join(TIMEOUT)
     at_kill = sum(spec == 3 for spec, _ in predictors(kube, chaos_ns).values())
