@@ -5,8 +5,11 @@
   show here);
 - orphaned children: objects labelled managed-by tideserve that name no owner, or an
   InferenceService that no longer exists;
-- replicas set by another writer: managedFields entries of a predictor Deployment that own
-  spec.replicas under any manager but the autoscaler's (the one writer).
+- replicas set by another writer: successful writes of a predictor Deployment's
+  spec.replicas (through /scale, or a body that carries it) by any field manager but the
+  autoscaler's, from the API server's audit log (hack/chaos turns it on:
+  TIDESERVE_AUDIT_DEPLOYMENTS=1). managedFields cannot tell: the API server records no
+  manager for a /scale write of replicas that server-side apply left at their default.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import dataclasses
 import json
 import os
 import pathlib
+import urllib.parse
 from typing import Any
 
 from tideserve.api import resource
-from tideserve_testbed import fixtures
+from tideserve_testbed import controlplane, fixtures
 
 MANAGED = "app.kubernetes.io/managed-by=tideserve"
 CHILD_KINDS = (
@@ -39,10 +43,30 @@ class Census:
     duplicates: list[str]
     orphans: list[str]
     other_replica_writers: list[str]
+    autoscaler_writes: int = 0  # replicas writes by the one writer (the audit log sees them)
 
 
-def _owns_replicas(fields: dict[str, Any]) -> bool:
-    return "f:replicas" in (fields.get("f:spec") or {})
+def replica_writes(kube: fixtures.Kube, namespace: str) -> list[tuple[str, str]]:
+    """(writer, Deployment) for every successful write of spec.replicas in `namespace`."""
+    path = controlplane.audit_log(kube.state_dir)
+    assert path.exists(), f"{path} missing: run with TIDESERVE_AUDIT_DEPLOYMENTS=1 (hack/chaos)"
+    out = []
+    for line in path.read_text().splitlines():
+        event = json.loads(line)
+        ref = event.get("objectRef") or {}
+        if ref.get("namespace") != namespace or ref.get("resource") != "deployments":
+            continue
+        if event.get("stage") != "ResponseComplete":
+            continue
+        if (event.get("responseStatus") or {}).get("code", 500) >= 300:
+            continue
+        sub = ref.get("subresource", "")
+        body = event.get("requestObject") or {}
+        if sub == "scale" or (sub == "" and "replicas" in (body.get("spec") or {})):
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(event["requestURI"]).query)
+            writer = (query.get("fieldManager") or [event.get("userAgent", "?")])[0]
+            out.append((writer, str(ref.get("name"))))
+    return out
 
 
 def take(kube: fixtures.Kube, namespace: str) -> Census:
@@ -64,12 +88,11 @@ def take(kube: fixtures.Kube, namespace: str) -> Census:
             continue
         if meta["name"] not in expected_names(owners[ours[0]["uid"]]):
             duplicates.append(what)
-        if child["kind"] == "Deployment":
-            for entry in meta.get("managedFields") or []:
-                manager = entry.get("manager", "")
-                if manager != REPLICAS_WRITER and _owns_replicas(entry.get("fieldsV1") or {}):
-                    writers.append(f"{what} by {manager} ({entry.get('operation')})")
-    return Census(len(isvcs), counted, duplicates, orphans, writers)
+    for writer, name in replica_writes(kube, namespace):
+        if writer != REPLICAS_WRITER:
+            writers.append(f"Deployment/{name} by {writer}")
+    owned = sum(w == REPLICAS_WRITER for w, _ in replica_writes(kube, namespace))
+    return Census(len(isvcs), counted, duplicates, orphans, writers, owned)
 
 
 def record(scenario: str, census: Census, **extra: Any) -> None:

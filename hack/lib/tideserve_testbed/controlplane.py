@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import os
 import pathlib
 import ssl
 import subprocess
@@ -49,6 +50,33 @@ current-context: {CONTEXT}
 
 def kubeconfig_path(d: pathlib.Path | None = None) -> pathlib.Path:
     return (d or procs.state_dir()) / "kubeconfig"
+
+
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Request
+    verbs: ["create", "update", "patch"]
+    resources:
+      - group: apps
+        resources: ["deployments", "deployments/scale"]
+  - level: None
+"""
+
+
+def audit_log(d: pathlib.Path) -> pathlib.Path:
+    return d / "logs" / "audit.log"
+
+
+def _audit_flags(d: pathlib.Path) -> list[str]:
+    """With TIDESERVE_AUDIT_DEPLOYMENTS=1 (hack/chaos), the API server logs every write to
+    a Deployment or its scale with its body and field manager: who set replicas."""
+    if os.environ.get("TIDESERVE_AUDIT_DEPLOYMENTS") != "1":
+        return []
+    policy = d / "audit-policy.yaml"
+    policy.write_text(AUDIT_POLICY)
+    return [f"--audit-policy-file={policy}", f"--audit-log-path={audit_log(d)}"]
 
 
 def _commands(d: pathlib.Path, ports: dict[str, int]) -> dict[str, list[str]]:
@@ -98,6 +126,7 @@ def _commands(d: pathlib.Path, ports: dict[str, int]) -> dict[str, list[str]]:
             f"--service-cluster-ip-range={certs.SERVICE_IP.rsplit('.', 2)[0]}.0.0/16",
             # Endpoints may not hold a loopback address, so do not publish one.
             "--endpoint-reconciler-type=none",
+            *_audit_flags(d),
         ],
         "kube-controller-manager": [
             str(b / "kube-controller-manager"), *component_kubeconfig("controller-manager"),

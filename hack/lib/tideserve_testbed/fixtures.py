@@ -411,3 +411,33 @@ def autoscaler(settings: settings_mod.Settings) -> Iterator[None]:
         event_loop.call_soon_threadsafe(stop[0].set)
         thread.join(timeout=30)
         event_loop.close()
+
+
+def deployment_replicas(kube: Kube, namespace: str, selector: str) -> dict[str, tuple[int, int]]:
+    """Deployment name -> (spec.replicas, status.readyReplicas), with the Python client: a
+    list in milliseconds where kubectl takes a few hundred (chaos tests time kills by it)."""
+    apps = kubernetes.client.AppsV1Api(kube.api_client())
+    items = apps.list_namespaced_deployment(namespace, label_selector=selector).items
+    return {d.metadata.name: (d.spec.replicas, d.status.ready_replicas or 0) for d in items}
+
+
+def watch_deployment_replicas(
+    kube: Kube, namespace: str, selector: str, timeout: float
+) -> Iterator[tuple[str, int]]:
+    """(name, spec.replicas) of each Deployment event as it happens, for up to `timeout`."""
+    import kubernetes.watch  # noqa: PLC0415 (only the chaos tests watch)
+
+    apps = kubernetes.client.AppsV1Api(kube.api_client())
+    watch = kubernetes.watch.Watch()
+    stream = watch.stream(
+        apps.list_namespaced_deployment,
+        namespace,
+        label_selector=selector,
+        timeout_seconds=int(timeout),
+    )
+    try:
+        for event in stream:
+            obj = event["object"]
+            yield obj.metadata.name, obj.spec.replicas
+    finally:
+        watch.stop()
