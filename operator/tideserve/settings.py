@@ -132,6 +132,12 @@ class ActivatorSettings(pydantic.BaseModel):
     upstream_connections: int = pydantic.Field(512, ge=1)
     loop: Literal["auto", "asyncio", "uvloop"] = "asyncio"
     log_level: str = "INFO"
+    # Limits on clients and on the upstream hop (tideserve.activator.limits says why each).
+    max_body_bytes: int = pydantic.Field(64 * 1024 * 1024, gt=0)
+    header_timeout_seconds: float = pydantic.Field(10.0, gt=0, allow_inf_nan=False)
+    body_timeout_seconds: float = pydantic.Field(120.0, gt=0, allow_inf_nan=False)
+    idle_timeout_seconds: float = pydantic.Field(75.0, gt=0, allow_inf_nan=False)
+    upstream_head_timeout_seconds: float = pydantic.Field(300.0, gt=0, allow_inf_nan=False)
 
     @pydantic.field_validator("log_level")
     @classmethod
@@ -160,7 +166,7 @@ _ENV = {
 }
 
 
-_ACTIVATOR_ENV = {
+ACTIVATOR_ENV = {
     "host": "TIDESERVE_ACTIVATOR_HOST",
     "http_port": "TIDESERVE_ACTIVATOR_HTTP_PORT",
     "grpc_port": "TIDESERVE_ACTIVATOR_GRPC_PORT",
@@ -175,6 +181,11 @@ _ACTIVATOR_ENV = {
     "upstream_connections": "TIDESERVE_ACTIVATOR_UPSTREAM_CONNECTIONS",
     "loop": "TIDESERVE_ACTIVATOR_LOOP",
     "log_level": "TIDESERVE_LOG_LEVEL",
+    "max_body_bytes": "TIDESERVE_ACTIVATOR_MAX_BODY_BYTES",
+    "header_timeout_seconds": "TIDESERVE_ACTIVATOR_HEADER_TIMEOUT_SECONDS",
+    "body_timeout_seconds": "TIDESERVE_ACTIVATOR_BODY_TIMEOUT_SECONDS",
+    "idle_timeout_seconds": "TIDESERVE_ACTIVATOR_IDLE_TIMEOUT_SECONDS",
+    "upstream_head_timeout_seconds": "TIDESERVE_ACTIVATOR_UPSTREAM_HEAD_TIMEOUT_SECONDS",
 }
 # Variables holding a comma-separated list.
 _LISTS = {"watch_namespaces", "upstreams", "grpc_upstreams"}
@@ -194,8 +205,8 @@ def _load(model: type[Model], names: Mapping[str, str], env: Mapping[str, str] |
     values: dict[str, object] = {}
     for field, var in names.items():
         raw = source.get(var)
-        if raw is None or raw == "":
-            continue
+        if raw is None or not raw.strip():
+            continue  # blank is unset
         if field in _LISTS:
             values[field] = tuple(item.strip() for item in raw.split(",") if item.strip())
         else:
@@ -213,7 +224,7 @@ def _load(model: type[Model], names: Mapping[str, str], env: Mapping[str, str] |
 
 def activator_from_env(env: Mapping[str, str] | None = None) -> ActivatorSettings:
     """The activator's settings from its TIDESERVE_ACTIVATOR_* (and shared) variables."""
-    return _load(ActivatorSettings, _ACTIVATOR_ENV, env)
+    return _load(ActivatorSettings, ACTIVATOR_ENV, env)
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Settings:

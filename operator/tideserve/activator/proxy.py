@@ -98,7 +98,7 @@ class Proxy:
         upstreams: Mapping[queueing.EndpointKey, str],
         client_limits: limits.Limits | None = None,
     ) -> None:
-        self._limits = client_limits or limits.Limits()
+        self._limits = client_limits or limits.defaults()
         self._activator = activator
         self._pool = pool
         self._metrics = metrics

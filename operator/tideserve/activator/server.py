@@ -155,7 +155,7 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> argparse.Namespac
     limits.add_arguments(parser)
     args = parser.parse_args(list(argv))
     try:
-        args.limits = limits.resolve(args, env)
+        args.limits = limits.resolve(args, settings)
     except limits.SettingError as error:
         parser.error(str(error))
     if args.namespace is None:
