@@ -159,20 +159,21 @@ def activator(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> I
         "--static=fuzz/ep=tiny",
         f"--upstream=fuzz/ep=http://127.0.0.1:{upstream.port}",
     ]
-    log = (tmp_path_factory.mktemp("activator") / "activator.log").open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    running = Activator(proc, port, f"http://127.0.0.1:{control}")
-    fixtures.eventually(
-        lambda: running.alive() and httpx.get(f"{running.control}/readyz").status_code == 200,
-        30,
-        "activator /readyz",
-    )
-    try:
-        yield running
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
+    with (tmp_path_factory.mktemp("activator") / "activator.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        running = Activator(proc, port, f"http://127.0.0.1:{control}")
+        try:
+            fixtures.eventually(
+                lambda: (
+                    running.alive() and httpx.get(f"{running.control}/readyz").status_code == 200
+                ),
+                30,
+                "activator /readyz",
+            )
+            yield running
+        finally:
+            proc.terminate()
+            proc.wait(30)
 
 
 @dataclasses.dataclass
