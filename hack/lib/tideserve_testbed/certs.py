@@ -46,6 +46,17 @@ def _openssl(*args: str, cwd: pathlib.Path) -> None:
         raise RuntimeError(f"openssl {' '.join(args)} failed:\n{proc.stderr}")
 
 
+def _ca(d: pathlib.Path, ca: str, cn: str) -> None:
+    if not (d / f"{ca}.crt").exists():
+        _openssl(
+            "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:prime256v1", "-keyout", f"{ca}.key", "-out", f"{ca}.crt",
+            "-days", "3650", "-subj", f"/CN={cn}", "-config", "req.cnf",
+            "-extensions", "v3_ca",
+            cwd=d,
+        )  # fmt: skip
+
+
 def _leaf(
     d: pathlib.Path, name: str, subject: str, usage: str, san: str | None, ca: str = "ca"
 ) -> None:
@@ -79,14 +90,7 @@ def ensure(d: pathlib.Path) -> None:
     # The front-proxy CA signs the API server's client cert towards aggregated APIs
     # (requestheader authentication); kept separate from the cluster CA as upstream does.
     for ca, cn in (("ca", "tideserve-local-ca"), ("front-proxy-ca", "tideserve-front-proxy-ca")):
-        if not (d / f"{ca}.crt").exists():
-            _openssl(
-                "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
-                "ec_paramgen_curve:prime256v1", "-keyout", f"{ca}.key", "-out", f"{ca}.crt",
-                "-days", "3650", "-subj", f"/CN={cn}", "-config", "req.cnf",
-                "-extensions", "v3_ca",
-                cwd=d,
-            )  # fmt: skip
+        _ca(d, ca, cn)
     leaves = {
         "front-proxy-client": ("/CN=front-proxy-client", "clientAuth", None, "front-proxy-ca"),
         "apiserver": (*SERVING, "ca"),
@@ -106,5 +110,19 @@ def ensure(d: pathlib.Path) -> None:
         _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
                  "-out", "sa.key", cwd=d)  # fmt: skip
         _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=d)
+    for key in d.glob("*.key"):
+        key.chmod(0o600)
+
+
+def issue_own_ca(d: pathlib.Path, ca_cn: str, leaves: dict[str, tuple[str, str, str]]) -> None:
+    """A separate CA in d (ca.crt/ca.key) and leaves name -> (subject, usage, SAN) signed by
+    it, each made only if missing: for components that bring their own trust (KEDA's
+    gRPC metrics service checks client certificates against its own ca.crt)."""
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "req.cnf").write_text(_REQ_CONFIG)
+    _ca(d, "ca", ca_cn)
+    for name, (subject, usage, san) in leaves.items():
+        if not (d / f"{name}.crt").exists():
+            _leaf(d, name, subject, usage, san)
     for key in d.glob("*.key"):
         key.chmod(0o600)

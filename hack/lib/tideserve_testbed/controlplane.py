@@ -127,6 +127,10 @@ def _commands(d: pathlib.Path, ports: dict[str, int]) -> dict[str, list[str]]:
             # Endpoints may not hold a loopback address, so do not publish one.
             "--endpoint-reconciler-type=none",
             *_audit_flags(d),
+            # Aggregated APIs (KEDA's external metrics, keda.py) are reached at their
+            # Service's endpoint address, not its ClusterIP: nothing routes ClusterIPs
+            # on a test bed without kube-proxy.
+            "--enable-aggregator-routing=true",
         ],
         "kube-controller-manager": [
             str(b / "kube-controller-manager"), *component_kubeconfig("controller-manager"),
