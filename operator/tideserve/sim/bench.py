@@ -1,9 +1,14 @@
 """`tideserve bench`: replay traffic through tideserve's policy, its peers and the oracle.
 
-    tideserve bench                          # all built-in workloads, 24 h, seed 1
-    tideserve bench --workloads diurnal --hours 6 --quick
-    tideserve bench --trace azure-llm:AzureLLMInferenceTrace_conv.csv --trace-model llm-small
+    tideserve bench                          # built-in workloads, 24 h, seeds 1-3
+    tideserve bench --workloads diurnal --hours 6 --quick     # one point per family, seed 1
+    tideserve bench --workloads '' --trace alibaba --days 0:3 --seeds 1
+    tideserve bench --workloads '' --trace azure-functions --trace wc98 --days 45:47
+    tideserve bench --trace path/to/AzureLLMInferenceTrace_conv.csv   # any file of a family
     tideserve bench --node-provision 600     # every replica needs a new GPU node
+
+Shipped traces (alibaba, azure-functions, wc98, azure-llm-code) are found in --trace-dir,
+$TIDESERVE_TRACES or ../shared/traces beside the repository.
 
 Writes <out>/summary.md (tables, verdicts), <out>/<workload>.png and results.json.
 """
@@ -77,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=None, help="one seed (same as --seeds N)")
     p.add_argument(
-        "--seeds", default="1,2,3", help="comma list of seeds, reported as mean and spread"
+        "--seeds",
+        default=None,
+        help="comma list of seeds, reported as mean and spread (1,2,3; 1 with --quick)",
     )
     p.add_argument("--hours", type=float, default=24.0)
     p.add_argument(
@@ -129,6 +136,8 @@ def _result_json(r: runner.Result) -> dict[str, object]:
 def _seeds(args: argparse.Namespace) -> list[int]:
     if args.seed is not None:
         return [args.seed]
+    if args.seeds is None:
+        return [1] if args.quick else [1, 2, 3]
     return [int(x) for x in args.seeds.split(",") if x.strip()]
 
 

@@ -414,12 +414,14 @@ def load(
     """
     directory = directory or trace_dir(None)
     body, _, opts = spec.partition("::")
-    kind, sep, rest = body.partition(":")
-    target = rest if sep and not pathlib.Path(body).exists() and "/" not in kind else body
+    target = _target(body)
     options = dict(o.partition("=")[::2] for o in opts.split(",") if o and "=" in o)
     # A bare option (the old `::MODEL` / `::HASH` / `::ROW`) replays that endpoint alone.
     only = next((o for o in opts.split(",") if o and "=" not in o), None)
-    endpoints = int(options.get("endpoints", DEFAULT_ENDPOINTS))
+    try:
+        endpoints = int(options.get("endpoints", DEFAULT_ENDPOINTS))
+    except ValueError:
+        raise ValueError(f"endpoints={options['endpoints']!r}: want a whole number") from None
     group = options.get("by")
     path = resolve(target, directory)
     fam = family_of(_header(path))
@@ -441,12 +443,15 @@ def load(
     return dataclasses.replace(out, factor=factor, peak_rps=out.peak_rps)
 
 
+def _target(body: str) -> str:
+    """The path or name of a spec, without an old-style `kind:` prefix."""
+    kind, sep, rest = body.partition(":")
+    return rest if sep and not pathlib.Path(body).exists() and "/" not in kind else body
+
+
 def sniff(spec: str, directory: pathlib.Path) -> tuple[str, str | None]:
     """(family, work column) of the file a --trace spec names, from its header."""
-    body = spec.partition("::")[0]
-    kind, sep, rest = body.partition(":")
-    target = rest if sep and not pathlib.Path(body).exists() and "/" not in kind else body
-    header = _header(resolve(target, directory))
+    header = _header(resolve(_target(spec.partition("::")[0]), directory))
     return family_of(header), next((c for c in WORK_COLUMNS if c in header), None)
 
 
