@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 
@@ -24,7 +25,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "hack" / "lib"))
 
 # hack/lib is not an installed package: the path must be set before this import.
-from tideserve_testbed import fixtures
+from tideserve_testbed import fixtures, harness
 
 SKIP_REASON = "TIDESERVE_SKIP_CLUSTER=1: tests that need the local test bed are skipped on request"
 
@@ -107,3 +108,13 @@ def start_triton(
     finally:
         for name in started:
             fixtures.stop_triton(name)
+
+
+@pytest.fixture
+def processes(
+    tmp_path: pathlib.Path,
+) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """processes(label, args, env): `tideserve <args>` as a real process, logging to
+    tmp_path/<label>.log; stopped (SIGTERM, then SIGKILL) at the end of the test."""
+    with harness.processes(tmp_path) as start:
+        yield start

@@ -24,7 +24,6 @@ import datetime
 import json
 import os
 import pathlib
-import signal
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,7 +37,6 @@ from tideserve_testbed import fixtures, procs
 pytestmark = pytest.mark.e2e
 
 ROOT = procs.REPO
-BIN = ROOT / ".venv" / "bin" / "tideserve"
 HEALTH = pathlib.Path.home() / ".cache" / "tideserve" / "bin" / "tideserve-health"
 HELM = pathlib.Path.home() / ".cache" / "tideserve" / "bin" / "helm"
 ISVC = "inferenceservices.serving.tideserve.io"
@@ -66,33 +64,6 @@ def namespace(kube: fixtures.Kube) -> Iterator[str]:
         yield name
     finally:
         kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-@pytest.fixture
-def processes(tmp_path: pathlib.Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(label: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"{label}.log").open("wb")
-        proc = subprocess.Popen(
-            [str(BIN), *args], stdout=log, stderr=subprocess.STDOUT, env=os.environ | env
-        )
-        started.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.send_signal(signal.SIGTERM)
-        for proc in started:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        for log in sorted(tmp_path.glob("*.log")):
-            print(f"--- {log.name} (tail)\n{log.read_text()[-2500:]}")
 
 
 def manifest(namespace: str, name: str, **spec: Any) -> dict[str, Any]:

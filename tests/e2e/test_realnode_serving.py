@@ -15,8 +15,6 @@ The figures the README quotes are printed (run with -s to see them).
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +28,6 @@ from tideserve.render import names
 
 pytestmark = pytest.mark.e2e
 
-BIN = procs.REPO / ".venv" / "bin" / "tideserve"
 NAME = "real"
 DELAY_MS = 100  # the model's "GPU time" per batch of up to 8: ~80 requests/s per replica
 TARGET_QUEUE_MS = 80.0
@@ -60,33 +57,6 @@ def figures() -> Iterator[dict[str, Any]]:
         print("\nreal-node figures:")
         for key, value in measured.items():
             print(f"  {key}: {value}")
-
-
-@pytest.fixture
-def processes(tmp_path: Any) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(label: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"{label}.log").open("wb")
-        proc = subprocess.Popen(
-            [str(BIN), *args], stdout=log, stderr=subprocess.STDOUT, env=os.environ | env
-        )
-        started.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.send_signal(signal.SIGTERM)
-        for proc in started:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        for log in sorted(tmp_path.glob("*.log")):
-            print(f"--- {log.name} (tail)\n{log.read_text()[-6000:]}")
 
 
 def pods(kube: fixtures.Kube, namespace: str) -> list[dict[str, Any]]:

@@ -63,6 +63,7 @@ def server() -> Iterator[tuple[str, list[str]]]:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
     finally:
         httpd.shutdown()
+        httpd.server_close()
 
 
 def run_fetch(

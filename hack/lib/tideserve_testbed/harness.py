@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 import httpx
@@ -274,3 +274,33 @@ def output(response: httpx.Response) -> list[float]:
     assert response.status_code == 200, response.text
     data: list[float] = response.json()["outputs"][0]["data"]
     return data
+
+
+@contextlib.contextmanager
+def processes(logs: pathlib.Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """A starter of `tideserve <args>` processes, each logging to logs/<label>.log; on exit
+    every one gets SIGTERM (SIGKILL after 15 s) and the logs' tails are printed."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(label: str, args: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+        with (logs / f"{label}.log").open("wb") as log:  # the child keeps its own copy
+            proc = subprocess.Popen(
+                [str(TIDESERVE), *args], stdout=log, stderr=subprocess.STDOUT,
+                env=os.environ | dict(env),
+            )  # fmt: skip
+        started.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.send_signal(signal.SIGTERM)
+        for proc in started:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        for log in sorted(logs.glob("*.log")):
+            print(f"--- {log.name} (tail)\n{log.read_text()[-6000:]}")
