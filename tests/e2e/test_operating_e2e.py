@@ -172,10 +172,12 @@ def test_operating_tideserve_status_health_alerts_and_dashboard(
     start_triton: Callable[..., fixtures.Triton],
     processes: Callable[..., subprocess.Popen[bytes]],
     tmp_path: pathlib.Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     ns = namespace
     server = start_triton(labels={"namespace": ns, "name": "svc", "pod": "svc-0"})
     http = httpx.Client(timeout=httpx.Timeout(120, connect=5))
+    request.addfinalizer(http.close)
     # Traffic served before the operator starts: the right-sizing pass at its start has
     # requests in its cost window (cost per 1,000 inferences). Scraped at 0 first, or
     # increase() sees no requests at all.
