@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from tideserve_testbed import fixtures, keda, procs
 
+from tideserve import kube as kube_api
 from tideserve import settings as settings_mod
 from tideserve.api import resource
-from tideserve.controller import kube as kube_api
 from tideserve.render import names
 
 pytestmark = pytest.mark.e2e
