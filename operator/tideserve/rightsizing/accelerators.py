@@ -99,6 +99,14 @@ class Choice:
     reason: str
 
 
+def profile_on(
+    option: str, max_rps: float, p99_latency_ms: float | None, source: Source
+) -> Profile:
+    """A profile measured (or declared) on `option` itself: a CPU option carries the cores
+    it was measured with, which sizes its replicas' CPU."""
+    return Profile(option, max_rps, p99_latency_ms, source, cores=cpu_cores_of(option))
+
+
 def cpu_cores_of(option_name: str) -> float | None:
     """4 for "cpu-4", None for "cpu"."""
     if option_name.startswith("cpu-"):

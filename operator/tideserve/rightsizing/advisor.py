@@ -81,12 +81,8 @@ def bounds(catalog: catalog_mod.Catalog, nodes: Sequence[fit.Node]) -> recommend
 
 def declared(spec: spec_api.InferenceServiceSpec) -> list[accelerators.Profile]:
     return [
-        accelerators.Profile(
-            option=p.option,
-            max_rps=p.max_requests_per_second,
-            p99_latency_ms=p.p99_latency_ms,
-            source=accelerators.Source.DECLARED,
-            cores=accelerators.cpu_cores_of(p.option),
+        accelerators.profile_on(
+            p.option, p.max_requests_per_second, p.p99_latency_ms, accelerators.Source.DECLARED
         )
         for p in spec.resources.right_sizing.profiles
     ]

@@ -48,12 +48,8 @@ def measured(status: status_api.InferenceServiceStatus | None) -> list[accelerat
     if status is None:
         return []
     return [
-        accelerators.Profile(
-            option=p.option,
-            max_rps=p.max_requests_per_second,
-            p99_latency_ms=p.p99_latency_ms,
-            source=accelerators.Source.MEASURED,
-            cores=accelerators.cpu_cores_of(p.option),
+        accelerators.profile_on(
+            p.option, p.max_requests_per_second, p.p99_latency_ms, accelerators.Source.MEASURED
         )
         for p in status.profiles
         if p.max_requests_per_second > 0

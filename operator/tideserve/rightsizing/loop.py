@@ -118,12 +118,11 @@ def measured_profiles(body: Mapping[str, Any]) -> list[accelerators.Profile]:
     try:
         items = json.loads(raw)
         return [
-            accelerators.Profile(
-                option=str(item["option"]),
-                max_rps=float(item["maxRequestsPerSecond"]),
-                p99_latency_ms=float(item["p99LatencyMs"]),
-                source=accelerators.Source.MEASURED,
-                cores=accelerators.cpu_cores_of(str(item["option"])),
+            accelerators.profile_on(
+                str(item["option"]),
+                float(item["maxRequestsPerSecond"]),
+                float(item["p99LatencyMs"]),
+                accelerators.Source.MEASURED,
             )
             for item in items
         ]

@@ -58,12 +58,8 @@ def summarize(
     if not good:
         return None
     best = max(good, key=lambda lv: lv.rps)
-    return accelerators.Profile(
-        option=option,
-        max_rps=round(best.rps, 3),
-        p99_latency_ms=round(best.p99_ms, 3),
-        source=accelerators.Source.MEASURED,
-        cores=accelerators.cpu_cores_of(option),
+    return accelerators.profile_on(
+        option, round(best.rps, 3), round(best.p99_ms, 3), accelerators.Source.MEASURED
     )
 
 
