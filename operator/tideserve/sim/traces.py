@@ -34,6 +34,7 @@ import re
 from collections.abc import Iterator
 
 import numpy as np
+import numpy.typing as npt
 
 from tideserve.sim import traffic
 
@@ -140,6 +141,14 @@ def _window(days: str | None) -> tuple[float, float]:
         raise ValueError(f"--days {days!r}: want N or START:END (days)") from None
 
 
+def _span(t: npt.NDArray[np.float64], days: str | None, last: float) -> tuple[float, float]:
+    """[origin, end) in the trace's clock for the `days` window of timestamps `t`; the
+    last timestamp covers `last` seconds (a request: 1 s; a per-minute count: 60 s)."""
+    lo_d, hi_d = _window(days)
+    origin = _day_start(float(t.min())) + lo_d * DAY_S
+    return origin, min(origin + (hi_d - lo_d) * DAY_S, float(t.max()) + last)
+
+
 def _day_start(t: float) -> float:
     # Relative clocks (seconds from the trace's start) start at 0; absolute ones at the
     # whole hour before the first arrival (the time of day stays the trace's own hour).
@@ -217,9 +226,7 @@ def requests(
     if not times:
         raise ValueError(f"{path}: no rows with a {time_col}")
     t = np.array(times)
-    lo_d, hi_d = _window(days)
-    origin = _day_start(float(t.min())) + lo_d * DAY_S
-    end = min(origin + (hi_d - lo_d) * DAY_S, float(t.max()) + 1.0)
+    origin, end = _span(t, days, last=1.0)
     keep = (t >= origin) & (t < end)
     if not keep.any():
         raise ValueError(f"{path}: no request in days {days}")
@@ -354,9 +361,7 @@ def per_minute_long(
     if not stamps:
         raise ValueError(f"{path}: no rows")
     t = np.array(stamps)
-    lo_d, hi_d = _window(days)
-    origin = _day_start(float(t.min())) + lo_d * DAY_S
-    end = min(origin + (hi_d - lo_d) * DAY_S, float(t.max()) + 60.0)
+    origin, end = _span(t, days, last=60.0)
     minutes = math.ceil((end - origin) / 60.0)
     per_min = np.zeros(max(0, minutes))
     idx = np.floor((t - origin) / 60.0).astype(np.int64)
