@@ -24,14 +24,6 @@ from tideserve_testbed import fixtures, harness
 pytestmark = pytest.mark.e2e
 
 NAME = "full"
-FAST_BEHAVIOR = {
-    "stableWindowSeconds": 4,
-    "panicWindowSeconds": 2,
-    "scaleUp": {"stabilizationSeconds": 0, "maxPercent": 100, "maxReplicasChange": 4,
-                "periodSeconds": 2},
-    "scaleDown": {"stabilizationSeconds": 2, "maxPercent": 100, "maxReplicasChange": 4,
-                  "periodSeconds": 2},
-}  # fmt: skip
 
 
 @pytest.fixture
@@ -86,7 +78,7 @@ async def test_requests_at_zero_wake_the_endpoint_through_the_operator_and_are_a
                     "minReplicas": 0,
                     "maxReplicas": 3,
                     "scaleToZero": {"idleSeconds": 3, "wakeDeadlineSeconds": 120},
-                    "behavior": FAST_BEHAVIOR,
+                    "behavior": fixtures.FAST_BEHAVIOR,
                 },
             },
         }

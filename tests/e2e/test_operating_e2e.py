@@ -41,14 +41,6 @@ HEALTH = pathlib.Path.home() / ".cache" / "tideserve" / "bin" / "tideserve-healt
 HELM = pathlib.Path.home() / ".cache" / "tideserve" / "bin" / "helm"
 ISVC = "inferenceservices.serving.tideserve.io"
 EXPECTED = json.loads((ROOT / "tests" / "gitops" / "expected.json").read_text())
-FAST = {
-    "stableWindowSeconds": 4,
-    "panicWindowSeconds": 2,
-    "scaleUp": {"stabilizationSeconds": 0, "maxPercent": 100, "maxReplicasChange": 4,
-                "periodSeconds": 2},
-    "scaleDown": {"stabilizationSeconds": 2, "maxPercent": 100, "maxReplicasChange": 4,
-                  "periodSeconds": 2},
-}  # fmt: skip
 # Alerts this run provokes: a wake past its deadline; 20 of some 60 requests held through
 # a wake, far past 100 ms (a burn at every window: a few minutes of data). No others.
 FIRING = {"TideserveWakeDeadlineExceeded", "TideserveSLOBurnRateFast", "TideserveSLOBurnRateSlow"}
@@ -197,12 +189,13 @@ def test_operating_tideserve_status_health_alerts_and_dashboard(
     scale_to_zero = {"idleSeconds": 3, "wakeDeadlineSeconds": 60}
     objects = [
         manifest(ns, "svc", slo={"queueTimeMs": 100, "latencyMs": 2000}, scaling={
-            "minReplicas": 0, "maxReplicas": 2, "scaleToZero": scale_to_zero, "behavior": FAST,
+            "minReplicas": 0, "maxReplicas": 2, "scaleToZero": scale_to_zero,
+            "behavior": fixtures.FAST_BEHAVIOR,
         }),
         # A GPU no node offers: every wake waits for a node and expires at its deadline.
         manifest(ns, "nogpu", slo={"queueTimeMs": 100}, resources={
             "accelerator": "gpu", "gpu": {"product": "NVIDIA-H200", "count": 1},
-        }, scaling={"minReplicas": 0, "maxReplicas": 1, "behavior": FAST,
+        }, scaling={"minReplicas": 0, "maxReplicas": 1, "behavior": fixtures.FAST_BEHAVIOR,
                     "scaleToZero": {"idleSeconds": 3, "wakeDeadlineSeconds": 3}}),
         manifest(ns, "secretless", model={
             "name": "tiny", "storageUri": "s3://models/tiny", "storageSecretRef": "missing",

@@ -41,6 +41,17 @@ CRD_NAME = f"{resource.PLURAL}.{resource.GROUP}"
 # A model that is never fetched (no kubelet runs the pods): any valid storageUri will do.
 PLACEHOLDER_MODEL = {"name": "m", "storageUri": "https://models.invalid/m.tar.gz"}
 
+# spec.scaling.behavior that reacts in seconds, for e2e tests that watch the
+# autoscaler scale up and down within a test's time.
+FAST_BEHAVIOR = {
+    "stableWindowSeconds": 4,
+    "panicWindowSeconds": 2,
+    "scaleUp": {"stabilizationSeconds": 0, "maxPercent": 100, "maxReplicasChange": 4,
+                "periodSeconds": 2},
+    "scaleDown": {"stabilizationSeconds": 2, "maxPercent": 100, "maxReplicasChange": 4,
+                  "periodSeconds": 2},
+}  # fmt: skip
+
 
 def eventually(
     check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2
