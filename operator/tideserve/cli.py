@@ -21,11 +21,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 # Optional dependencies (pyproject extras): command -> (extra, top-level modules it installs).
-# `tideserve bench` needs the simulator's libraries, `tideserve recommend --probe` Triton's
-# client; the operator image installs neither.
+# `tideserve bench` needs the simulator's libraries; the operator image does not install them.
 EXTRAS: dict[str, tuple[str, frozenset[str]]] = {
     "bench": ("bench", frozenset({"simpy", "matplotlib", "numpy"})),
-    "recommend": ("probe", frozenset({"tritonclient", "numpy"})),
 }
 
 

@@ -1,6 +1,6 @@
 """Automatic profiling on the test bed: the right-sizing pass starts a shadow replica for
 a CPU candidate on the real API server (the real scheduler puts it on a kwok CPU node),
-the probe measures a real Triton with tritonclient, status.profiles records the result
+the probe measures a real Triton over its HTTP protocol, status.profiles records the result
 with its time, the shadow is deleted, and the next recommendation cites the measurement.
 
 Not end to end: kwok pods run no container, so the probe is pointed at a real Triton on

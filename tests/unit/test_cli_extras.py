@@ -1,4 +1,4 @@
-"""Commands whose libraries are extras (`bench`, `probe`): without them, one line that
+"""Commands whose libraries are extras (`bench`): without them, one line that
 names the extra to install, not a traceback; and the extras in pyproject.toml really
 hold those libraries, outside the runtime dependencies."""
 
@@ -29,7 +29,6 @@ def missing(name: str) -> ModuleNotFoundError:
         ("bench", "simpy", "bench"),
         ("bench", "matplotlib", "bench"),
         ("bench", "numpy", "bench"),
-        ("recommend", "tritonclient", "probe"),
     ],
 )
 def test_missing_optional_module_names_the_extra(command: str, module: str, extra: str) -> None:
@@ -50,6 +49,7 @@ def test_submodule_of_a_missing_package_counts_as_the_package() -> None:
         ("bench", "kopf"),  # a runtime dependency: a broken install, not a missing extra
         ("bench", "tritonclient"),  # not this command's extra
         ("run", "simpy"),  # the operator never needs an extra
+        ("recommend", "tritonclient"),  # the probe speaks Triton's HTTP protocol with httpx
         ("bench", ""),
     ],
 )
@@ -84,10 +84,10 @@ def test_command_whose_module_cannot_import_prints_one_line_and_fails(
 def test_lazy_import_inside_the_command_gets_the_same_message(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # `recommend --probe` imports the probe (tritonclient) only when asked for it.
-    load = lambda name: fake_module(missing("tritonclient"))  # noqa: E731
-    assert cli.dispatch("recommend", ["--probe", "h:1"], load=load) == 1
-    assert "pip install 'tideserve[probe]'" in capsys.readouterr().err
+    # `bench` imports the simulator (simpy) inside its entry point.
+    load = lambda name: fake_module(missing("simpy"))  # noqa: E731
+    assert cli.dispatch("bench", ["--quick"], load=load) == 1
+    assert "pip install 'tideserve[bench]'" in capsys.readouterr().err
 
 
 def test_unrelated_import_error_keeps_its_traceback() -> None:

@@ -71,7 +71,7 @@ TESTBED_CLIENT = TESTBED / "fixtures.py"
 # Libraries of the pyproject extras (bench: the simulator; probe: the profiling probe) and
 # the only modules that may import them. The operator image installs neither extra.
 OPTIONAL_IMPORTS = {"simpy", "matplotlib", "numpy", "tritonclient"}
-OPTIONAL_HOMES = ["tideserve.sim", "tideserve.rightsizing.profiling"]
+OPTIONAL_HOMES = ["tideserve.sim"]
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -199,7 +199,7 @@ def test_extras_libraries_are_imported_only_by_the_simulator_and_the_probe() -> 
 
 def test_operator_code_imports_the_simulator_and_the_probe_only_lazily() -> None:
     # `tideserve run`, `activator`, `crds`, `validate`, `recommend` must import without the
-    # bench/probe extras: their module-level imports never reach tideserve.sim or the probe.
+    # bench extra: their module-level imports never reach tideserve.sim.
     offenders = [
         f"{name} imports {imported} at module level"
         for name, path in modules()

@@ -297,8 +297,8 @@ class ProfilingSpec(base.Model):
     enabled: bool = pydantic.Field(
         False,
         description="Measure candidates automatically (modes recommend and auto): one shadow "
-        "replica on the candidate, not behind the Service, probed with tritonclient, then "
-        "deleted. Results go to status.profiles.",
+        "replica on the candidate, not behind the Service, probed over Triton's HTTP "
+        "protocol, then deleted. Results go to status.profiles.",
     )
     max_candidates: int = pydantic.Field(
         3, ge=1, le=8, description="At most this many candidates measured per week."

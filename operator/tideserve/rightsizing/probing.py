@@ -3,18 +3,16 @@
 `decide` is pure: from the endpoints' advice and the shadow Deployments that exist, what
 to start, what to measure (its pod is Ready) and what to give up on (past the deadline).
 `run` is the thin shell the loop calls once per pass (blocking, in the loop's thread):
-it applies shadows (field manager tideserve-profiling), runs the tritonclient probe
-against a Ready shadow pod, writes status.profiles under its own field manager (so the
-right-sizing pass's own status apply never drops them) and deletes the shadow.
-
-The probe needs the `probe` extra (tritonclient); without it nothing is started.
+it applies shadows (field manager tideserve-profiling), runs the load probe
+(rightsizing.profiling, Triton's HTTP protocol) against a Ready shadow pod, writes
+status.profiles under its own field manager (so the right-sizing pass's own status apply
+never drops them) and deletes the shadow.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import importlib.util
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -22,7 +20,7 @@ from typing import Any
 from tideserve import kube
 from tideserve.api import resource
 from tideserve.render import names
-from tideserve.rightsizing import accelerators, advisor, autoprofile, shadow
+from tideserve.rightsizing import accelerators, advisor, autoprofile, profiling, shadow
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +86,9 @@ def decide(
     return Actions(tuple(start), tuple(measure), tuple(expire), tuple(orphans))
 
 
-def available() -> bool:
-    """Whether this process can probe (the `probe` extra is installed)."""
-    return importlib.util.find_spec("tritonclient") is not None
-
-
 def _probe(
     address: str, model: str, option: str, slo_ms: float | None, seconds: float
 ) -> accelerators.Profile | None:
-    from tideserve.rightsizing import profiling  # noqa: PLC0415 - the optional extra
-
     profile, _ = profiling.probe(address, model, option, slo_ms, seconds=seconds)
     return profile
 
@@ -139,9 +130,6 @@ def run(
     found = shadows_found(namespaces)
     if not wanted and not found:
         return Actions()
-    if probe is None and not available():
-        log.warning("automatic profiling is enabled but the probe extra is not installed")
-        wanted = {}
     probe = probe or _probe
     actions = decide(wanted, advices, found, now, limits)
     for key in actions.orphans:

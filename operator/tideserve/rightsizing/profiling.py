@@ -1,27 +1,44 @@
-"""A short profiling run: a tritonclient load probe against one replica on one option.
+"""A short profiling run: a load probe against one replica on one option.
 
 Closed-loop load at rising concurrency (1, 2, 4, ...): at each level every worker sends
 its next request as soon as the last one returns, for `seconds`. The option's profile is
 the highest throughput whose p99 latency still meets the target (or the highest seen when
 there is no target), and the p99 there. Inputs are zeros shaped from the model's own
-metadata, so any model with fixed or variable-size inputs can be probed.
+metadata, so any model with fixed or variable-size inputs can be probed. Requests use
+Triton's HTTP/REST protocol with its binary tensor extension (what tritonclient sends),
+spoken with httpx, the operator's own HTTP client: the shipped image can probe, no extra.
 The result, as JSON, is what the `serving.tideserve.io/measured-profiles` annotation holds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-import tritonclient.http as triton_http
-import tritonclient.utils as triton_utils
+import httpx
 
 from tideserve.rightsizing import accelerators
+
+# Bytes per element of Triton's fixed-size datatypes (BYTES is length-prefixed).
+DATATYPE_BYTES = {
+    "BOOL": 1, "UINT8": 1, "INT8": 1, "UINT16": 2, "INT16": 2, "FP16": 2, "BF16": 2,
+    "UINT32": 4, "INT32": 4, "FP32": 4, "UINT64": 8, "INT64": 8, "FP64": 8,
+}  # fmt: skip
+HEADER_LENGTH = "Inference-Header-Content-Length"
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One inference request of zeros, ready to send again and again."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,25 +80,52 @@ def summarize(
     )
 
 
-def _inputs(client: triton_http.InferenceServerClient, model: str) -> list[Any]:
-    metadata = client.get_model_metadata(model)
-    config = client.get_model_config(model)
+def zeros(datatype: str, shape: Sequence[int]) -> bytes:
+    """A tensor of zeros in Triton's binary encoding (BYTES: each element b"0", with its
+    4-byte little-endian length before it)."""
+    count = math.prod(shape)
+    if datatype == "BYTES":
+        return ((1).to_bytes(4, "little") + b"0") * count
+    if datatype not in DATATYPE_BYTES:
+        raise ValueError(f"datatype {datatype!r} cannot be probed")
+    return bytes(DATATYPE_BYTES[datatype] * count)
+
+
+def request_of(model: str, metadata: dict[str, Any], config: dict[str, Any]) -> Request:
+    """The request of zeros shaped from the model's metadata and config (pure)."""
     batched = int(config.get("max_batch_size", 0)) > 0
-    inputs = []
+    inputs, blobs = [], []
     for spec in metadata["inputs"]:
         shape = [int(d) for d in spec["shape"]]
         # Metadata includes the batch dimension (-1) when the model batches.
         shape = [1 if d < 0 else d for d in shape]
         if batched and (not shape or shape[0] != 1):
             shape = [1, *shape]
-        dtype = triton_utils.triton_to_np_dtype(spec["datatype"])
-        tensor = triton_http.InferInput(spec["name"], shape, spec["datatype"])
-        if spec["datatype"] == "BYTES":
-            tensor.set_data_from_numpy(np.full(shape, b"0", dtype=np.object_))
-        else:
-            tensor.set_data_from_numpy(np.zeros(shape, dtype=dtype))
-        inputs.append(tensor)
-    return inputs
+        blob = zeros(spec["datatype"], shape)
+        blobs.append(blob)
+        inputs.append(
+            {
+                "name": spec["name"],
+                "shape": shape,
+                "datatype": spec["datatype"],
+                "parameters": {"binary_data_size": len(blob)},
+            }
+        )
+    body = {"inputs": inputs, "parameters": {"binary_data_output": True}}
+    header = json.dumps(body, separators=(",", ":")).encode()
+    return Request(
+        f"/v2/models/{model}/infer",
+        {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(len(header))},
+        header + b"".join(blobs),
+    )
+
+
+def _request(client: httpx.Client, model: str) -> Request:
+    metadata = client.get(f"/v2/models/{model}")
+    metadata.raise_for_status()
+    config = client.get(f"/v2/models/{model}/config")
+    config.raise_for_status()
+    return request_of(model, metadata.json(), config.json())
 
 
 def _level(address: str, model: str, concurrency: int, seconds: float) -> Level:
@@ -91,23 +135,29 @@ def _level(address: str, model: str, concurrency: int, seconds: float) -> Level:
     deadline = time.monotonic() + seconds
 
     def worker() -> None:
-        client = triton_http.InferenceServerClient(address, connection_timeout=10.0)
-        try:
-            inputs = _inputs(client, model)
+        with httpx.Client(base_url=f"http://{address}", timeout=10.0) as client:
+            try:
+                request = _request(client, model)
+            except (httpx.HTTPError, ValueError, KeyError):  # no metadata: nothing to send
+                with lock:
+                    errors[0] += 1
+                return
             mine = []
             while time.monotonic() < deadline:
                 start = time.perf_counter()
                 try:
-                    client.infer(model, inputs)
-                except triton_utils.InferenceServerException:
+                    answer = client.post(
+                        request.path, headers=request.headers, content=request.body
+                    )
+                except httpx.HTTPError:
+                    answer = None
+                if answer is None or answer.status_code != 200:
                     with lock:
                         errors[0] += 1
                     continue
                 mine.append((time.perf_counter() - start) * 1000)
             with lock:
                 latencies.extend(mine)
-        finally:
-            client.close()
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
     began = time.monotonic()
