@@ -306,6 +306,13 @@ class ProfilingSpec(base.Model):
     probe_seconds: int = pydantic.Field(
         10, ge=2, le=120, description="Seconds per concurrency level of the load probe."
     )
+    cpu_cores: int = pydantic.Field(
+        4,
+        ge=1,
+        le=256,
+        description="Cores of the CPU candidate a shadow replica measures when CPU has no "
+        "profile yet (the option cpu-<cores>); pick a size your CPU nodes can hold.",
+    )
 
 
 class RightSizingSpec(base.Model):

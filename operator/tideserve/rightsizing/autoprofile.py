@@ -21,8 +21,8 @@ from tideserve.rightsizing import accelerators
 from tideserve.rightsizing import catalog as catalog_mod
 
 TTL = datetime.timedelta(days=7)
-# CPU candidates are probed at this size; a model bigger than this (weights in RAM) is not.
-CPU_CORES = 4
+# A model bigger than this (weights in RAM) is not probed on CPU; the CPU candidate's size
+# is spec.resources.rightSizing.profiling.cpuCores.
 CPU_MAX_MODEL_BYTES = 8 * 2**30
 
 
@@ -98,7 +98,8 @@ def next_probe(
     # model fails once, is recorded as never meeting the SLO, and is not repeated.
     small = gpu_memory_bytes is None or gpu_memory_bytes <= CPU_MAX_MODEL_BYTES
     if not has_cpu and small:
-        return Probe(f"cpu-{CPU_CORES}", "CPU has no profile and is never estimated")
+        cores = rs.profiling.cpu_cores
+        return Probe(f"cpu-{cores}", "CPU has no profile and is never estimated")
     return None
 
 

@@ -127,6 +127,19 @@ def test_cpu_is_measured_only_for_a_model_that_fits_in_ram() -> None:
     assert autoprofile.next_probe(item.spec, item.status, (), None, None, NOW) is not None
 
 
+def test_the_cpu_candidate_has_the_cores_the_spec_asks_for() -> None:
+    item = isvc(profiling={"enabled": True, "cpuCores": 1})
+    probe = autoprofile.next_probe(item.spec, item.status, (), None, None, NOW)
+    assert probe is not None and probe.option == "cpu-1"
+    owner = names.Owner("ns", "m", "u1")
+    manifest = shadow.build(owner, item.spec, probe.option, "2", "4Gi", "triton:test", NOW)
+    [container] = manifest["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["requests"]["cpu"] == "1"
+    # A measured cpu-1 is the CPU option measured: nothing more to probe on CPU.
+    done = isvc(profiling={"enabled": True, "cpuCores": 1}, profiles=[measured("cpu-1", 9.0)])
+    assert autoprofile.next_probe(done.spec, done.status, (), None, None, NOW) is None
+
+
 def test_record_keeps_the_newest_per_option_and_a_failure_as_zero() -> None:
     item = isvc(profiles=[measured("cpu-4", 5.0, days_ago=3)])
     out = autoprofile.record(item.status, None, "cpu-4", NOW)
