@@ -46,7 +46,7 @@ ensure_go() {
 }
 
 # The project's virtual environment, reinstalled only when pyproject.toml changes.
-# The dev extra pulls in the bench and probe extras: the tests cover both commands.
+# The dev extra pulls in the bench extra: the tests cover `tideserve bench`.
 ensure_venv() {
   local stamp
   stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
@@ -61,20 +61,28 @@ ensure_venv() {
   export PATH="$PWD/.venv/bin:$PATH"
 }
 
-# checkov (the chart's and the rendered children's security scan) in its own virtual
-# environment: its pins conflict with the project's. Cached per version under
-# ~/.cache/tideserve; tests find it through TIDESERVE_CHECKOV.
-CHECKOV_VERSION=3.3.30
-ensure_checkov() {
-  local dir="$HOME/.cache/tideserve/checkov-$CHECKOV_VERSION"
-  # A venv cannot be moved (its scripts name their interpreter by path): build it in
-  # place and mark it complete last, so an interrupted install is redone.
+# A Python tool in its own virtual environment under ~/.cache/tideserve/<name>-<version>
+# (its pins conflict with the project's), exported as $variable (the path of its command).
+# A venv cannot be moved (its scripts name their interpreter by path): build it in place
+# and mark it complete last, so an interrupted install is redone.
+ensure_tool_venv() {
+  local name=$1 version=$2 variable=$3 command=$4
+  local dir="$HOME/.cache/tideserve/$name-$version"
   if [ ! -f "$dir/.complete" ]; then
-    say "installing checkov $CHECKOV_VERSION into $dir"
+    say "installing $name $version into $dir"
     rm -rf "$dir"
     python3 -m venv "$dir"
-    "$dir/bin/python" -m pip install -q "checkov==$CHECKOV_VERSION"
+    "$dir/bin/python" -m pip install -q "$name==$version"
     touch "$dir/.complete"
   fi
-  export TIDESERVE_CHECKOV="$dir/bin/checkov"
+  export "$variable=$dir/bin/$command"
 }
+
+# checkov: the chart's and the rendered children's security scan (TIDESERVE_CHECKOV).
+CHECKOV_VERSION=3.3.30
+ensure_checkov() { ensure_tool_venv checkov "$CHECKOV_VERSION" TIDESERVE_CHECKOV checkov; }
+
+# The AWS CLI (v1, the one on PyPI): the rendered s3:// fetch step runs it against the
+# test bed's S3 server (TIDESERVE_AWSCLI).
+AWSCLI_VERSION=1.46.2
+ensure_awscli() { ensure_tool_venv awscli "$AWSCLI_VERSION" TIDESERVE_AWSCLI aws; }

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 import pydantic
 
 from tideserve.api import scaling as scaling_api
+from tideserve.render import storage
 
 DEFAULT_TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:25.10-py3"
 DEFAULT_LEASE_NAME = "tideserve-operator"
@@ -45,6 +46,10 @@ class Settings(pydantic.BaseModel):
     slo_interval_seconds: float = pydantic.Field(60.0, ge=1, le=3600)
     watch_namespaces: tuple[str, ...] = ()
     triton_image: str = DEFAULT_TRITON_IMAGE
+    # The model-fetch step's image per scheme (render.storage.FetchImages): a mirror's.
+    fetch_image_s3: str = pydantic.Field(storage.AWS_CLI_IMAGE, min_length=1)
+    fetch_image_gs: str = pydantic.Field(storage.GCLOUD_IMAGE, min_length=1)
+    fetch_image_https: str = pydantic.Field(storage.CURL_IMAGE, min_length=1)
     # "namespace/name" of the activator's Service; empty when the activator is off.
     activator_service: str = ""
     # Direct URL of the activator's control port (tests, or a single activator); wins
@@ -102,6 +107,10 @@ class Settings(pydantic.BaseModel):
         return value
 
     @property
+    def fetch_images(self) -> storage.FetchImages:
+        return storage.FetchImages(self.fetch_image_s3, self.fetch_image_gs, self.fetch_image_https)
+
+    @property
     def activator(self) -> tuple[str, str] | None:
         if not self.activator_service:
             return None
@@ -153,6 +162,9 @@ _ENV = {
     "slo_interval_seconds": "TIDESERVE_SLO_INTERVAL_SECONDS",
     "watch_namespaces": "TIDESERVE_WATCH_NAMESPACES",
     "triton_image": "TIDESERVE_TRITON_IMAGE",
+    "fetch_image_s3": "TIDESERVE_FETCH_IMAGE_S3",
+    "fetch_image_gs": "TIDESERVE_FETCH_IMAGE_GS",
+    "fetch_image_https": "TIDESERVE_FETCH_IMAGE_HTTPS",
     "activator_service": "TIDESERVE_ACTIVATOR_SERVICE",
     "activator_url": "TIDESERVE_ACTIVATOR_URL",
     "catalog_file": "TIDESERVE_CATALOG_FILE",

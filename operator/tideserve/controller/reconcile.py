@@ -189,6 +189,7 @@ class Reconciler:
                     spec, body.get("status"), deployment, previous.hardware if previous else None
                 ),
                 network_peers=_peers(self.settings.network_policy),
+                fetch_images=self.settings.fetch_images,
             )
             hw = children.hardware(spec, options)
             url = names.url(owner, spec.runtime.protocol.value)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tideserve.api import spec as spec_api
-from tideserve.render import deployment, names, network, policies, triton_config
+from tideserve.render import deployment, names, network, policies, storage, triton_config
 from tideserve.render import hardware as hardware_mod
 
 
@@ -22,6 +22,7 @@ class Options:
     hardware: hardware_mod.Hardware | None = None  # right-sizing's override, if any
     # (serving peers, metrics peers) of the endpoint's NetworkPolicy; None: no policy.
     network_peers: tuple[tuple[Mapping[str, Any], ...], tuple[Mapping[str, Any], ...]] | None = None
+    fetch_images: storage.FetchImages = storage.DEFAULT_FETCH_IMAGES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +52,7 @@ def plan(owner: names.Owner, spec: spec_api.InferenceServiceSpec, options: Optio
         apply.append(triton_config.config_map(owner, spec.model, hw))
     else:
         delete.append(("ConfigMap", names.config(owner.name)))
-    apply.append(deployment.deployment(owner, spec, options.triton_image, hw))
+    apply.append(deployment.deployment(owner, spec, options.triton_image, hw, options.fetch_images))
     apply.append(network.predictor_service(owner))
     apply.append(network.route_service(owner))
     if policies.wants_pdb(spec):

@@ -126,13 +126,14 @@ def deployment(
     spec: spec_api.InferenceServiceSpec,
     default_image: str,
     hw: hardware_mod.Hardware | None = None,
+    fetch_images: storage.FetchImages = storage.DEFAULT_FETCH_IMAGES,
 ) -> dict[str, Any]:
     """The Deployment to apply. `hw` overrides the spec's hardware (right-sizing: auto)."""
     hw = hw if hw is not None else hardware_mod.from_spec(spec.resources)
     image = spec.runtime.image or default_image
     override = triton_config.needed(spec.model, hw)
     init: list[dict[str, Any]] = []
-    fetch = storage.fetch_container(spec.model, container_security_context())
+    fetch = storage.fetch_container(spec.model, container_security_context(), fetch_images)
     if fetch is not None:
         init.append(fetch)
     volumes = storage.volumes(spec.model, writable_repository=override)

@@ -28,6 +28,20 @@ AWS_CLI_IMAGE = "docker.io/amazon/aws-cli:2.22.35"
 GCLOUD_IMAGE = "gcr.io/google.com/cloudsdktool/google-cloud-cli:502.0.0-slim"
 CURL_IMAGE = "docker.io/curlimages/curl:8.11.1"
 
+
+@dataclasses.dataclass(frozen=True)
+class FetchImages:
+    """The image of the fetch step per scheme (a mirror's, in a cluster without Docker Hub
+    or gcr.io; the operator's TIDESERVE_FETCH_IMAGE_* settings). s3 needs `aws` (v1 or v2),
+    gs `gcloud`, https `curl`, each with `sh`, `tar` and (https) `unzip`."""
+
+    s3: str = AWS_CLI_IMAGE
+    gs: str = GCLOUD_IMAGE
+    https: str = CURL_IMAGE
+
+
+DEFAULT_FETCH_IMAGES = FetchImages()
+
 _S3_SCRIPT = """set -eu
 if [ -z "${AWS_ACCESS_KEY_ID:-}" ]; then set -- --no-sign-request; fi
 aws s3 sync "$STORAGE_URI" /models --only-show-errors "$@"
@@ -107,16 +121,18 @@ def source_mount(model: spec_api.ModelSpec) -> dict[str, Any] | None:
 
 
 def fetch_container(
-    model: spec_api.ModelSpec, security_context: dict[str, Any]
+    model: spec_api.ModelSpec,
+    security_context: dict[str, Any],
+    images: FetchImages = DEFAULT_FETCH_IMAGES,
 ) -> dict[str, Any] | None:
     """The init container that copies the repository into /models; None for pvc://."""
     location = parse(model.storage_uri)
     if location.scheme == "pvc":
         return None
     image, script = {
-        "s3": (AWS_CLI_IMAGE, _S3_SCRIPT),
-        "gs": (GCLOUD_IMAGE, _GCS_SCRIPT),
-        "https": (CURL_IMAGE, _HTTPS_SCRIPT),
+        "s3": (images.s3, _S3_SCRIPT),
+        "gs": (images.gs, _GCS_SCRIPT),
+        "https": (images.https, _HTTPS_SCRIPT),
     }[location.scheme]
     env: list[dict[str, Any]] = [
         {"name": "STORAGE_URI", "value": location.uri},

@@ -269,6 +269,7 @@ def tick(
             advices,
             settings.triton_image,
             now,
+            fetch_images=settings.fetch_images,
         )
     except Exception:
         log.exception("automatic profiling failed this pass; retrying next pass")

@@ -19,7 +19,7 @@ from typing import Any
 
 from tideserve import kube
 from tideserve.api import resource
-from tideserve.render import names
+from tideserve.render import names, storage
 from tideserve.rightsizing import accelerators, advisor, autoprofile, profiling, shadow
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,7 @@ def run(
     now: datetime.datetime,
     probe: ProbeFn | None = None,
     limits: autoprofile.Limits = autoprofile.DEFAULT_LIMITS,
+    fetch_images: storage.FetchImages = storage.DEFAULT_FETCH_IMAGES,
 ) -> Actions:
     """One pass of automatic profiling (blocking)."""
     wanted = {k: v for k, v in isvcs.items() if v.spec.resources.right_sizing.profiling.enabled}
@@ -161,6 +162,7 @@ def run(
             rec.memory if rec else None,
             image,
             now,
+            fetch_images,
         )
         kube.apply(manifest, manager=FIELD_MANAGER)
         kube.post_event(

@@ -16,7 +16,7 @@ from tideserve.api import spec as spec_api
 from tideserve.api import status as status_api
 from tideserve.render import deployment as deployment_mod
 from tideserve.render import hardware as hardware_mod
-from tideserve.render import names
+from tideserve.render import names, storage
 from tideserve.rightsizing import effective
 
 PROBE_APP = "tideserve-probe"
@@ -49,6 +49,7 @@ def build(
     memory: str | None,
     image: str,
     now: datetime.datetime,
+    fetch_images: storage.FetchImages = storage.DEFAULT_FETCH_IMAGES,
 ) -> dict[str, Any]:
     """The shadow Deployment for `option` ("cpu-4", "gpu:<product>", "mig:<profile>")."""
     cores = option.removeprefix("cpu-") if option.startswith("cpu-") else None
@@ -59,7 +60,7 @@ def build(
         spec.resources.model_copy(update={"accelerator": spec_api.Accelerator.AUTO}), trial
     )
     hw = hardware_mod.from_spec(resources)
-    manifest = deployment_mod.deployment(owner, spec, image, hw)
+    manifest = deployment_mod.deployment(owner, spec, image, hw, fetch_images)
     own = labels(owner.name)
     meta = manifest["metadata"]
     meta["name"] = name_of(owner.name)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tideserve import settings as settings_mod
 from tideserve.api import resource
 from tideserve.render import children, deployment, hardware, names, storage
 
@@ -123,6 +124,20 @@ def test_s3_credentials_come_only_from_the_named_secret() -> None:
     assert fetch["envFrom"] == [{"secretRef": {"name": "creds"}}]
     assert {"name": "STORAGE_URI", "value": "s3://b/r"} in fetch["env"]
     assert "s3://b/r" not in fetch["command"][-1]  # the URI is never spliced into the script
+
+
+@pytest.mark.parametrize("scheme", ["s3", "gs", "https"])
+def test_the_fetch_image_is_the_operators_setting_for_the_scheme(scheme: str) -> None:
+    env = {f"TIDESERVE_FETCH_IMAGE_{scheme.upper()}": f"mirror.local/{scheme}-fetch:1"}
+    chosen = settings_mod.from_env(env).fetch_images
+    body = resource.parse_spec(spec(model={"name": "m", "storageUri": f"{scheme}://b/r.tar.gz"}))
+    options = children.Options(triton_image=IMAGE, fetch_images=chosen)
+    [dep] = [m for m in children.plan(OWNER, body, options).apply if m["kind"] == "Deployment"]
+    [fetch] = dep["spec"]["template"]["spec"]["initContainers"]
+    assert fetch["image"] == f"mirror.local/{scheme}-fetch:1"
+    # Unset (or blank): the pinned default.
+    default = settings_mod.from_env({f"TIDESERVE_FETCH_IMAGE_{scheme.upper()}": ""})
+    assert default.fetch_images == storage.DEFAULT_FETCH_IMAGES
 
 
 def test_gcs_credentials_are_mounted_as_a_file() -> None:
