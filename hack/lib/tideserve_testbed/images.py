@@ -2,9 +2,10 @@
 
 No registry is reachable, so nothing is pulled: a Debian base made by debootstrap,
 then buildah runs the repository's own Dockerfile (the operator/activator image, with
-PYTHON_IMAGE pointed at that base) and hack/images/triton/Containerfile (Triton on CPU),
-plus the pause image from the pause.c of the pinned Kubernetes release. Each image is
-named and cached by a hash of everything it is built from:
+PYTHON_IMAGE pointed at that base), hack/images/triton/Containerfile (Triton on CPU) and
+hack/images/aws-cli/Containerfile (the s3:// fetch step's AWS CLI), plus the pause
+image from the pause.c of the pinned Kubernetes release. Each image is named and cached
+by a hash of everything it is built from:
   ~/.cache/tideserve/images/<name>-<hash>.tar   (docker-archive, imported with ctr)
 so a second `hack/cluster up` builds nothing. buildah keeps its layers in
 ~/.cache/tideserve/images/storage.
@@ -32,6 +33,7 @@ BASE_PACKAGES = ["python3", "python3-venv", "python3-pip", "python-is-python3",
                  "libpython3.11", "ca-certificates", "passwd", "curl", "unzip"]  # fmt: skip
 PYTRITON_VERSION = "0.7.0"
 TRITON_DIR = procs.REPO / "hack" / "images" / "triton"
+AWSCLI_DIR = procs.REPO / "hack" / "images" / "aws-cli"
 K8S_TOOLS = procs.REPO / "hack" / "tools" / "k8s-node"
 # The host's CA bundle is mounted (never copied) into build steps that reach PyPI.
 HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
@@ -63,6 +65,14 @@ def _pause_source() -> pathlib.Path:
     return src
 
 
+def awscli_version() -> str:
+    """The AWS CLI release hack/lib/bootstrap.sh installs on the host (one pin for both)."""
+    for line in (procs.REPO / "hack" / "lib" / "bootstrap.sh").read_text().splitlines():
+        if line.startswith("AWSCLI_VERSION="):
+            return line.partition("=")[2].strip()
+    raise procs.StartupError("AWSCLI_VERSION not found in hack/lib/bootstrap.sh")
+
+
 @functools.cache
 def keys() -> dict[str, str]:
     """name -> content hash of each image (the base's hash is part of the others')."""
@@ -72,6 +82,7 @@ def keys() -> dict[str, str]:
         "python": base,
         "pause": _digest(_pause_source().read_bytes()),
         "triton": _digest(base.encode(), PYTRITON_VERSION.encode(), _tree(TRITON_DIR)),
+        "aws-cli": _digest(base.encode(), awscli_version().encode(), _tree(AWSCLI_DIR)),
         "tideserve": _digest(
             base.encode(),
             *((procs.REPO / f).read_bytes() for f in sources),
@@ -171,7 +182,7 @@ def ensure(names: list[str] | None = None) -> dict[str, pathlib.Path]:
             raise procs.StartupError(f"images: {tool} not found (hack/lib/bootstrap.sh has it)")
     DIR.mkdir(parents=True, exist_ok=True)
     k = keys()
-    wanted = names or ["pause", "triton", "tideserve"]
+    wanted = names or ["pause", "triton", "tideserve", "aws-cli"]
     out = {n: DIR / f"{n}-{k[n]}.tar" for n in wanted}
     if all(p.exists() for p in out.values()):
         return out
@@ -193,6 +204,9 @@ def ensure(names: list[str] | None = None) -> dict[str, pathlib.Path]:
             elif name == "triton":
                 _bud(TRITON_DIR, TRITON_DIR / "Containerfile", image, log,
                      {"BASE": base, "PYTRITON_VERSION": PYTRITON_VERSION})  # fmt: skip
+            elif name == "aws-cli":
+                _bud(AWSCLI_DIR, AWSCLI_DIR / "Containerfile", image, log,
+                     {"BASE": base, "AWSCLI_VERSION": awscli_version()})  # fmt: skip
             else:
                 _bud(procs.REPO, procs.REPO / "Dockerfile", image, log, {"PYTHON_IMAGE": base})
             tmp = out[name].with_name(f".{out[name].name}.tmp")
