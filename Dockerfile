@@ -15,9 +15,9 @@ RUN python -m venv /opt/venv
 # (.dockerignore), so a test or doc change does not rebuild this layer.
 COPY pyproject.toml README.md /src/
 COPY operator/ /src/operator/
-# Runtime dependencies only: the bench and probe extras (simulator, plots, Triton's
-# client, numpy) are for a workstation, not the operator or the activator; importing
-# both entry points proves the runtime set is enough.
+# Runtime dependencies only: the bench extra (simulator, plots, numpy) is for a
+# workstation, not the operator or the activator (the profiling probe speaks Triton's
+# HTTP protocol with httpx); importing both entry points proves the runtime set is enough.
 # Non-editable install: the runtime image holds no sources beyond site-packages.
 # pip compiles bytecode at install time, so a read-only root needs no writes.
 RUN /opt/venv/bin/pip install /src \
