@@ -39,7 +39,8 @@ CLAIM = pathlib.Path("/run/tideserve/real-node.json")
 # containerd's content store and unpacked images, kept across `up`s like the built tools
 # (importing and deleting ~1 GB of layers costs a minute); one real node per machine.
 IMAGE_ROOT = procs.CACHE / "node" / "containerd-root"
-ORDER = ["containerd", "kubelet", "kube-proxy", "pod-sd"]
+ORDER = ["containerd", "kubelet", "kube-proxy", "coredns", "pod-sd"]
+DNS_DOMAIN = "cluster.local"
 # What the kubelet and kube-proxy may change; restored on `down` to what `up` found.
 SYSCTLS = [
     "vm/overcommit_memory",
@@ -271,7 +272,9 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 podLogsDir: {k / 'pod-logs'}
 resolvConf: ""
-clusterDomain: cluster.local
+# The cluster DNS (CoreDNS on the bridge, _corefile): pods resolve Services by name.
+clusterDNS: ["{GATEWAY}"]
+clusterDomain: {DNS_DOMAIN}
 maxPods: 40
 serializeImagePulls: false
 nodeStatusUpdateFrequency: 4s
@@ -299,6 +302,21 @@ nftables: {{masqueradeAll: true}}
 """
 
 
+def _corefile(d: pathlib.Path, ready_port: int) -> str:
+    """Services and pods by name from the API server, on the bridge only (pods' resolver);
+    nothing outside the cluster domain is answered (no pod here needs the internet)."""
+    return f"""{DNS_DOMAIN}:53 {{
+    bind {GATEWAY}
+    errors
+    ready 127.0.0.1:{ready_port}
+    cache 5
+    kubernetes {DNS_DOMAIN} {{
+        kubeconfig {controlplane.kubeconfig_path(d)} {controlplane.CONTEXT}
+    }}
+}}
+"""
+
+
 def _commands(d: pathlib.Path, nd: pathlib.Path, sd_port: int) -> dict[str, list[str]]:
     b = procs.BIN_DIR
     labels = f"{NODE_LABEL}=real,type=real,kubernetes.io/os=linux"
@@ -312,6 +330,7 @@ def _commands(d: pathlib.Path, nd: pathlib.Path, sd_port: int) -> dict[str, list
             "--v=1",
         ],
         "kube-proxy": [str(b / "kube-proxy"), f"--config={nd / 'kube-proxy.yaml'}", "--v=1"],
+        "coredns": [str(b / "coredns"), f"-conf={nd / 'Corefile'}"],
         # Prometheus's discovery of the node's pods (podsd.py).
         "pod-sd": [sys.executable, "-m", "tideserve_testbed.podsd", str(d), str(sd_port)],
     }  # fmt: skip
@@ -335,9 +354,11 @@ def up(d: pathlib.Path, state: dict[str, Any], api: controlplane.Api) -> list[st
     (nd / "cni" / "net.d" / "10-tideserve.conflist").write_text(json.dumps(_cni_config(nd)))
     (nd / "kubelet" / "config.yaml").write_text(_kubelet_config(d, nd))
     (nd / "kube-proxy.yaml").write_text(_proxy_config(d))
+    ports = state.setdefault("ports", {})
+    (nd / "Corefile").write_text(_corefile(d, ports.setdefault("coredns-ready", procs.free_port())))
     _bridge()
     _set_sysctl("net/ipv4/ip_forward", "1")  # pod -> ClusterIP -> pod is routed back out
-    cmds = _commands(d, nd, state.setdefault("ports", {}).setdefault("pod-sd", procs.free_port()))
+    cmds = _commands(d, nd, ports.setdefault("pod-sd", procs.free_port()))
     started = []
     for name in ORDER:
         if procs.alive(comps.get(name)):
@@ -359,6 +380,12 @@ def up(d: pathlib.Path, state: dict[str, Any], api: controlplane.Api) -> list[st
         lambda: procs.http_get(f"http://127.0.0.1:{PROXY_HEALTHZ_PORT}/healthz", 1.0)[0] == 200,
         60,
         comps["kube-proxy"],
+    )
+    procs.wait_for(
+        "CoreDNS /ready (its Service and EndpointSlice caches synced)",
+        lambda: procs.http_get(f"http://127.0.0.1:{ports['coredns-ready']}/ready", 1.0)[0] == 200,
+        60,
+        comps["coredns"],
     )
     return started
 
@@ -386,6 +413,7 @@ def down(d: pathlib.Path, state: dict[str, Any]) -> None:
     if not nd.exists() and not any(comps.get(n) for n in ORDER):
         return
     _stop(comps, "pod-sd")
+    _stop(comps, "coredns")
     _stop(comps, "kubelet")
     if procs.alive(comps.get("containerd")):
         # Through the CRI, so containerd runs CNI DEL and removes each sandbox's netns.
