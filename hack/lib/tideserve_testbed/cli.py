@@ -31,7 +31,7 @@ DEFAULT_TRITON_LABELS = {"namespace": "default", "name": "tiny", "pod": "triton-
 
 
 def build_tools() -> None:
-    real = ["k8s-node", "crictl", "coredns"] if node.enabled() else []
+    real = ["k8s-node", "crictl", "coredns", "deviceplugin"] if node.enabled() else []
     proc = subprocess.run(
         [str(procs.REPO / "hack" / "build-tools"), "k8s", "etcd", "kwok", *real],
         stdout=subprocess.DEVNULL,
