@@ -1,4 +1,5 @@
-"""One real node beside the kwok nodes: containerd + runc + CNI bridge + kubelet + kube-proxy.
+"""One real node beside the kwok nodes: containerd + runc + CNI bridge + kubelet + kube-proxy,
+CoreDNS as the cluster DNS, and a device plugin that gives it GPU identities (DEVICES).
 
 Pods scheduled here really run (images imported by images.py, never pulled). The node
 is tainted so that no test's pod lands on it by accident: a namespace opts in with
