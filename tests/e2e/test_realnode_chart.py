@@ -33,12 +33,7 @@ from tideserve_testbed import fixtures, images, node, procs, realpods
 
 from tideserve.api import resource
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not node.enabled(), reason="TIDESERVE_REAL_NODE=0: this test bed has no real node"
-    ),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.real_node]
 
 CHART = fixtures.ROOT / "charts" / "tideserve"
 HELM = procs.BIN_DIR / "helm"

@@ -15,12 +15,7 @@ from typing import Any
 import pytest
 from tideserve_testbed import fixtures, images, node, procs, realpods
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not node.enabled(), reason="TIDESERVE_REAL_NODE=0: this test bed has no real node"
-    ),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.real_node]
 
 GPUS = node.DEVICES["nvidia.com/gpu"]
 MIG = "nvidia.com/mig-1g.10gb"
