@@ -261,13 +261,21 @@ def test_chart_pods_serve_on_the_real_node_and_a_standby_takes_over_from_a_delet
             )
             assert lease_holder(kube, namespace, lease) == holder
             kube.kubectl("delete", ISVC, NAME, "-n", namespace, "--timeout=120s", timeout=150)
-        # 7. Uninstalled: none of the release's pods is left.
+        # 7. Uninstalled: nothing of the release is left, its pods included.
         fixtures.eventually(
-            lambda: not kube.get_json("pods", "-n", namespace, "-l", f"{INSTANCE}={name}")["items"],
-            120,
-            "the release's pods gone",
-            interval=1,
+            lambda: not leftovers(kube, name), 120, "the release's objects and pods gone", 1
         )
+
+
+def leftovers(kube: fixtures.Kube, release: str) -> list[str]:
+    """What is left labelled with the release, namespaced and cluster-scoped."""
+    sel = f"{INSTANCE}={release}"
+    kinds = ("pods,deployments,services,serviceaccounts,configmaps,poddisruptionbudgets,roles,"
+             "rolebindings,networkpolicies")  # fmt: skip
+    cluster = "clusterroles,clusterrolebindings,validatingadmissionpolicies"
+    items = (kube.get_json(kinds, "-A", "-l", sel)["items"]
+             + kube.get_json(cluster, "-l", sel)["items"])  # fmt: skip
+    return [f"{o['kind']}/{o['metadata']['name']}" for o in items]
 
 
 def restarted_and_renewing(
