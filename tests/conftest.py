@@ -25,9 +25,24 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "hack" / "lib"))
 
 # hack/lib is not an installed package: the path must be set before this import.
-from tideserve_testbed import fixtures, harness
+from tideserve_testbed import fixtures, harness, node
 
 SKIP_REASON = "TIDESERVE_SKIP_CLUSTER=1: tests that need the local test bed are skipped on request"
+NO_REAL_NODE = "TIDESERVE_REAL_NODE=0: this test bed has no real node"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "real_node: needs the test bed's real node (node.py)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked real_node are skipped, saying why, on a test bed started without one;
+    otherwise a missing real node is an error like any other missing part."""
+    if node.enabled():
+        return
+    for item in items:
+        if item.get_closest_marker("real_node"):
+            item.add_marker(pytest.mark.skip(reason=NO_REAL_NODE))
 
 
 def _skip_if_requested() -> None:

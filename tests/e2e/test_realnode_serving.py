@@ -26,7 +26,7 @@ from tideserve_testbed import fixtures, images, node, procs, realpods
 
 from tideserve.render import names
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.real_node]
 
 NAME = "real"
 DELAY_MS = 100  # the model's "GPU time" per batch of up to 8: ~80 requests/s per replica

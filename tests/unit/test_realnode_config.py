@@ -1,13 +1,17 @@
-"""The real node's pure parts: Prometheus discovery of its pods, and the namespace
-opt-in that puts a namespace's pods on it (the node is tainted for everyone else)."""
+"""The real node's pure parts: Prometheus discovery of its pods, the namespace opt-in that
+puts a namespace's pods on it (the node is tainted for everyone else), and what lets pods
+reach the API server and resolve Services."""
 
 from __future__ import annotations
 
 import json
+import os
+import pathlib
 from typing import Any
 
 import pytest
-from tideserve_testbed import node, podsd
+import yaml
+from tideserve_testbed import controlplane, node, podsd
 
 pytestmark = pytest.mark.unit
 
@@ -56,3 +60,35 @@ def test_the_opt_in_selects_the_real_node_and_tolerates_exactly_its_taint() -> N
     assert (key, value) == (node.NODE_LABEL, "real")
     [toleration] = json.loads(annotations["scheduler.alpha.kubernetes.io/defaultTolerations"])
     assert toleration == {"key": node.TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+
+
+def test_the_api_server_stays_on_loopback_unless_pods_must_reach_it() -> None:
+    loopback = controlplane._apiserver_address(None)
+    assert "--bind-address=127.0.0.1" in loopback
+    assert "--endpoint-reconciler-type=none" in loopback  # Endpoints refuse loopback
+    # With a real node: its bridge address is the `kubernetes` Service's endpoint.
+    reachable = controlplane._apiserver_address(node.GATEWAY)
+    assert f"--advertise-address={node.GATEWAY}" in reachable
+    assert "--endpoint-reconciler-type=lease" in reachable
+
+
+def test_pods_resolve_through_coredns_on_the_bridge(tmp_path: pathlib.Path) -> None:
+    kubelet = yaml.safe_load(node._kubelet_config(tmp_path, tmp_path / "node"))
+    assert kubelet["clusterDNS"] == [node.GATEWAY]
+    assert kubelet["clusterDomain"] == node.DNS_DOMAIN
+    corefile = node._corefile(tmp_path, 8181)
+    assert corefile.startswith(f"{node.DNS_DOMAIN}:53 {{")
+    assert f"bind {node.GATEWAY}\n" in corefile  # never the host's own resolver address
+    assert f"kubeconfig {tmp_path / 'kubeconfig'} {controlplane.CONTEXT}" in corefile
+
+
+def test_a_config_file_with_the_same_text_is_not_written_again(tmp_path: pathlib.Path) -> None:
+    # kube-proxy exits when its config file is written, even with the same text.
+    path = tmp_path / "kube-proxy.yaml"
+    node._write(path, "a: 1\n")
+    before = path.stat().st_mtime_ns
+    os.utime(path, ns=(before - 10**9, before - 10**9))
+    node._write(path, "a: 1\n")
+    assert path.stat().st_mtime_ns == before - 10**9
+    node._write(path, "a: 2\n")
+    assert path.read_text() == "a: 2\n"

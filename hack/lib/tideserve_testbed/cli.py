@@ -31,7 +31,7 @@ DEFAULT_TRITON_LABELS = {"namespace": "default", "name": "tiny", "pod": "triton-
 
 
 def build_tools() -> None:
-    real = ["k8s-node", "crictl"] if node.enabled() else []
+    real = ["k8s-node", "crictl", "coredns", "deviceplugin"] if node.enabled() else []
     proc = subprocess.run(
         [str(procs.REPO / "hack" / "build-tools"), "k8s", "etcd", "kwok", *real],
         stdout=subprocess.DEVNULL,
@@ -62,8 +62,8 @@ def up(
         if controlplane.healthy(d, st):
             procs.log("control plane already running and healthy; reusing it")
         else:
-            started += controlplane.up(d, st)
-        if with_prometheus and prometheus.up(d, st):
+            started += controlplane.up(d, st, advertise=node.GATEWAY if node.enabled() else None)
+        if with_prometheus and prometheus.up(d, st, reachable_from_pods=node.enabled()):
             started.append("prometheus")
         try:
             if node.enabled():

@@ -79,7 +79,22 @@ def _audit_flags(d: pathlib.Path) -> list[str]:
     return [f"--audit-policy-file={policy}", f"--audit-log-path={audit_log(d)}"]
 
 
-def _commands(d: pathlib.Path, ports: dict[str, int]) -> dict[str, list[str]]:
+def _apiserver_address(advertise: str | None) -> list[str]:
+    """Loopback only, unless pods must reach the API server (a real node): then it also
+    listens beyond loopback and advertises the node's bridge address, which the API
+    server publishes as the endpoint of the `kubernetes` Service (10.96.0.1:443), so pods
+    reach it through kube-proxy with their in-cluster config, as in any cluster."""
+    if advertise is None:
+        # Endpoints may not hold a loopback address, so do not publish one.
+        return ["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none"]  # fmt: skip
+    return ["--bind-address=0.0.0.0", f"--advertise-address={advertise}",
+            "--endpoint-reconciler-type=lease"]  # fmt: skip
+
+
+def _commands(
+    d: pathlib.Path, ports: dict[str, int], advertise: str | None
+) -> dict[str, list[str]]:
     b, pki = procs.BIN_DIR, d / "pki"
     etcd_url = f"http://127.0.0.1:{ports['etcd']}"
     peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
@@ -99,7 +114,7 @@ def _commands(d: pathlib.Path, ports: dict[str, int]) -> dict[str, list[str]]:
         ],
         "kube-apiserver": [
             str(b / "kube-apiserver"), f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            *_apiserver_address(advertise),
             f"--secure-port={ports['kube-apiserver']}", f"--cert-dir={d / 'apiserver-certs'}",
             f"--tls-cert-file={pki / 'apiserver.crt'}",
             f"--tls-private-key-file={pki / 'apiserver.key'}", f"--client-ca-file={pki / 'ca.crt'}",
@@ -124,8 +139,6 @@ def _commands(d: pathlib.Path, ports: dict[str, int]) -> dict[str, list[str]]:
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             f"--service-cluster-ip-range={certs.SERVICE_IP.rsplit('.', 2)[0]}.0.0/16",
-            # Endpoints may not hold a loopback address, so do not publish one.
-            "--endpoint-reconciler-type=none",
             *_audit_flags(d),
             # Aggregated APIs (KEDA's external metrics, keda.py) are reached at their
             # Service's endpoint address, not its ClusterIP: nothing routes ClusterIPs
@@ -236,10 +249,16 @@ def _prepare(d: pathlib.Path, state: dict[str, Any]) -> dict[str, int]:
     return ports
 
 
-def up(d: pathlib.Path, state: dict[str, Any], timeout: float = 120.0) -> list[str]:
-    """Start what is not running; return names of the components (re)started."""
+def up(
+    d: pathlib.Path, state: dict[str, Any], timeout: float = 120.0, advertise: str | None = None
+) -> list[str]:
+    """Start what is not running; return names of the components (re)started. advertise:
+    the address pods reach the API server at (the real node's bridge), None for none;
+    recorded, so that a restart (hack/chaos) keeps it."""
     ports = _prepare(d, state)
-    cmds = _commands(d, ports)
+    if advertise is not None:
+        state["advertise"] = advertise
+    cmds = _commands(d, ports, state.get("advertise"))
     comps: dict[str, Any] = state.setdefault("components", {})
     started = []
     api = Api(d, ports["kube-apiserver"])

@@ -1,4 +1,5 @@
-"""One real node beside the kwok nodes: containerd + runc + CNI bridge + kubelet + kube-proxy.
+"""One real node beside the kwok nodes: containerd + runc + CNI bridge + kubelet + kube-proxy,
+CoreDNS as the cluster DNS, and a device plugin that gives it GPU identities (DEVICES).
 
 Pods scheduled here really run (images imported by images.py, never pulled). The node
 is tainted so that no test's pod lands on it by accident: a namespace opts in with
@@ -39,7 +40,15 @@ CLAIM = pathlib.Path("/run/tideserve/real-node.json")
 # containerd's content store and unpacked images, kept across `up`s like the built tools
 # (importing and deleting ~1 GB of layers costs a minute); one real node per machine.
 IMAGE_ROOT = procs.CACHE / "node" / "containerd-root"
-ORDER = ["containerd", "kubelet", "kube-proxy", "pod-sd"]
+ORDER = ["containerd", "kubelet", "device-plugin", "kube-proxy", "coredns", "pod-sd"]
+# GPU identities the node advertises through its device plugin (hack/tools/deviceplugin):
+# GPU and MIG replicas are scheduled, admitted and allocated devices here for real, and
+# run on CPU. No product label: a request naming a GPU product still goes to kwok nodes.
+DEVICES = {"nvidia.com/gpu": 2, "nvidia.com/mig-1g.10gb": 2}
+# The kubelet's device plugin socket directory, fixed whatever its --root-dir.
+KUBELET_VAR = pathlib.Path("/var/lib/kubelet")
+DEVICE_PLUGINS = KUBELET_VAR / "device-plugins"
+DNS_DOMAIN = "cluster.local"
 # What the kubelet and kube-proxy may change; restored on `down` to what `up` found.
 SYSCTLS = [
     "vm/overcommit_memory",
@@ -123,7 +132,8 @@ def _claim(d: pathlib.Path) -> None:
     elif not owner:
         sysctls = {k: _sysctl(k) for k in SYSCTLS}
         var_log = {p: os.path.exists(p) for p in ("/var/log/containers", "/run/containerd",
-                                                  "/run/netns")}  # fmt: skip
+                                                  "/run/netns", str(KUBELET_VAR),
+                                                  str(DEVICE_PLUGINS))}  # fmt: skip
         var_log["/run/netns mounted"] = os.path.ismount("/run/netns")
         procs.write_json(CLAIM, {"state_dir": str(d), "sysctls": sysctls, "existed": var_log,
                                  "nft_tables": [list(t) for t in _nft_tables()]})  # fmt: skip
@@ -271,7 +281,9 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 podLogsDir: {k / 'pod-logs'}
 resolvConf: ""
-clusterDomain: cluster.local
+# The cluster DNS (CoreDNS on the bridge, _corefile): pods resolve Services by name.
+clusterDNS: ["{GATEWAY}"]
+clusterDomain: {DNS_DOMAIN}
 maxPods: 40
 serializeImagePulls: false
 nodeStatusUpdateFrequency: 4s
@@ -299,6 +311,21 @@ nftables: {{masqueradeAll: true}}
 """
 
 
+def _corefile(d: pathlib.Path, ready_port: int) -> str:
+    """Services and pods by name from the API server, on the bridge only (pods' resolver);
+    nothing outside the cluster domain is answered (no pod here needs the internet)."""
+    return f"""{DNS_DOMAIN}:53 {{
+    bind {GATEWAY}
+    errors
+    ready 127.0.0.1:{ready_port}
+    cache 5
+    kubernetes {DNS_DOMAIN} {{
+        kubeconfig {controlplane.kubeconfig_path(d)} {controlplane.CONTEXT}
+    }}
+}}
+"""
+
+
 def _commands(d: pathlib.Path, nd: pathlib.Path, sd_port: int) -> dict[str, list[str]]:
     b = procs.BIN_DIR
     labels = f"{NODE_LABEL}=real,type=real,kubernetes.io/os=linux"
@@ -309,9 +336,15 @@ def _commands(d: pathlib.Path, nd: pathlib.Path, sd_port: int) -> dict[str, list
             str(b / "kubelet"), f"--config={nd / 'kubelet' / 'config.yaml'}",
             f"--kubeconfig={d / 'kubelet.kubeconfig'}", f"--root-dir={nd / 'kubelet' / 'root'}",
             f"--hostname-override={NAME}", f"--node-ip={GATEWAY}", f"--node-labels={labels}",
+            # Its self-signed serving certificate, by default in /var/lib/kubelet/pki.
+            f"--cert-dir={nd / 'kubelet' / 'pki'}",
             "--v=1",
         ],
+        "device-plugin": [str(b / "tideserve-device-plugin"),
+                          f"--dir={DEVICE_PLUGINS}",
+                          *(f"--resource={k}={v}" for k, v in DEVICES.items())],
         "kube-proxy": [str(b / "kube-proxy"), f"--config={nd / 'kube-proxy.yaml'}", "--v=1"],
+        "coredns": [str(b / "coredns"), f"-conf={nd / 'Corefile'}"],
         # Prometheus's discovery of the node's pods (podsd.py).
         "pod-sd": [sys.executable, "-m", "tideserve_testbed.podsd", str(d), str(sd_port)],
     }  # fmt: skip
@@ -331,13 +364,15 @@ def up(d: pathlib.Path, state: dict[str, Any], api: controlplane.Api) -> list[st
     comps: dict[str, Any] = state.setdefault("components", {})
     for sub in ("containerd", "kubelet/root", "cni/net.d", "cni/ipam"):
         (nd / sub).mkdir(parents=True, exist_ok=True)
-    (nd / "containerd" / "config.toml").write_text(_containerd_config(nd))
-    (nd / "cni" / "net.d" / "10-tideserve.conflist").write_text(json.dumps(_cni_config(nd)))
-    (nd / "kubelet" / "config.yaml").write_text(_kubelet_config(d, nd))
-    (nd / "kube-proxy.yaml").write_text(_proxy_config(d))
+    _write(nd / "containerd" / "config.toml", _containerd_config(nd))
+    _write(nd / "cni" / "net.d" / "10-tideserve.conflist", json.dumps(_cni_config(nd)))
+    _write(nd / "kubelet" / "config.yaml", _kubelet_config(d, nd))
+    _write(nd / "kube-proxy.yaml", _proxy_config(d))
+    ports = state.setdefault("ports", {})
+    _write(nd / "Corefile", _corefile(d, ports.setdefault("coredns-ready", procs.free_port())))
     _bridge()
     _set_sysctl("net/ipv4/ip_forward", "1")  # pod -> ClusterIP -> pod is routed back out
-    cmds = _commands(d, nd, state.setdefault("ports", {}).setdefault("pod-sd", procs.free_port()))
+    cmds = _commands(d, nd, ports.setdefault("pod-sd", procs.free_port()))
     started = []
     for name in ORDER:
         if procs.alive(comps.get(name)):
@@ -352,15 +387,43 @@ def up(d: pathlib.Path, state: dict[str, Any], api: controlplane.Api) -> list[st
             procs.wait_for("containerd socket", lambda: _crictl(d, "info").returncode == 0,
                            30, proc)  # fmt: skip
             images.import_all(d, socket(d))
+    if "containerd" not in started:  # an image rebuilt since (operator/ changed) goes in too
+        images.import_all(d, socket(d))
     procs.wait_for(f"real node {NAME} Ready", lambda: NAME in controlplane.ready_nodes(api),
                    120, comps["kubelet"])  # fmt: skip
+    procs.wait_for(
+        f"real node {NAME} allocatable {', '.join(DEVICES)} (device plugin)",
+        lambda: _advertised(api),
+        60,
+        comps["device-plugin"],
+    )
     procs.wait_for(
         "kube-proxy /healthz",
         lambda: procs.http_get(f"http://127.0.0.1:{PROXY_HEALTHZ_PORT}/healthz", 1.0)[0] == 200,
         60,
         comps["kube-proxy"],
     )
+    procs.wait_for(
+        "CoreDNS /ready (its Service and EndpointSlice caches synced)",
+        lambda: procs.http_get(f"http://127.0.0.1:{ports['coredns-ready']}/ready", 1.0)[0] == 200,
+        60,
+        comps["coredns"],
+    )
     return started
+
+
+def _write(path: pathlib.Path, text: str) -> None:
+    """Only a changed file is written: kube-proxy exits when its config file is written
+    ("content of the proxy server's configuration file was updated"), so rewriting the same
+    text at a second `up` stopped a running node's kube-proxy."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def _advertised(api: controlplane.Api) -> bool:
+    node = api.json(f"/api/v1/nodes/{NAME}") or {}
+    allocatable = node.get("status", {}).get("allocatable", {})
+    return all(allocatable.get(k) == str(v) for k, v in DEVICES.items())
 
 
 def healthy(state: dict[str, Any]) -> bool:
@@ -386,6 +449,8 @@ def down(d: pathlib.Path, state: dict[str, Any]) -> None:
     if not nd.exists() and not any(comps.get(n) for n in ORDER):
         return
     _stop(comps, "pod-sd")
+    _stop(comps, "coredns")
+    _stop(comps, "device-plugin")
     _stop(comps, "kubelet")
     if procs.alive(comps.get("containerd")):
         # Through the CRI, so containerd runs CNI DEL and removes each sandbox's netns.
@@ -469,6 +534,12 @@ def _restore(d: pathlib.Path) -> None:
         if not existed.get(str(logs)):
             with contextlib.suppress(OSError):
                 logs.rmdir()
+    # The kubelet's device plugin directory (missing from an older claim: then kept).
+    if DEVICE_PLUGINS.is_dir() and not existed.get(str(DEVICE_PLUGINS), True):
+        shutil.rmtree(DEVICE_PLUGINS, ignore_errors=True)
+    if KUBELET_VAR.is_dir() and not existed.get(str(KUBELET_VAR), True):
+        with contextlib.suppress(OSError):
+            KUBELET_VAR.rmdir()
     netns = pathlib.Path("/run/netns")  # the CNI plugins mount a tmpfs here once
     if os.path.ismount(netns) and not existed.get("/run/netns mounted") and not any(
         netns.iterdir()

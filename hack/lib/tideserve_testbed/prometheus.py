@@ -50,8 +50,10 @@ def url(state: dict[str, Any]) -> str:
     return f"http://127.0.0.1:{state['ports']['prometheus']}"
 
 
-def up(d: pathlib.Path, state: dict[str, Any]) -> bool:
-    """Start Prometheus unless running; return whether it was started."""
+def up(d: pathlib.Path, state: dict[str, Any], reachable_from_pods: bool = False) -> bool:
+    """Start Prometheus unless running; return whether it was started. reachable_from_pods:
+    listen beyond loopback, so the operator's pods on the real node query it at the node's
+    bridge address (Debian's 2.42 takes one listen address only)."""
     ports = state.setdefault("ports", {})
     comps = state.setdefault("components", {})
     if procs.alive(comps.get("prometheus")):
@@ -72,7 +74,7 @@ def up(d: pathlib.Path, state: dict[str, Any]) -> bool:
         binary(),
         f"--config.file={pdir / 'prometheus.yml'}",
         f"--storage.tsdb.path={pdir / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
+        f"--web.listen-address={'0.0.0.0' if reachable_from_pods else '127.0.0.1'}:{port}",  # noqa: S104
         "--web.enable-lifecycle",
         "--storage.tsdb.retention.time=1d",
     ]
