@@ -134,10 +134,10 @@ def run(
     probe = probe or _probe
     actions = decide(wanted, advices, found, now, limits)
     for key in actions.orphans:
-        kube.delete("Deployment", key[0], shadow.name_of(key[1]))
+        _remove(key)
     for key, gone in actions.expire:
         _record(bodies[key], isvcs[key], gone.option, None, now, "no Ready shadow in time")
-        kube.delete("Deployment", key[0], shadow.name_of(key[1]))
+        _remove(key)
     for key, ready in actions.measure:
         spec = isvcs[key].spec
         assert ready.address is not None
@@ -150,19 +150,17 @@ def run(
             log.warning("probe of %s/%s on %s failed: %s", *key, ready.option, exc)
             result = None
         _record(bodies[key], isvcs[key], ready.option, result, now, "probe done")
-        kube.delete("Deployment", key[0], shadow.name_of(key[1]))
+        _remove(key)
     for key, wanted_probe in actions.start:
         body, isvc = bodies[key], isvcs[key]
         rec = advices[key].recommendation
+        owner = names.Owner.from_body(body)
+        cpu, memory = (rec.cpu, rec.memory) if rec else (None, None)
+        config = shadow.config_map(owner, isvc.spec, wanted_probe.option, cpu, memory)
+        if config is not None:  # first: the shadow's pod mounts it
+            kube.apply(config, manager=FIELD_MANAGER)
         manifest = shadow.build(
-            names.Owner.from_body(body),
-            isvc.spec,
-            wanted_probe.option,
-            rec.cpu if rec else None,
-            rec.memory if rec else None,
-            image,
-            now,
-            fetch_images,
+            owner, isvc.spec, wanted_probe.option, cpu, memory, image, now, fetch_images
         )
         kube.apply(manifest, manager=FIELD_MANAGER)
         kube.post_event(
@@ -172,6 +170,12 @@ def run(
             f"measuring {wanted_probe.option}: {wanted_probe.why}"[:1024],
         )
     return actions
+
+
+def _remove(key: Key) -> None:
+    """The shadow Deployment and its config override, if any."""
+    kube.delete("Deployment", key[0], shadow.name_of(key[1]))
+    kube.delete("ConfigMap", key[0], shadow.config_name_of(key[1]))
 
 
 def _record(

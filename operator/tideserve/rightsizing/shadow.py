@@ -2,8 +2,11 @@
 
 The endpoint's own predictor Deployment, rendered for the candidate's hardware, renamed
 `<name>-probe`, one replica, with labels no Service, autoscaler or scrape selects: it
-serves no user traffic and adds nothing to the endpoint's metrics. Owned by the
-InferenceService, so deleting the endpoint deletes it.
+serves no user traffic and adds nothing to the endpoint's metrics. When the candidate
+needs a model config override (CPU does: its instance kind), the shadow has its own
+ConfigMap, `<name>-probe-config`, rendered for the candidate: the endpoint's own is for
+its current hardware, or absent. Owned by the InferenceService, so deleting the endpoint
+deletes both.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from tideserve.api import spec as spec_api
 from tideserve.api import status as status_api
 from tideserve.render import deployment as deployment_mod
 from tideserve.render import hardware as hardware_mod
-from tideserve.render import names, storage
+from tideserve.render import names, storage, triton_config
 from tideserve.rightsizing import effective
 
 PROBE_APP = "tideserve-probe"
@@ -28,6 +31,10 @@ LABEL_SELECTOR = f"app.kubernetes.io/name={PROBE_APP}"
 
 def name_of(endpoint: str) -> str:
     return f"{endpoint}-probe"
+
+
+def config_name_of(endpoint: str) -> str:
+    return names.config(name_of(endpoint))
 
 
 def labels(endpoint: str) -> dict[str, str]:
@@ -52,15 +59,11 @@ def build(
     fetch_images: storage.FetchImages = storage.DEFAULT_FETCH_IMAGES,
 ) -> dict[str, Any]:
     """The shadow Deployment for `option` ("cpu-4", "gpu:<product>", "mig:<profile>")."""
-    cores = option.removeprefix("cpu-") if option.startswith("cpu-") else None
-    trial = status_api.Recommendation(
-        accelerator="cpu" if cores else option, cpu=cores or cpu, memory=memory
-    )
-    resources = effective.apply(
-        spec.resources.model_copy(update={"accelerator": spec_api.Accelerator.AUTO}), trial
-    )
-    hw = hardware_mod.from_spec(resources)
+    hw = _hardware(spec, option, cpu, memory)
     manifest = deployment_mod.deployment(owner, spec, image, hw, fetch_images)
+    for volume in manifest["spec"]["template"]["spec"]["volumes"]:
+        if volume["name"] == triton_config.CONFIG_VOLUME:
+            volume["configMap"]["name"] = config_name_of(owner.name)
     own = labels(owner.name)
     meta = manifest["metadata"]
     meta["name"] = name_of(owner.name)
@@ -81,6 +84,36 @@ def build(
     manifest["spec"]["replicas"] = 1
     manifest["spec"]["selector"] = {"matchLabels": own}
     return manifest
+
+
+def config_map(
+    owner: names.Owner,
+    spec: spec_api.InferenceServiceSpec,
+    option: str,
+    cpu: str | None,
+    memory: str | None,
+) -> dict[str, Any] | None:
+    """The shadow's model config override for `option`; None when it needs none."""
+    hw = _hardware(spec, option, cpu, memory)
+    if not triton_config.needed(spec.model, hw):
+        return None
+    manifest = triton_config.config_map(owner, spec.model, hw)
+    manifest["metadata"]["name"] = config_name_of(owner.name)
+    manifest["metadata"]["labels"] = labels(owner.name)
+    return manifest
+
+
+def _hardware(
+    spec: spec_api.InferenceServiceSpec, option: str, cpu: str | None, memory: str | None
+) -> hardware_mod.Hardware:
+    cores = option.removeprefix("cpu-") if option.startswith("cpu-") else None
+    trial = status_api.Recommendation(
+        accelerator="cpu" if cores else option, cpu=cores or cpu, memory=memory
+    )
+    resources = effective.apply(
+        spec.resources.model_copy(update={"accelerator": spec_api.Accelerator.AUTO}), trial
+    )
+    return hardware_mod.from_spec(resources)
 
 
 def started(manifest: dict[str, Any]) -> tuple[str, datetime.datetime] | None:

@@ -8,7 +8,7 @@ import pytest
 
 from tideserve.api import resource
 from tideserve.api import status as status_api
-from tideserve.render import names
+from tideserve.render import names, triton_config
 from tideserve.rightsizing import accelerators, advisor, autoprofile, catalog, probing, shadow
 
 pytestmark = pytest.mark.unit
@@ -165,6 +165,25 @@ def test_the_shadow_serves_no_traffic_and_is_not_scraped() -> None:
     assert container["resources"]["requests"]["cpu"] == "4"
     assert "nvidia.com/gpu" not in container["resources"].get("limits", {})
     assert shadow.started(manifest) == ("cpu-4", NOW)
+
+
+def test_a_cpu_shadow_mounts_its_own_config_override_rendered_for_cpu() -> None:
+    # On CPU the instance kind must be overridden; the endpoint's own ConfigMap (for its
+    # GPU, or none at all) is not the shadow's: a pod mounting a missing one never starts.
+    item = isvc()
+    owner = names.Owner("ns", "m", "u1")
+    manifest = shadow.build(owner, item.spec, "cpu-4", "2", "4Gi", "triton:test", NOW)
+    config = shadow.config_map(owner, item.spec, "cpu-4", "2", "4Gi")
+    assert config is not None
+    assert config["metadata"]["name"] == shadow.config_name_of("m") == "m-probe-config"
+    assert config["metadata"]["labels"] == manifest["metadata"]["labels"]
+    assert config["metadata"]["ownerReferences"][0]["uid"] == "u1"
+    assert "kind: KIND_CPU" in config["data"][triton_config.OVERRIDES_KEY]
+    volumes = manifest["spec"]["template"]["spec"]["volumes"]
+    [mounted] = [v for v in volumes if v["name"] == triton_config.CONFIG_VOLUME]
+    assert mounted["configMap"]["name"] == "m-probe-config"
+    # A GPU candidate of a model without overrides needs none.
+    assert shadow.config_map(owner, item.spec, "gpu:Tesla-T4", "2", "4Gi") is None
 
 
 def test_a_gpu_shadow_asks_for_the_candidate_gpu() -> None:
