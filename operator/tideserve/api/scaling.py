@@ -46,8 +46,10 @@ class ScaleToZeroSpec(base.Model):
         description="With a floor of 0 (minReplicas: 0 or a schedule window with "
         "minReplicas: 0), scale to zero after this long with no requests and none pending. "
         "Omitted: learned per endpoint from its idle gaps (keep warm through gaps that "
-        "usually end soon, drop to zero at once after longer ones); 900 until a few gaps "
-        "are seen.",
+        "usually end soon, and then at least as long as a wake costs; drop to zero at once "
+        "when no gap is worth covering) and kept warm while its time-of-day profile "
+        "expects requests more often than one per wake's cost; 900 until a few gaps are "
+        "seen.",
     )
     max_held_requests: int = pydantic.Field(
         1000,

@@ -16,7 +16,10 @@ value always wins.
   suits pods that start in seconds; a GPU replica held 300 s past its need costs
   several times what a restart costs when it loads in under a minute.
 - Idle period (R4): the endpoint's own idle gaps and what arrived after each, against
-  the attainment objective (keep_warm_s); prewarming from its time-of-day profile.
+  the attainment objective (keep_warm_s), and once gaps are worth covering at all,
+  never shorter than what a wake costs (sleep_after_s, the ski-rental break-even);
+  prewarming, and staying warm while requests usually come more often than one per
+  wake's cost (warm_rate), from its time-of-day profile.
 """
 
 from __future__ import annotations
@@ -236,6 +239,34 @@ def keep_warm_s(observed: Observed, attainment: float = 0.99) -> float:
     return best
 
 
+def sleep_after_s(observed: Observed, attainment: float = 0.99) -> float:
+    """How long an idle endpoint stays warm before dropping to zero: keep_warm_s, but once
+    gaps are worth covering at all, never less than a wake costs (break_even_s).
+
+    The best K over the remembered gaps follows their sample, which on traffic that
+    changes through the day (quiet nights, busy afternoons) is often the wrong one for
+    the next gap. The deterministic ski-rental rule (rent until renting has cost what
+    buying does) is within 2x of the best choice made knowing the next gap, whatever it
+    turns out to be. An endpoint whose gaps are not worth covering at all (keep_warm_s
+    0) still sleeps at once. The replicas held above the need (knobs' down window) keep
+    following keep_warm_s: the floor is about one replica's wake, not a burst's size.
+    """
+    best = keep_warm_s(observed, attainment)
+    k = min(len(observed.gaps), len(observed.gap_wake), len(observed.gap_cycle))
+    if best == 0.0 or k < MIN_GAPS:
+        return best
+    cold = cold_start_s(observed) or DEFAULT_COLD_S
+    wake = min(float(MAX_HOLD_S), break_even_s(cold, sum(observed.gap_wake[-k:]) / k))
+    return max(best, wake)
+
+
+def break_even_s(cold: float, wake_misses: float) -> float:
+    """Idle seconds that cost what a wake does: its cold start's GPU time plus its
+    requests that wait through the cold start, each priced at MISS_PRICE_COLD_STARTS
+    cold starts."""
+    return cold * (1.0 + MISS_PRICE_COLD_STARTS * max(0.0, wake_misses))
+
+
 def wake_misses(observed: Observed) -> float | None:
     """Mean requests arriving within a cold start after a gap (None: not counted yet)."""
     k = min(len(observed.gaps), len(observed.gap_wake))
@@ -253,6 +284,20 @@ def expected_in_cold_start(observed: Observed, at: datetime.datetime) -> float |
     cold = cold_start_s(observed) or DEFAULT_COLD_S
     rate = profile_lib.rate_at(observed.profile, at + datetime.timedelta(seconds=cold))
     return None if rate is None else rate * cold
+
+
+def warm_rate(observed: Observed) -> float:
+    """Requests/s above which an idle replica is cheaper kept than dropped: with requests
+    arriving at rate r, staying warm until the next one costs 1/r GPU-seconds on average;
+    dropping now costs a wake: a cold start and at least the request that wakes it,
+    priced at MISS_PRICE_COLD_STARTS cold starts."""
+    cold = cold_start_s(observed) or DEFAULT_COLD_S
+    return 1.0 / break_even_s(cold, 1.0)
+
+
+def usual_rate(observed: Observed, at: datetime.datetime) -> float | None:
+    """Requests/s the time-of-day profile expects at `at` (None: that slot not seen yet)."""
+    return profile_lib.rate_at(observed.profile, at)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,7 +319,8 @@ def knobs(
 ) -> Knobs:
     behavior = scaling.behavior
     explicit_idle = scaling.scale_to_zero.idle_seconds
-    learned_idle = keep_warm_s(observed, slo.attainment if slo is not None else 0.99)
+    attainment = slo.attainment if slo is not None else 0.99
+    learned_idle = keep_warm_s(observed, attainment)
     down = down_window(behavior.scale_down, observed)
     if behavior.scale_down.stabilization_seconds is None and _counted(observed):
         # The replicas a burst needed are what its return needs: a wake of one replica
@@ -284,7 +330,11 @@ def knobs(
         target=target(scaling.target, slo, capacity),
         up_window_s=behavior.scale_up.stabilization_seconds or 0,
         down_window_s=down,
-        idle_s=float(explicit_idle) if explicit_idle is not None else learned_idle,
+        idle_s=(
+            float(explicit_idle)
+            if explicit_idle is not None
+            else sleep_after_s(observed, attainment)
+        ),
         idle_learned=explicit_idle is None,
     )
 

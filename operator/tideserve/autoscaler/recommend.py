@@ -135,6 +135,17 @@ def idle(
                 "within a cold start at this time of day: min 1",
                 "Stable",
             )
+        usual = learned.usual_rate(state.observed, now)
+        if usual is not None and usual >= learned.warm_rate(state.observed):
+            # Requests usually come often enough now that waiting warm for the next one
+            # costs less than the wake it would make.
+            wake = 1.0 / learned.warm_rate(state.observed)
+            return state_lib.Decision(
+                max(1, min(decision.desired, current)),
+                f"idle {duration(idle_s)}, but ~{usual * 3600:.0f} requests/h usually arrive "
+                f"at this time of day, more than one per wake's cost ({duration(wake)}): min 1",
+                "Stable",
+            )
         return state_lib.Decision(
             0, f"idle {duration(idle_s)}{_why_zero(knobs, state)} -> 0", "Idle"
         )

@@ -19,34 +19,27 @@ Three families, recognised from the header (gzip or plain CSV):
 Time 0 of a replay is midnight (UTC) of the window's first day, so the time of day of
 every arrival is the trace's own. Rate scaling (thinning, or scaling per-minute counts)
 fits a trace to the modelled endpoint: say the factor with the result (`Loaded.note`).
+
+This module is the front (`load`, `sniff`, names and options) and the request-row
+loader; trace_files.py reads files and windows, trace_minutes.py the per-minute families.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import datetime
-import gzip
 import math
 import os
 import pathlib
-import re
-from collections.abc import Iterator
 
 import numpy as np
-import numpy.typing as npt
 
-from tideserve.sim import traffic
+from tideserve.sim import trace_files as files
+from tideserve.sim import trace_minutes, traffic
 
-DAY_S = 86_400.0
-TIME_COLUMNS = ("TIMESTAMP", "Timestamp", "timestamp", "gmt_create", "time", "arrival_time",
-                "start_time", "period", "datetime", "date")  # fmt: skip
-WORK_COLUMNS = ("GeneratedTokens", "Response tokens", "output_tokens", "exec_time_seconds",
-                "exec_time", "duration", "latency")  # fmt: skip
-GROUP_COLUMNS = ("checkpoint_model_version_id", "Model", "model", "model_id", "HashFunction",
-                 "function", "app")  # fmt: skip
-COUNT_COLUMNS = ("count", "requests", "invocations", "value", "rate")
-_MINUTE = re.compile(r"^(\d+)(_minute)?$")
+# Re-exported: what a caller of the loaders needs.
+Loaded = files.Loaded
+family_of = files.family_of
+
 # Shipped-file shortcuts: bare name -> file name prefix in the trace directory.
 SHORT = {
     "alibaba": "alibaba_genai2026_lora_request_trace",
@@ -58,18 +51,6 @@ SHORT = {
 # together as one more (so no traffic is dropped). More with ::endpoints=N (each one
 # costs a full replay of the window per policy).
 DEFAULT_ENDPOINTS = 3
-
-
-@dataclasses.dataclass(frozen=True)
-class Loaded:
-    name: str
-    family: str  # requests | per-minute-wide | per-minute-long
-    traces: tuple[traffic.Trace, ...]
-    note: str  # what was taken from the file, in words
-    work_column: str | None = None
-    # Requests per second in the busiest minute (all endpoints), before rate scaling.
-    peak_rps: float = 0.0
-    factor: float = 1.0  # rate scaling applied (1: the trace's own rate)
 
 
 def trace_dir(flag: str | None) -> pathlib.Path:
@@ -84,81 +65,6 @@ def trace_dir(flag: str | None) -> pathlib.Path:
         if cand.is_dir():
             return cand
     return repo.parent / "shared" / "traces"
-
-
-def _lines(path: pathlib.Path) -> Iterator[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="") as f:
-        yield from f
-
-
-def _header(path: pathlib.Path) -> list[str]:
-    for line in _lines(path):
-        return [h.strip() for h in next(csv.reader([line]))]
-    raise ValueError(f"{path}: empty file")
-
-
-def family_of(header: list[str]) -> str:
-    cols = set(header)
-    if sum(1 for h in header if _MINUTE.match(h)) >= 60:
-        return "per-minute-wide"
-    if {"HashFunction", "Average"} <= cols and "percentile_Average_50" in cols:
-        return "durations"
-    time_col = next((c for c in TIME_COLUMNS if c in cols), None)
-    if time_col is None:
-        raise ValueError(f"no time column (one of {', '.join(TIME_COLUMNS)}) in {header[:8]}")
-    count = [c for c in COUNT_COLUMNS if c in cols]
-    if count and len(header) <= 3:
-        return "per-minute-long"
-    return "requests"
-
-
-def _seconds(text: str) -> float:
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    # Azure writes 7 fractional digits ("2023-11-16 18:15:46.6805900"); Python takes 6.
-    head, _, frac = text.partition(".")
-    stamp = datetime.datetime.fromisoformat(head.replace("T", " ").rstrip("Z"))
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=datetime.UTC)
-    digits = "".join(ch for ch in frac if ch.isdigit())
-    return stamp.timestamp() + (float("0." + digits) if digits else 0.0)
-
-
-def _window(days: str | None) -> tuple[float, float]:
-    """'A:B' -> (A, B) days; 'N' -> (0, N); None -> everything."""
-    if not days:
-        return 0.0, math.inf
-    lo, sep, hi = days.partition(":")
-    try:
-        if not sep:
-            return 0.0, float(lo)
-        return float(lo or 0), float(hi) if hi else math.inf
-    except ValueError:
-        raise ValueError(f"--days {days!r}: want N or START:END (days)") from None
-
-
-def _span(t: npt.NDArray[np.float64], days: str | None, last: float) -> tuple[float, float]:
-    """[origin, end) in the trace's clock for the `days` window of timestamps `t`; the
-    last timestamp covers `last` seconds (a request: 1 s; a per-minute count: 60 s)."""
-    lo_d, hi_d = _window(days)
-    origin = _day_start(float(t.min())) + lo_d * DAY_S
-    return origin, min(origin + (hi_d - lo_d) * DAY_S, float(t.max()) + last)
-
-
-def _day_start(t: float) -> float:
-    # Relative clocks (seconds from the trace's start) start at 0; absolute ones at the
-    # whole hour before the first arrival (the time of day stays the trace's own hour).
-    return 0.0 if t < 10 * 365 * DAY_S else math.floor(t / 3600.0) * 3600.0
-
-
-def _rows(path: pathlib.Path) -> Iterator[dict[str, str]]:
-    reader = csv.DictReader(_lines(path))
-    for row in reader:
-        yield {(k or "").strip(): (v or "").strip() for k, v in row.items()}
 
 
 def _split(
@@ -199,23 +105,23 @@ def requests(
     group: str | None,
     endpoints: int,
     only: str | None = None,
-) -> Loaded:
-    header = _header(path)
+) -> files.Loaded:
+    header = files.header(path)
     cols = set(header)
-    time_col = next(c for c in TIME_COLUMNS if c in cols)
-    work_col = next((c for c in WORK_COLUMNS if c in cols), None)
+    time_col = next(c for c in files.TIME_COLUMNS if c in cols)
+    work_col = next((c for c in files.WORK_COLUMNS if c in cols), None)
     group_col = group if group in cols else None
     if group is None:
-        group_col = next((c for c in GROUP_COLUMNS if c in cols), None)
+        group_col = next((c for c in files.GROUP_COLUMNS if c in cols), None)
     if group is not None and group_col is None and group != "none":
         raise ValueError(f"{path}: no column {group!r} to split endpoints by")
     times, work, groups = [], [], []
-    for row in _rows(path):
+    for row in files.rows(path):
         if not row.get(time_col):
             continue
         if only is not None and group_col is not None and row.get(group_col) != only:
             continue
-        times.append(_seconds(row[time_col]))
+        times.append(files.seconds(row[time_col]))
         if work_col is not None:
             try:
                 work.append(float(row.get(work_col) or "nan"))
@@ -226,7 +132,7 @@ def requests(
     if not times:
         raise ValueError(f"{path}: no rows with a {time_col}")
     t = np.array(times)
-    origin, end = _span(t, days, last=1.0)
+    origin, end = files.span(t, days, last=1.0)
     keep = (t >= origin) & (t < end)
     if not keep.any():
         raise ValueError(f"{path}: no request in days {days}")
@@ -246,139 +152,10 @@ def requests(
         + (f", work `{work_col}` / its mean" if work_col else "")
         + (f", endpoints by `{group_col}`: {how}" if group_col else "")
     )
-    return Loaded(name, "requests", trs, note, work_col, _peak(trs))
+    return files.Loaded(name, "requests", trs, note, work_col, files.peak(trs))
 
 
-def _peak(trs: tuple[traffic.Trace, ...]) -> float:
-    if not trs:
-        return 0.0
-    minutes = math.ceil(max(t.duration_s for t in trs) / 60.0)
-    total = np.zeros(minutes + 1)
-    for tr in trs:
-        pm = tr.per_minute()
-        total[: len(pm)] += pm[: minutes + 1]
-    return float(total.max()) / 60.0
-
-
-def durations(path: pathlib.Path) -> dict[str, float]:
-    """Azure Functions `function_durations`: HashFunction -> mean milliseconds."""
-    out: dict[str, float] = {}
-    for row in _rows(path):
-        try:
-            out[row["HashFunction"]] = float(row["Average"])
-        except (KeyError, ValueError):
-            continue
-    return out
-
-
-def _durations_beside(path: pathlib.Path) -> dict[str, float]:
-    for other in sorted(path.parent.glob("*.csv*")):
-        if other == path:
-            continue
-        try:
-            if family_of(_header(other)) == "durations":
-                found = durations(other)
-                return found
-        except (OSError, ValueError, UnicodeDecodeError):
-            continue
-    return {}
-
-
-def per_minute_wide(
-    path: pathlib.Path,
-    name: str,
-    seed: int,
-    days: str | None,
-    endpoints: int,
-    only: str | None = None,
-) -> Loaded:
-    header = _header(path)
-    minute_cols = sorted(
-        ((int(m.group(1)), h) for h in header if (m := _MINUTE.match(h))), key=lambda x: x[0]
-    )
-    id_col = next((c for c in ("HashFunction", "function", "id", "name") if c in header), None)
-    rows = []
-    for row in _rows(path):
-        counts = np.array([float(row.get(h) or 0) for _, h in minute_cols])
-        rows.append((row.get(id_col, "?") if id_col else "?", np.maximum(counts, 0)))
-    if not rows:
-        raise ValueError(f"{path}: no rows")
-    lo_d, hi_d = _window(days)
-    first = int(lo_d * 1440)
-    last = min(len(minute_cols), int(hi_d * 1440) if math.isfinite(hi_d) else len(minute_cols))
-    rows = [(fid, c[first:last]) for fid, c in rows]
-    if only is not None:
-        picked = (
-            rows[int(only)] if only.isdigit() else next((r for r in rows if r[0] == only), None)
-        )
-        if picked is None:
-            raise ValueError(f"{path}: no function {only}")
-        rows = [picked]
-    rows.sort(key=lambda r: -float(r[1].sum()))
-    top = rows[:endpoints]
-    rest = sum((c for _, c in rows[endpoints:]), np.zeros(last - first))
-    durs = _durations_beside(path)
-    rng = np.random.default_rng(seed)
-    chosen = [d for fid, _ in top if (d := durs.get(fid))]
-    ref = float(np.median(chosen)) if chosen else 0.0
-    trs = []
-    for k, (fid, counts) in enumerate([*top, ("rest", rest)]):
-        if not counts.sum():
-            continue
-        arr = _spread(counts, rng)
-        work = None
-        if ref > 0 and fid in durs:
-            work = np.full(len(arr), float(np.clip(durs[fid] / ref, 0.05, 8.0)))
-        label = f"{k:02d}-{fid[:10]}" if fid != "rest" else "rest"
-        trs.append(traffic.Trace(f"{name}/{label}", arr, (last - first) * 60.0, work))
-    note = (
-        f"{path.name}: invocations per minute of {len(rows)} functions; the {len(top)} "
-        f"busiest each their own endpoint, the other {max(0, len(rows) - len(top))} as one "
-        "more; arrivals uniform inside each minute"
-        + (", work from the durations file's mean per function" if ref > 0 else "")
-    )
-    return Loaded(name, "per-minute-wide", tuple(trs), note, None, _peak(tuple(trs)))
-
-
-def _spread(counts: traffic.FloatArray, rng: np.random.Generator) -> traffic.FloatArray:
-    n = np.round(counts).astype(np.int64)
-    starts = np.repeat(np.arange(len(n), dtype=np.float64) * 60.0, n)
-    arr = np.sort(starts + rng.random(len(starts)) * 60.0)
-    return arr
-
-
-def per_minute_long(
-    path: pathlib.Path, name: str, seed: int, days: str | None, max_peak_rps: float | None
-) -> Loaded:
-    header = _header(path)
-    time_col = next(c for c in TIME_COLUMNS if c in header)
-    count_col = next(c for c in COUNT_COLUMNS if c in header)
-    stamps, counts = [], []
-    for row in _rows(path):
-        if row.get(time_col):
-            stamps.append(_seconds(row[time_col]))
-            counts.append(float(row.get(count_col) or 0))
-    if not stamps:
-        raise ValueError(f"{path}: no rows")
-    t = np.array(stamps)
-    origin, end = _span(t, days, last=60.0)
-    minutes = math.ceil((end - origin) / 60.0)
-    per_min = np.zeros(max(0, minutes))
-    idx = np.floor((t - origin) / 60.0).astype(np.int64)
-    ok = (idx >= 0) & (idx < minutes)
-    np.add.at(per_min, idx[ok], np.maximum(np.array(counts)[ok], 0))
-    if not per_min.any():
-        raise ValueError(f"{path}: no counts in days {days}")
-    peak = float(per_min.max()) / 60.0
-    factor = 1.0 if max_peak_rps is None or peak <= max_peak_rps else max_peak_rps / peak
-    rng = np.random.default_rng(seed)
-    arr = traffic.from_rates(name, per_min * factor / 60.0, 60.0, rng)
-    note = f"{path.name}: `{count_col}` per minute of `{time_col}`; Poisson inside each minute"
-    tr = traffic.Trace(name, arr, minutes * 60.0)
-    return Loaded(name, "per-minute-long", (tr,), note, None, peak, factor)
-
-
-def scaled(loaded: Loaded, factor: float, seed: int) -> Loaded:
+def scaled(loaded: files.Loaded, factor: float, seed: int) -> files.Loaded:
     """Every endpoint's rate times `factor` (<= 1: seeded thinning, shape kept)."""
     if factor >= 1.0:
         return loaded
@@ -411,7 +188,7 @@ def load(
     directory: pathlib.Path | None = None,
     days: str | None = None,
     max_peak_rps: float | None = None,
-) -> Loaded:
+) -> files.Loaded:
     """`[kind:]PATH_OR_NAME[::OPTION,...]`; options: endpoints=N, by=COLUMN (or none).
 
     The kind prefix (azure-functions:, azure-llm:, burstgpt:, alibaba:, wc98:) is accepted
@@ -429,14 +206,14 @@ def load(
         raise ValueError(f"endpoints={options['endpoints']!r}: want a whole number") from None
     group = options.get("by")
     path = resolve(target, directory)
-    fam = family_of(_header(path))
+    fam = files.family_of(files.header(path))
     name = _short_name(path)
     if fam == "requests":
         loaded = requests(path, name, days, group, endpoints, only)
     elif fam == "per-minute-wide":
-        loaded = per_minute_wide(path, name, seed, days, endpoints, only)
+        loaded = trace_minutes.per_minute_wide(path, name, seed, days, endpoints, only)
     elif fam == "per-minute-long":
-        return per_minute_long(path, name, seed, days, max_peak_rps)
+        return trace_minutes.per_minute_long(path, name, seed, days, max_peak_rps)
     else:
         raise ValueError(f"{path}: a {fam} file is read beside its invocations, not replayed")
     factor = (
@@ -456,8 +233,8 @@ def _target(body: str) -> str:
 
 def sniff(spec: str, directory: pathlib.Path) -> tuple[str, str | None]:
     """(family, work column) of the file a --trace spec names, from its header."""
-    header = _header(resolve(_target(spec.partition("::")[0]), directory))
-    return family_of(header), next((c for c in WORK_COLUMNS if c in header), None)
+    header = files.header(resolve(_target(spec.partition("::")[0]), directory))
+    return files.family_of(header), next((c for c in files.WORK_COLUMNS if c in header), None)
 
 
 def _short_name(path: pathlib.Path) -> str:

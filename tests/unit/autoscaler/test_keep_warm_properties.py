@@ -11,7 +11,7 @@ import pytest
 from hypothesis import strategies as st
 
 from tideserve.api import spec as spec_api
-from tideserve.autoscaler import learned, learned_status, policy, profile
+from tideserve.autoscaler import demand, learned, learned_status, policy, profile
 
 pytestmark = pytest.mark.unit
 
@@ -166,3 +166,114 @@ def test_the_new_figures_survive_a_restart() -> None:
     assert back.observed.gap_wake == obs.gap_wake
     assert back.observed.profile.per_slot == pytest.approx(obs.profile.per_slot, abs=0.05)
     assert learned.keep_warm_s(back.observed) == learned.keep_warm_s(obs)
+
+
+# -- the break-even floor and the time-of-day rate (sleep_after_s, warm_rate) -------------
+
+
+def test_a_wake_costs_its_cold_start_and_its_waiting_requests_at_the_miss_price() -> None:
+    # 60 s cold start, 1.5 requests waiting on each wake at 10 cold starts each.
+    assert learned.break_even_s(60.0, 1.5) == pytest.approx(60.0 * (1 + 10 * 1.5))
+    assert learned.break_even_s(60.0, 0.0) == 60.0
+    assert learned.break_even_s(60.0, -3.0) == 60.0
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(entries, colds, st.floats(0.5, 0.9999))
+def test_sleep_after_is_keep_warm_raised_to_a_wakes_cost_never_past_the_hold_cap(
+    items, cold, attainment
+) -> None:
+    obs = observed(items, cold)
+    keep = learned.keep_warm_s(obs, attainment)
+    sleep = learned.sleep_after_s(obs, attainment)
+    assert sleep >= keep
+    assert sleep <= max(keep, float(learned.MAX_HOLD_S))
+    if keep == 0.0:
+        # An endpoint whose gaps are not worth covering still sleeps at once.
+        assert sleep == 0.0
+    else:
+        wake = learned.break_even_s(cold, sum(m for _, m, _ in items) / len(items))
+        assert sleep >= min(wake, float(learned.MAX_HOLD_S))
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(entries, colds, st.floats(1.0, 20.0))
+def test_more_requests_waiting_on_a_wake_never_shorten_sleep_after(items, cold, factor) -> None:
+    more = [(g, m * factor, n) for g, m, n in items]
+    assert learned.sleep_after_s(observed(more, cold)) >= learned.sleep_after_s(
+        observed(items, cold)
+    )
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(
+    st.lists(st.floats(0, 1.0), min_size=learned.MIN_GAPS, max_size=48), st.floats(1, 300)
+)
+def test_far_apart_single_requests_still_sleep_at_once_after_the_floor(wakes, cold) -> None:
+    items = [(3600.0 + 60 * i, m, 1.0) for i, m in enumerate(wakes)]
+    assert learned.sleep_after_s(observed(items, cold)) == 0.0
+
+
+def test_until_gaps_are_counted_sleep_after_is_keep_warm() -> None:
+    few = learned.Observed(cold_starts=(60.0,), gaps=(100.0, 200.0))
+    assert learned.sleep_after_s(few) == learned.keep_warm_s(few) == learned.DEFAULT_IDLE_S
+
+
+def test_the_idle_period_in_force_has_the_floor_and_the_burst_hold_does_not() -> None:
+    # Short gaps, each followed by a few requests: keep_warm covers them (120 s), and a
+    # wake costs 60 s x (1 + 10 x 3) = 1860 s.
+    items = [(g, 3.0, 50.0) for g in (60.0, 90.0, 120.0, 100.0, 80.0)]
+    obs = observed(items, 60.0)
+    spec = spec_api.ScalingSpec(min_replicas=0)
+    k = learned.knobs(spec, None, demand.Capacity(), obs)
+    assert learned.keep_warm_s(obs) == 120.0
+    assert k.idle_s == pytest.approx(1860.0) and k.idle_learned
+    assert k.down_window_s == 120
+
+
+def _profiled(per_hour: float, cold: float = 60.0) -> learned.Observed:
+    """Two days of `per_hour` requests in every 5-minute tick, all day."""
+    obs = learned.Observed(cold_starts=(cold,))
+    for minute in range(0, 2 * 24 * 60 + 5, 5):
+        obs = learned.counted(obs, per_hour / 12, T0 + datetime.timedelta(minutes=minute))
+    return obs
+
+
+def _idle_decision(obs: learned.Observed) -> policy.Decision:
+    """One tick long past the idle period, one replica up, nothing arriving."""
+    now = T0 + datetime.timedelta(days=2, hours=12)
+    spec = spec_api.ScalingSpec(
+        min_replicas=0, scale_to_zero=spec_api.ScaleToZeroSpec(idle_seconds=60)
+    )
+    state = dataclasses.replace(
+        policy.PolicyState(),
+        observed=obs,
+        started=now - datetime.timedelta(hours=1),
+        last_active=now - datetime.timedelta(minutes=30),
+    )
+    quiet = policy.Signals(pending=0, queue_time_s=0.0, request_rate=0.0, held=0, age_s=1)
+    decision, _ = policy.decide(spec, quiet, 1, 1, now, state)
+    return decision
+
+
+def test_an_idle_replica_is_kept_while_requests_usually_come_more_often_than_a_wake_costs() -> None:
+    wake = learned.break_even_s(60.0, 1.0)  # 660 s: one request per 11 minutes
+    often = _idle_decision(_profiled(2 * 3600 / wake))
+    assert often.desired == 1
+    assert "requests/h usually arrive at this time of day" in often.reason
+    assert "11m" in often.reason
+    rare = _idle_decision(_profiled(0.5 * 3600 / wake))
+    assert rare.desired == 0 and rare.kind == "Idle"
+
+
+@hypothesis.settings(max_examples=30, deadline=None)
+@hypothesis.given(st.floats(0.0, 60.0), st.floats(10.0, 300.0))
+def test_warm_rate_decides_keep_or_drop(per_hour, cold) -> None:
+    obs = _profiled(per_hour, cold)
+    usual = learned.usual_rate(obs, T0 + datetime.timedelta(days=2, hours=12))
+    assert usual is not None
+    assert usual == pytest.approx(per_hour / 3600, rel=1e-6, abs=1e-12)
+    expect_warm = usual >= learned.warm_rate(obs) or (
+        (learned.expected_in_cold_start(obs, T0) or 0) >= learned.PREWARM_ARRIVALS
+    )
+    assert (_idle_decision(obs).desired == 1) == expect_warm

@@ -261,8 +261,10 @@ def test_policy_learns_gaps_and_idles_to_zero_after_the_keep_warm_period() -> No
         assert run(quiet, 60).desired >= 1
     run(busy, 60)
     assert len(state.observed.gaps) == learned.MIN_GAPS
-    keep = learned.keep_warm_s(state.observed)
-    assert 0 < keep < learned.DEFAULT_IDLE_S
+    assert 0 < learned.keep_warm_s(state.observed) < learned.DEFAULT_IDLE_S
+    # The idle period in force: at least a wake's cost (~300 requests wait on each).
+    keep = learned.sleep_after_s(state.observed)
+    assert learned.keep_warm_s(state.observed) < keep <= learned.MAX_HOLD_S
     quiet_for = 0
     while current > 0:
         decision = run(quiet, 5)

@@ -1,0 +1,128 @@
+"""Reading public trace files: their columns, format family, clock and window. Pure apart
+from reading the file (gzip or plain CSV); the loaders are traces.py (request rows) and
+trace_minutes.py (per-minute counts)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import gzip
+import math
+import pathlib
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import numpy.typing as npt
+
+from tideserve.sim import traffic
+
+DAY_S = 86_400.0
+TIME_COLUMNS = ("TIMESTAMP", "Timestamp", "timestamp", "gmt_create", "time", "arrival_time",
+                "start_time", "period", "datetime", "date")  # fmt: skip
+WORK_COLUMNS = ("GeneratedTokens", "Response tokens", "output_tokens", "exec_time_seconds",
+                "exec_time", "duration", "latency")  # fmt: skip
+GROUP_COLUMNS = ("checkpoint_model_version_id", "Model", "model", "model_id", "HashFunction",
+                 "function", "app")  # fmt: skip
+COUNT_COLUMNS = ("count", "requests", "invocations", "value", "rate")
+MINUTE = re.compile(r"^(\d+)(_minute)?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    name: str
+    family: str  # requests | per-minute-wide | per-minute-long
+    traces: tuple[traffic.Trace, ...]
+    note: str  # what was taken from the file, in words
+    work_column: str | None = None
+    # Requests per second in the busiest minute (all endpoints), before rate scaling.
+    peak_rps: float = 0.0
+    factor: float = 1.0  # rate scaling applied (1: the trace's own rate)
+
+
+def lines(path: pathlib.Path) -> Iterator[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="") as f:
+        yield from f
+
+
+def header(path: pathlib.Path) -> list[str]:
+    for line in lines(path):
+        return [h.strip() for h in next(csv.reader([line]))]
+    raise ValueError(f"{path}: empty file")
+
+
+def family_of(columns: list[str]) -> str:
+    """The format family of a file from its header's columns."""
+    cols = set(columns)
+    if sum(1 for h in columns if MINUTE.match(h)) >= 60:
+        return "per-minute-wide"
+    if {"HashFunction", "Average"} <= cols and "percentile_Average_50" in cols:
+        return "durations"
+    time_col = next((c for c in TIME_COLUMNS if c in cols), None)
+    if time_col is None:
+        raise ValueError(f"no time column (one of {', '.join(TIME_COLUMNS)}) in {columns[:8]}")
+    count = [c for c in COUNT_COLUMNS if c in cols]
+    if count and len(columns) <= 3:
+        return "per-minute-long"
+    return "requests"
+
+
+def seconds(text: str) -> float:
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    # Azure writes 7 fractional digits ("2023-11-16 18:15:46.6805900"); Python takes 6.
+    head, _, frac = text.partition(".")
+    stamp = datetime.datetime.fromisoformat(head.replace("T", " ").rstrip("Z"))
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=datetime.UTC)
+    digits = "".join(ch for ch in frac if ch.isdigit())
+    return stamp.timestamp() + (float("0." + digits) if digits else 0.0)
+
+
+def window(days: str | None) -> tuple[float, float]:
+    """'A:B' -> (A, B) days; 'N' -> (0, N); None -> everything."""
+    if not days:
+        return 0.0, math.inf
+    lo, sep, hi = days.partition(":")
+    try:
+        if not sep:
+            return 0.0, float(lo)
+        return float(lo or 0), float(hi) if hi else math.inf
+    except ValueError:
+        raise ValueError(f"--days {days!r}: want N or START:END (days)") from None
+
+
+def span(t: npt.NDArray[np.float64], days: str | None, last: float) -> tuple[float, float]:
+    """[origin, end) in the trace's clock for the `days` window of timestamps `t`; the
+    last timestamp covers `last` seconds (a request: 1 s; a per-minute count: 60 s)."""
+    lo_d, hi_d = window(days)
+    origin = day_start(float(t.min())) + lo_d * DAY_S
+    return origin, min(origin + (hi_d - lo_d) * DAY_S, float(t.max()) + last)
+
+
+def day_start(t: float) -> float:
+    # Relative clocks (seconds from the trace's start) start at 0; absolute ones at the
+    # whole hour before the first arrival (the time of day stays the trace's own hour).
+    return 0.0 if t < 10 * 365 * DAY_S else math.floor(t / 3600.0) * 3600.0
+
+
+def rows(path: pathlib.Path) -> Iterator[dict[str, str]]:
+    reader = csv.DictReader(lines(path))
+    for row in reader:
+        yield {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+
+
+def peak(trs: tuple[traffic.Trace, ...]) -> float:
+    if not trs:
+        return 0.0
+    minutes = math.ceil(max(t.duration_s for t in trs) / 60.0)
+    total = np.zeros(minutes + 1)
+    for tr in trs:
+        pm = tr.per_minute()
+        total[: len(pm)] += pm[: minutes + 1]
+    return float(total.max()) / 60.0

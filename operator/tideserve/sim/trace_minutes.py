@@ -1,0 +1,131 @@
+"""Per-minute trace files: invocations per minute, wide (one row per function, columns
+1..1440: Azure Functions 2019) or long (a time and a count column: WC98). Arrivals are
+spread inside each minute, seeded: uniformly for the wide family, Poisson for the long."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+
+import numpy as np
+
+from tideserve.sim import trace_files as files
+from tideserve.sim import traffic
+
+
+def durations(path: pathlib.Path) -> dict[str, float]:
+    """Azure Functions `function_durations`: HashFunction -> mean milliseconds."""
+    out: dict[str, float] = {}
+    for row in files.rows(path):
+        try:
+            out[row["HashFunction"]] = float(row["Average"])
+        except (KeyError, ValueError):
+            continue
+    return out
+
+
+def _durations_beside(path: pathlib.Path) -> dict[str, float]:
+    for other in sorted(path.parent.glob("*.csv*")):
+        if other == path:
+            continue
+        try:
+            if files.family_of(files.header(other)) == "durations":
+                found = durations(other)
+                return found
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+    return {}
+
+
+def per_minute_wide(
+    path: pathlib.Path,
+    name: str,
+    seed: int,
+    days: str | None,
+    endpoints: int,
+    only: str | None = None,
+) -> files.Loaded:
+    header = files.header(path)
+    minute_cols = sorted(
+        ((int(m.group(1)), h) for h in header if (m := files.MINUTE.match(h))), key=lambda x: x[0]
+    )
+    id_col = next((c for c in ("HashFunction", "function", "id", "name") if c in header), None)
+    rows = []
+    for row in files.rows(path):
+        counts = np.array([float(row.get(h) or 0) for _, h in minute_cols])
+        rows.append((row.get(id_col, "?") if id_col else "?", np.maximum(counts, 0)))
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    lo_d, hi_d = files.window(days)
+    first = int(lo_d * 1440)
+    last = min(len(minute_cols), int(hi_d * 1440) if math.isfinite(hi_d) else len(minute_cols))
+    rows = [(fid, c[first:last]) for fid, c in rows]
+    if only is not None:
+        picked = (
+            rows[int(only)] if only.isdigit() else next((r for r in rows if r[0] == only), None)
+        )
+        if picked is None:
+            raise ValueError(f"{path}: no function {only}")
+        rows = [picked]
+    rows.sort(key=lambda r: -float(r[1].sum()))
+    top = rows[:endpoints]
+    rest = sum((c for _, c in rows[endpoints:]), np.zeros(last - first))
+    durs = _durations_beside(path)
+    rng = np.random.default_rng(seed)
+    chosen = [d for fid, _ in top if (d := durs.get(fid))]
+    ref = float(np.median(chosen)) if chosen else 0.0
+    trs = []
+    for k, (fid, counts) in enumerate([*top, ("rest", rest)]):
+        if not counts.sum():
+            continue
+        arr = _spread(counts, rng)
+        work = None
+        if ref > 0 and fid in durs:
+            work = np.full(len(arr), float(np.clip(durs[fid] / ref, 0.05, 8.0)))
+        label = f"{k:02d}-{fid[:10]}" if fid != "rest" else "rest"
+        trs.append(traffic.Trace(f"{name}/{label}", arr, (last - first) * 60.0, work))
+    note = (
+        f"{path.name}: invocations per minute of {len(rows)} functions; the {len(top)} "
+        f"busiest each their own endpoint, the other {max(0, len(rows) - len(top))} as one "
+        "more; arrivals uniform inside each minute"
+        + (", work from the durations file's mean per function" if ref > 0 else "")
+    )
+    return files.Loaded(name, "per-minute-wide", tuple(trs), note, None, files.peak(tuple(trs)))
+
+
+def _spread(counts: traffic.FloatArray, rng: np.random.Generator) -> traffic.FloatArray:
+    n = np.round(counts).astype(np.int64)
+    starts = np.repeat(np.arange(len(n), dtype=np.float64) * 60.0, n)
+    arr = np.sort(starts + rng.random(len(starts)) * 60.0)
+    return arr
+
+
+def per_minute_long(
+    path: pathlib.Path, name: str, seed: int, days: str | None, max_peak_rps: float | None
+) -> files.Loaded:
+    header = files.header(path)
+    time_col = next(c for c in files.TIME_COLUMNS if c in header)
+    count_col = next(c for c in files.COUNT_COLUMNS if c in header)
+    stamps, counts = [], []
+    for row in files.rows(path):
+        if row.get(time_col):
+            stamps.append(files.seconds(row[time_col]))
+            counts.append(float(row.get(count_col) or 0))
+    if not stamps:
+        raise ValueError(f"{path}: no rows")
+    t = np.array(stamps)
+    origin, end = files.span(t, days, last=60.0)
+    minutes = math.ceil((end - origin) / 60.0)
+    per_min = np.zeros(max(0, minutes))
+    idx = np.floor((t - origin) / 60.0).astype(np.int64)
+    ok = (idx >= 0) & (idx < minutes)
+    np.add.at(per_min, idx[ok], np.maximum(np.array(counts)[ok], 0))
+    if not per_min.any():
+        raise ValueError(f"{path}: no counts in days {days}")
+    peak = float(per_min.max()) / 60.0
+    factor = 1.0 if max_peak_rps is None or peak <= max_peak_rps else max_peak_rps / peak
+    rng = np.random.default_rng(seed)
+    arr = traffic.from_rates(name, per_min * factor / 60.0, 60.0, rng)
+    note = f"{path.name}: `{count_col}` per minute of `{time_col}`; Poisson inside each minute"
+    tr = traffic.Trace(name, arr, minutes * 60.0)
+    return files.Loaded(name, "per-minute-long", (tr,), note, None, peak, factor)
