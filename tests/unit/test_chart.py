@@ -21,6 +21,8 @@ import yaml
 
 from tideserve import settings
 from tideserve.activator import server as activator_server
+from tideserve.render import names
+from tideserve.rightsizing import shadow
 
 pytestmark = pytest.mark.unit
 
@@ -763,3 +765,23 @@ def test_default_rendering_matches_the_snapshot() -> None:
         f"default rendering changed: review and refresh {SNAPSHOT.relative_to(ROOT)} "
         "with TIDESERVE_UPDATE_SNAPSHOTS=1"
     )
+
+
+def test_the_operators_egress_reaches_the_shadow_replicas_it_probes() -> None:
+    # Automatic profiling's probe runs in the operator's pod against a shadow replica's
+    # Triton HTTP port: where NetworkPolicy is enforced, the chart's own policy must let
+    # it out, or every probe times out and the candidate is recorded as failing.
+    docs = render("default")
+    [policy] = [
+        p for p in by_kind(docs, "NetworkPolicy")
+        if p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component") == "operator"
+    ]  # fmt: skip
+    labels = shadow.labels("m")
+    admitted = [
+        rule for rule in policy["spec"]["egress"]
+        for peer in rule.get("to", [])
+        if "podSelector" in peer
+        and peer["podSelector"]["matchLabels"].items() <= labels.items()
+        and {"protocol": "TCP", "port": names.HTTP_PORT} in rule.get("ports", [])
+    ]  # fmt: skip
+    assert admitted, policy["spec"]["egress"]
