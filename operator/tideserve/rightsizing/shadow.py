@@ -4,7 +4,7 @@ The endpoint's own predictor Deployment, rendered for the candidate's hardware, 
 `<name>-probe`, one replica, with labels no Service, autoscaler or scrape selects: it
 serves no user traffic and adds nothing to the endpoint's metrics. When the candidate
 needs a model config override (CPU does: its instance kind), the shadow has its own
-ConfigMap, `<name>-probe-config`, rendered for the candidate: the endpoint's own is for
+ConfigMap, `<name>-config-probe`, rendered for the candidate: the endpoint's own is for
 its current hardware, or absent. Owned by the InferenceService, so deleting the endpoint
 deletes both.
 """
@@ -34,7 +34,9 @@ def name_of(endpoint: str) -> str:
 
 
 def config_name_of(endpoint: str) -> str:
-    return names.config(name_of(endpoint))
+    # Not names.config(name_of(...)): "<name>-probe-config" is the ConfigMap of an
+    # endpoint called "<name>-probe". No ConfigMap tideserve renders ends in "-probe".
+    return f"{names.config(endpoint)}-probe"
 
 
 def labels(endpoint: str) -> dict[str, str]:

@@ -175,13 +175,15 @@ def test_a_cpu_shadow_mounts_its_own_config_override_rendered_for_cpu() -> None:
     manifest = shadow.build(owner, item.spec, "cpu-4", "2", "4Gi", "triton:test", NOW)
     config = shadow.config_map(owner, item.spec, "cpu-4", "2", "4Gi")
     assert config is not None
-    assert config["metadata"]["name"] == shadow.config_name_of("m") == "m-probe-config"
+    assert config["metadata"]["name"] == shadow.config_name_of("m") == "m-config-probe"
+    # Not the ConfigMap of an endpoint called "m-probe" in the same namespace.
+    assert shadow.config_name_of("m") != names.config(shadow.name_of("m"))
     assert config["metadata"]["labels"] == manifest["metadata"]["labels"]
     assert config["metadata"]["ownerReferences"][0]["uid"] == "u1"
     assert "kind: KIND_CPU" in config["data"][triton_config.OVERRIDES_KEY]
     volumes = manifest["spec"]["template"]["spec"]["volumes"]
     [mounted] = [v for v in volumes if v["name"] == triton_config.CONFIG_VOLUME]
-    assert mounted["configMap"]["name"] == "m-probe-config"
+    assert mounted["configMap"]["name"] == "m-config-probe"
     # A GPU candidate of a model without overrides needs none.
     assert shadow.config_map(owner, item.spec, "gpu:Tesla-T4", "2", "4Gi") is None
 
