@@ -135,7 +135,10 @@ def _level(address: str, model: str, concurrency: int, seconds: float) -> Level:
     deadline = time.monotonic() + seconds
 
     def worker() -> None:
-        with httpx.Client(base_url=f"http://{address}", timeout=10.0) as client:
+        # A pod IP: no proxy from the environment; a slow model may take a while per
+        # request (tritonclient's read timeout was 60 s too).
+        timeout = httpx.Timeout(60.0, connect=10.0)
+        with httpx.Client(base_url=f"http://{address}", timeout=timeout, trust_env=False) as client:
             try:
                 request = _request(client, model)
             except (httpx.HTTPError, ValueError, KeyError):  # no metadata: nothing to send
