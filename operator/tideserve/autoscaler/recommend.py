@@ -135,7 +135,8 @@ def idle(
                 "within a cold start at this time of day: min 1",
                 "Stable",
             )
-        usual = learned.usual_rate(state.observed, now)
+        # Only when the idle period is learned: a pinned scaleToZero.idleSeconds wins.
+        usual = learned.usual_rate(state.observed, now) if knobs.idle_learned else None
         if usual is not None and usual >= learned.warm_rate(state.observed):
             # Requests usually come often enough now that waiting warm for the next one
             # costs less than the wake it would make.

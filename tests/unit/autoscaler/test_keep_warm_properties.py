@@ -239,11 +239,12 @@ def _profiled(per_hour: float, cold: float = 60.0) -> learned.Observed:
     return obs
 
 
-def _idle_decision(obs: learned.Observed) -> policy.Decision:
-    """One tick long past the idle period, one replica up, nothing arriving."""
+def _idle_decision(obs: learned.Observed, idle_seconds: int | None = None) -> policy.Decision:
+    """One tick long past the idle period (learned unless pinned), one replica up,
+    nothing arriving."""
     now = T0 + datetime.timedelta(days=2, hours=12)
     spec = spec_api.ScalingSpec(
-        min_replicas=0, scale_to_zero=spec_api.ScaleToZeroSpec(idle_seconds=60)
+        min_replicas=0, scale_to_zero=spec_api.ScaleToZeroSpec(idle_seconds=idle_seconds)
     )
     state = dataclasses.replace(
         policy.PolicyState(),
@@ -264,6 +265,13 @@ def test_an_idle_replica_is_kept_while_requests_usually_come_more_often_than_a_w
     assert "11m" in often.reason
     rare = _idle_decision(_profiled(0.5 * 3600 / wake))
     assert rare.desired == 0 and rare.kind == "Idle"
+
+
+def test_a_pinned_idle_period_is_not_overridden_by_the_time_of_day_keep_warm() -> None:
+    # scaleToZero.idleSeconds set: "an explicit value always wins" (learned.py).
+    wake = learned.break_even_s(60.0, 1.0)
+    pinned = _idle_decision(_profiled(2 * 3600 / wake), idle_seconds=60)
+    assert pinned.desired == 0 and pinned.kind == "Idle", pinned.reason
 
 
 @hypothesis.settings(max_examples=30, deadline=None)
