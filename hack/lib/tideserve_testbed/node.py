@@ -19,6 +19,7 @@ import json
 import os
 import pathlib
 import shutil
+import socket as socket_lib
 import subprocess
 import sys
 import time
@@ -111,10 +112,30 @@ def preflight() -> None:
             problems.append(f"{binary} not found (Debian package {package}; hack/lib/bootstrap.sh)")
     if not pathlib.Path("/usr/lib/cni/bridge").exists():
         problems.append("CNI plugins not found in /usr/lib/cni (containernetworking-plugins)")
+    if _listening(DEVICE_PLUGINS / "kubelet.sock") and not _running_here():
+        # The kubelet's device plugin directory is fixed: another kubelet on this machine
+        # (a self-hosted runner that is itself a node) would lose its plugins' sockets.
+        problems.append(f"another kubelet serves {DEVICE_PLUGINS}/kubelet.sock on this machine")
     if problems:
         raise procs.StartupError(
             "real node: " + "; ".join(problems) + " (TIDESERVE_REAL_NODE=0 starts without it)"
         )
+
+
+def _listening(path: pathlib.Path) -> bool:
+    """A unix socket someone accepts on (a dead kubelet's leftover is not)."""
+    if not path.exists():
+        return False
+    with socket_lib.socket(socket_lib.AF_UNIX, socket_lib.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(str(path)) == 0
+
+
+def _running_here() -> bool:
+    """Whether this machine's real node (the claim's test bed) is up: its kubelet owns
+    the device plugin directory."""
+    owner = procs.read_json(CLAIM).get("state_dir")
+    return bool(owner) and _running(pathlib.Path(owner))
 
 
 def _claim(d: pathlib.Path) -> None:

@@ -74,8 +74,9 @@ def up(d: pathlib.Path, state: dict[str, Any], reachable_from_pods: bool = False
         binary(),
         f"--config.file={pdir / 'prometheus.yml'}",
         f"--storage.tsdb.path={pdir / 'data'}",
+        # Beyond loopback only with a real node (the chart's operator pods query it); no
+        # lifecycle or admin API, so nobody else on the network can stop or change it.
         f"--web.listen-address={'0.0.0.0' if reachable_from_pods else '127.0.0.1'}:{port}",  # noqa: S104
-        "--web.enable-lifecycle",
         "--storage.tsdb.retention.time=1d",
     ]
     procs.log("starting prometheus")
