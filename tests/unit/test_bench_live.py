@@ -69,3 +69,13 @@ def test_keda_reads_the_queue_and_what_the_activator_holds_and_the_tuned_one_dif
         "mode"
         not in live.inference_service("ns", "pvc://models", external=False)["spec"]["scaling"]
     )
+
+
+def test_a_recorded_window_is_offsets_from_its_first_request_rate_scaled_keeping_its_shape() -> (
+    None
+):
+    offsets = live_metrics.window([100.0, 100.5, 130.0, 500.0], seconds=60)
+    assert offsets == [0.0, 0.5, 30.0]
+    tripled = live_metrics.rate_scaled(offsets, factor=3, seed=1)
+    assert len(tripled) == 9 and tripled == live_metrics.rate_scaled(offsets, 3, seed=1)
+    assert all(any(0 <= t - o < 0.1 for o in offsets) for t in tripled)

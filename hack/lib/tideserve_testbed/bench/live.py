@@ -34,6 +34,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import csv
+import datetime
+import gzip
 import json
 import os
 import pathlib
@@ -50,6 +53,7 @@ from typing import Any
 
 from tideserve.api import resource
 from tideserve.render import names
+from tideserve.sim import traces
 from tideserve_testbed import cli, fixtures, harness, images, keda, node, procs, realpods
 from tideserve_testbed import prometheus as testbed_prometheus
 from tideserve_testbed.bench import common
@@ -71,6 +75,12 @@ STEP = [
     lm.Segment(10, 0),
 ]
 POLICIES = ("tideserve", "keda-default", "keda-tuned")
+# A real trace: the first CODE_WINDOW_S of the Azure LLM 2023 code-assistant trace (the
+# window from its first request, not one picked for its shape), at CODE_FACTOR x its rate
+# (its bursts reach 32/s there; one replica here serves ~80/s).
+CODE_TRACE = "azure_llm2023_code.csv.gz"  # in tideserve bench's trace directory
+CODE_WINDOW_S = 300.0
+CODE_FACTOR = 3
 ISVC = f"{resource.PLURAL}.{resource.GROUP}"
 
 
@@ -221,6 +231,14 @@ def sampling(kube: fixtures.Kube, namespace: str, t0: float) -> Iterator[list[lm
 # --- one policy --------------------------------------------------------------------------
 
 
+def code_trace() -> list[float]:
+    """The Azure code trace's first CODE_WINDOW_S, CODE_FACTOR x its rate."""
+    with gzip.open(traces.trace_dir(None) / CODE_TRACE, "rt") as f:
+        rows = list(csv.DictReader(f))
+    stamps = [datetime.datetime.fromisoformat(r["TIMESTAMP"][:26]).timestamp() for r in rows]
+    return lm.rate_scaled(lm.window(stamps, CODE_WINDOW_S), CODE_FACTOR, SEED)
+
+
 def endpoint_known(control: str) -> bool:
     try:
         with urllib.request.urlopen(f"{control}/endpoints", timeout=5) as r:  # noqa: S310
@@ -309,7 +327,8 @@ def _cluster_ip(kube: fixtures.Kube, namespace: str, service: str) -> str | None
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="hack/bench-live", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="the step trace, one line per policy")
+    p.add_argument("--quick", action="store_true", help="one line per policy, nothing else")
+    p.add_argument("--trace", choices=("step", "azure-code"), default="step")
     p.add_argument("--policies", default=",".join(POLICIES), help="comma-separated subset")
     p.add_argument("--slo-ms", type=float, default=SLO_MS)
     p.add_argument("--markdown", type=pathlib.Path, help="also write the full table here")
@@ -326,11 +345,16 @@ def main(argv: list[str]) -> int:
     if not node.healthy(cli.state()):
         log("needs a running test bed with its real node (hack/cluster up)")
         return 2
-    offsets = lm.arrivals(STEP, SEED)
-    end = sum(s.seconds for s in STEP)
+    if args.trace == "step":
+        offsets = lm.arrivals(STEP, SEED)
+        end = sum(s.seconds for s in STEP)
+        shape = "step [" + " ".join(f"{s.seconds:g}s@{s.rate:g}/s" for s in STEP) + "]"
+    else:
+        offsets = code_trace()
+        end = CODE_WINDOW_S + 15
+        shape = f"azure-llm-code first {CODE_WINDOW_S:g}s x{CODE_FACTOR} rate (+15s tail)"
     slo_s = args.slo_ms / 1000
-    shape = " ".join(f"{s.seconds:g}s@{s.rate:g}/s" for s in STEP)
-    print(f"# trace=step [{shape}] seed={SEED} requests={len(offsets)} "
+    print(f"# trace={shape} seed={SEED} requests={len(offsets)} "
           f"slo={args.slo_ms:g}ms model={DELAY_MS}ms/batch<=8 maxReplicas={MAX_REPLICAS} "
           f"machine={platform.node()} {os.cpu_count()}cpu", flush=True)  # fmt: skip
     rows: list[tuple[str, lm.Summary]] = []

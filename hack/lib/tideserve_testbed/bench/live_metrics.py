@@ -64,10 +64,24 @@ def arrivals(segments: Sequence[Segment], seed: int) -> list[float]:
     return out
 
 
-def scaled(rates: Sequence[float], seconds_per_bin: float, factor: float) -> list[Segment]:
-    """A recorded rate series (requests per second, one value per bin) as segments,
-    multiplied by factor (to the test bed's capacity)."""
-    return [Segment(seconds_per_bin, r * factor) for r in rates]
+def rate_scaled(
+    offsets: Sequence[float], factor: int, seed: int, jitter: float = 0.1
+) -> list[float]:
+    """A recorded trace's arrival offsets at `factor` times its rate, its shape kept: each
+    request becomes `factor` requests within `jitter` seconds after it (fixed seed)."""
+    rng = random.Random(seed)  # noqa: S311 (a reproducible trace, not a secret)
+    return sorted(
+        o + (rng.uniform(0, jitter) if i else 0.0) for o in offsets for i in range(factor)
+    )
+
+
+def window(stamps: Sequence[float], seconds: float) -> list[float]:
+    """The offsets of the recorded timestamps (seconds, any origin) from the first one,
+    those within the first `seconds`."""
+    if not stamps:
+        return []
+    first = min(stamps)
+    return sorted(t - first for t in stamps if t - first < seconds)
 
 
 def integrate(samples: Sequence[Sample], end: float) -> tuple[float, int, float]:
