@@ -36,22 +36,22 @@ def test_ready_at_the_first_sample_is_no_cold_start_and_the_end_cuts_the_last_sa
 
 
 def test_lost_requests_miss_the_slo_and_latency_percentiles_count_answered_ones() -> None:
-    requests = (
-        [R(0, 0.1, True)] * 95 + [R(1, 2.0, True)] * 3 + [R(2, 0.01, False), R(3, 120, False)]
-    )
+    requests = [R(0, 0.1, 200)] * 95 + [R(1, 2.0, 200)] * 3 + [R(2, 0.01, 429), R(3, 120, 0)]
     s = live_metrics.summarise(requests, [S(0, 1, 1)], slo_s=1.0, end=3600)
-    assert (s.requests, s.answered, s.lost) == (100, 98, 2)
+    assert (s.requests, s.answered, s.lost, s.refused) == (100, 98, 2, 1)
     assert s.attainment == pytest.approx(0.95)
     assert s.p50 == 0.1 and s.p99 == 2.0
     assert s.replica_seconds == 3600
     assert live_metrics.line("tideserve", s) == (
         "tideserve attainment=95.00% replica_hours=1.0000 lost=2"
     )
-    assert "| tideserve | 100 | 95.00 % |" in live_metrics.table([("tideserve", s)], 1.0)
+    assert "| tideserve | 100 | 95.00 % | 100 | 2000 | 2 (1 / 1) |" in live_metrics.table(
+        [("tideserve", s)], 1.0
+    )
 
 
 def test_no_answer_at_all_is_reported_as_nan_latency_not_a_crash() -> None:
-    s = live_metrics.summarise([R(0, 5, False)], [], slo_s=1.0, end=10)
+    s = live_metrics.summarise([R(0, 5, 0)], [], slo_s=1.0, end=10)
     assert s.attainment == 0 and s.lost == 1 and math.isnan(s.p99)
 
 

@@ -22,7 +22,11 @@ class Segment:
 class Request:
     offset: float  # seconds after the trace's start when it was sent
     latency: float  # seconds until the full answer (or the failure)
-    ok: bool  # HTTP 200; anything else (refused, reset, timeout, 5xx/429) is lost
+    status: int  # HTTP status; 0: no answer (refused, reset, timed out). Not 200: lost
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Summary:
     requests: int
     answered: int
     lost: int
+    refused: int  # of the lost: answered with an HTTP error (429, 503, ...)
     attainment: float  # share of all requests answered within the SLO (lost ones miss)
     p50: float  # seconds, over answered requests (nan if none)
     p99: float
@@ -112,6 +117,7 @@ def summarise(
         requests=len(requests),
         answered=len(answered),
         lost=len(requests) - len(answered),
+        refused=sum(1 for r in requests if not r.ok and r.status),
         attainment=within / len(requests) if requests else nan,
         p50=common.percentile(answered, 0.5) if answered else nan,
         p99=common.percentile(answered, 0.99) if answered else nan,
@@ -133,13 +139,15 @@ def line(policy: str, s: Summary) -> str:
 def table(rows: Sequence[tuple[str, Summary]], slo_s: float) -> str:
     """All figures of a run as a markdown table."""
     head = (
-        f"| policy | requests | attainment (<= {slo_s * 1000:g} ms) | p50 ms | p99 ms | lost "
+        f"| policy | requests | attainment (<= {slo_s * 1000:g} ms) | p50 ms | p99 ms "
+        "| lost (HTTP error / no answer) "
         "| replica-s | replica-h | cold starts | s at zero | max ready |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     body = "".join(
         f"| {p} | {s.requests} | {100 * s.attainment:.2f} % | {1000 * s.p50:.0f} "
-        f"| {1000 * s.p99:.0f} | {s.lost} | {s.replica_seconds:.0f} "
+        f"| {1000 * s.p99:.0f} | {s.lost} ({s.refused} / {s.lost - s.refused}) "
+        f"| {s.replica_seconds:.0f} "
         f"| {s.replica_seconds / 3600:.4f} | {s.cold_starts} | {s.seconds_at_zero:.0f} "
         f"| {s.max_ready} |\n"
         for p, s in rows
