@@ -359,7 +359,9 @@ def main(argv: list[str]) -> int:
           f"slo={args.slo_ms:g}ms model={DELAY_MS}ms/batch<=8 maxReplicas={MAX_REPLICAS} "
           f"machine={platform.node()} {os.cpu_count()}cpu", flush=True)  # fmt: skip
     rows: list[tuple[str, lm.Summary]] = []
+    out = sys.stdout  # the policy lines only: the test bed's own log lines go to stderr
     with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.redirect_stdout(sys.stderr))
         keda_running = False
         for policy in policies:
             if policy.startswith("keda") and not keda_running:
@@ -367,7 +369,7 @@ def main(argv: list[str]) -> int:
                 keda_running = True
             summary = run_policy(policy, offsets, end, slo_s)
             rows.append((policy, summary))
-            print(lm.line(policy, summary), flush=True)
+            print(lm.line(policy, summary), file=out, flush=True)
             if not args.quick:
                 log(repr(summary))
     # KEDA's namespace (its CRDs stay, as after the e2e test; `hack/cluster down` removes all).
