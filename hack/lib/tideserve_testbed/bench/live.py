@@ -203,9 +203,7 @@ def send_trace(
 @contextlib.contextmanager
 def sampling(kube: fixtures.Kube, namespace: str, t0: float) -> Iterator[list[lm.Sample]]:
     """The predictor Deployment's spec.replicas and readyReplicas every second."""
-    import kubernetes  # noqa: PLC0415 (the client is heavy; only the bench needs it)
-
-    apps = kubernetes.client.AppsV1Api(kube.api_client())
+    selector = f"{names.ISVC_LABEL}={NAME}"
     samples: list[lm.Sample] = []
     stop = threading.Event()
 
@@ -213,9 +211,10 @@ def sampling(kube: fixtures.Kube, namespace: str, t0: float) -> Iterator[list[lm
         while not stop.is_set():
             at = time.monotonic() - t0
             try:
-                d = apps.read_namespaced_deployment(names.predictor(NAME), namespace)
-                ready = (d.status.ready_replicas if d.status else 0) or 0
-                samples.append(lm.Sample(at, (d.spec.replicas if d.spec else 0) or 0, ready))
+                desired, ready = fixtures.deployment_replicas(kube, namespace, selector)[
+                    names.predictor(NAME)
+                ]
+                samples.append(lm.Sample(at, desired or 0, ready))
             except Exception as error:  # a missed sample; the next one counts
                 log(f"sample failed: {error}")
             stop.wait(1.0)
