@@ -1,0 +1,379 @@
+"""Live side by side on the test bed's real node: the same request trace through the real
+Service, one policy after another, from the same start state.
+
+Per policy, in a fresh namespace: the same InferenceService (the test model with a
+per-batch sleep as its "GPU time", on a PersistentVolume; Triton test image; CPU
+replicas on the real node), the operator (`tideserve run`) and the activator as host
+processes (as tests/e2e/test_realnode_serving.py runs them), the activator published as
+a Service, the test bed's Prometheus scraping the Triton pods and the activator. The
+endpoint starts with nothing Ready; the trace (Poisson arrivals from a fixed seed, the
+same list for every policy) is sent to the InferenceService's Service ClusterIP, one
+connection per request (kube-proxy balances connections), through the activator while
+at zero. Policies:
+
+- tideserve: `mode: builtin`, defaults (target, windows, idle period, tick 5 s).
+- keda-default / keda-tuned: the real KEDA 2.21 operator and metrics adapter
+  (tideserve_testbed.keda) with a ScaledObject on the InferenceService's scale
+  subresource (`mode: external`, so tideserve never writes replicas), Prometheus scaler
+  on Triton's queue (nv_inference_pending_request_count) plus the requests the activator
+  holds at zero (the only signal there is when no Triton runs: KEDA's activation needs
+  one), threshold 4 per replica (tideserve's default queueDepth target), activation above
+  0, `minReplicaCount: 0`. Default: KEDA's and the HPA's defaults (polling 30 s,
+  cooldown 300 s, HPA scale-down stabilization 300 s). Tuned: polling 5 s, cooldown
+  30 s, scale-down stabilization 30 s. The operator only mirrors spec.replicas onto the
+  Deployment here, every 1 s (faster than its 5 s default: to KEDA's advantage).
+
+Measured per policy: SLO attainment (answered within --slo-ms, lost requests miss),
+p50/p99 latency of answered requests, requests lost or refused, ready replica-seconds
+(the Deployment's status.readyReplicas sampled every second, integrated), cold starts
+(ready 0 -> > 0), seconds at zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import datetime
+import gzip
+import json
+import os
+import pathlib
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+from tideserve.api import resource
+from tideserve.render import names
+from tideserve.sim import traces
+from tideserve_testbed import cli, fixtures, harness, images, keda, node, procs, realpods
+from tideserve_testbed import prometheus as testbed_prometheus
+from tideserve_testbed.bench import common
+from tideserve_testbed.bench import live_metrics as lm
+
+NAME = "live"
+DELAY_MS = 100  # "GPU time" per batch of up to 8: ~80 requests/s per replica at most
+MAX_REPLICAS = 3
+SLO_MS = 1000.0
+KEDA_THRESHOLD = "4"  # pending requests per replica: tideserve's default queueDepth target
+REQUEST_TIMEOUT_S = 120.0
+SEED = 1
+# idle -> burst -> idle (long enough for keda-tuned's cooldown to reach zero) -> burst.
+STEP = [
+    lm.Segment(15, 0),
+    lm.Segment(40, 100),
+    lm.Segment(80, 0),
+    lm.Segment(40, 100),
+    lm.Segment(10, 0),
+]
+POLICIES = ("tideserve", "keda-default", "keda-tuned")
+# A real trace: the first CODE_WINDOW_S of the Azure LLM 2023 code-assistant trace (the
+# window from its first request, not one picked for its shape), at CODE_FACTOR x its rate
+# (its bursts reach 32/s there; one replica here serves ~80/s).
+CODE_TRACE = "azure_llm2023_code.csv.gz"  # in tideserve bench's trace directory
+CODE_WINDOW_S = 300.0
+CODE_FACTOR = 3
+ISVC = f"{resource.PLURAL}.{resource.GROUP}"
+
+
+def log(text: str) -> None:
+    print(f"bench-live: {text}", file=sys.stderr, flush=True)
+
+
+# --- the objects -------------------------------------------------------------------------
+
+
+def inference_service(namespace: str, storage_uri: str, external: bool) -> dict[str, Any]:
+    scaling: dict[str, Any] = {"minReplicas": 0, "maxReplicas": MAX_REPLICAS}
+    extra: dict[str, Any] = {}
+    if external:
+        scaling["mode"] = "external"
+        extra["replicas"] = 0
+    return fixtures.isvc(
+        NAME, namespace,
+        model={"name": realpods.MODEL, "storageUri": storage_uri},
+        runtime={"image": images.ref("triton")},
+        resources={"accelerator": "cpu", "cpu": "100m", "memory": "1Gi"},
+        scaling=scaling, slo={"latencyMs": SLO_MS}, **extra,
+    )  # fmt: skip
+
+
+def keda_query(namespace: str) -> str:
+    sel = f'namespace="{namespace}",name="{NAME}"'
+    return (
+        f"(sum(nv_inference_pending_request_count{{{sel}}}) or vector(0))"
+        f" + (sum(tideserve_activator_held_requests{{{sel}}}) or vector(0))"
+    )
+
+
+def scaled_object(namespace: str, prometheus_url: str, tuned: bool) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"apiVersion": resource.API_VERSION, "kind": resource.KIND,
+                           "name": NAME},
+        "minReplicaCount": 0, "maxReplicaCount": MAX_REPLICAS,
+        "triggers": [{"type": "prometheus", "metadata": {
+            "serverAddress": prometheus_url, "query": keda_query(namespace),
+            "threshold": KEDA_THRESHOLD, "activationThreshold": "0"}}],
+    }  # fmt: skip
+    if tuned:
+        spec |= {
+            "pollingInterval": 5, "cooldownPeriod": 30,
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
+                "scaleDown": {"stabilizationWindowSeconds": 30}}}},
+        }  # fmt: skip
+    return {
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"namespace": namespace, "name": NAME}, "spec": spec,
+    }  # fmt: skip
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def tideserve_processes(logs: pathlib.Path) -> Iterator[Any]:
+    """`tideserve <args>` processes, SIGTERM (then SIGKILL) on exit, logs kept in logs."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(label: str, args: list[str], env: dict[str, str]) -> None:
+        with (logs / f"{label}.log").open("wb") as out:
+            started.append(subprocess.Popen(
+                [str(harness.TIDESERVE), *args], stdout=out, stderr=subprocess.STDOUT,
+                env=os.environ | env))  # fmt: skip
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.send_signal(signal.SIGTERM)
+        for proc in started:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+# --- load and sampling -------------------------------------------------------------------
+
+
+def send_trace(
+    host: str, port: int, path: str, headers: dict[str, str], offsets: list[float], t0: float
+) -> list[lm.Request]:
+    """Open loop: each request at t0 + its offset, on a connection of its own."""
+    body = json.dumps(realpods.infer_body(1.0)).encode()
+    head = {**headers, "Content-Type": "application/json", "Content-Length": str(len(body)),
+            "Connection": "close"}  # fmt: skip
+    raw = (
+        "\r\n".join([f"POST {path} HTTP/1.1", *(f"{k}: {v}" for k, v in head.items())]) + "\r\n\r\n"
+    ).encode() + body
+
+    async def one(offset: float) -> lm.Request:
+        delay = t0 + offset - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent = time.monotonic()
+        status = 0
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                reader, writer = await asyncio.open_connection(host, port)
+                writer.write(raw)
+                response = await reader.read()
+                writer.close()
+            head = response.split(b"\r\n", 1)[0].split()
+            status = int(head[1]) if len(head) > 1 and head[1].isdigit() else 0
+        except (OSError, TimeoutError):
+            status = 0
+        return lm.Request(offset, time.monotonic() - sent, status)
+
+    async def main() -> list[lm.Request]:
+        return list(await asyncio.gather(*(one(o) for o in offsets)))
+
+    return asyncio.run(main())
+
+
+@contextlib.contextmanager
+def sampling(kube: fixtures.Kube, namespace: str, t0: float) -> Iterator[list[lm.Sample]]:
+    """The predictor Deployment's spec.replicas and readyReplicas every second."""
+    selector = f"{names.ISVC_LABEL}={NAME}"
+    samples: list[lm.Sample] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            at = time.monotonic() - t0
+            try:
+                desired, ready = fixtures.deployment_replicas(kube, namespace, selector)[
+                    names.predictor(NAME)
+                ]
+                samples.append(lm.Sample(at, desired or 0, ready))
+            except Exception as error:  # a missed sample; the next one counts
+                log(f"sample failed: {error}")
+            stop.wait(1.0)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+# --- one policy --------------------------------------------------------------------------
+
+
+def code_trace() -> list[float]:
+    """The Azure code trace's first CODE_WINDOW_S, CODE_FACTOR x its rate."""
+    with gzip.open(traces.trace_dir(None) / CODE_TRACE, "rt") as f:
+        rows = list(csv.DictReader(f))
+    stamps = [datetime.datetime.fromisoformat(r["TIMESTAMP"][:26]).timestamp() for r in rows]
+    return lm.rate_scaled(lm.window(stamps, CODE_WINDOW_S), CODE_FACTOR, SEED)
+
+
+def endpoint_known(control: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{control}/endpoints", timeout=5) as r:  # noqa: S310
+            return any(e["name"] == NAME for e in json.loads(r.read())["endpoints"])
+    except OSError:
+        return False
+
+
+def run_policy(policy: str, offsets: list[float], end: float, slo_s: float) -> lm.Summary:
+    kube = common.kube()
+    d = procs.state_dir()
+    prom_url = testbed_prometheus.url(cli.state())
+    external = policy.startswith("keda")
+    with (
+        realpods.namespace(kube, "bench-live") as namespace,
+        realpods.model_volume(kube, namespace, DELAY_MS) as storage_uri,
+        tempfile.TemporaryDirectory(prefix="bench-live-") as logs,
+        tideserve_processes(pathlib.Path(logs)) as start,
+    ):
+        host, http_port = realpods.gateway_port()
+        control_port = procs.free_port()
+        env = {
+            "KUBECONFIG": str(kube.kubeconfig),
+            "TIDESERVE_PROMETHEUS_URL": prom_url,
+            "TIDESERVE_ACTIVATOR_URL": f"http://{host}:{control_port}",
+            "TIDESERVE_ACTIVATOR_SERVICE": f"{namespace}/activator",
+            "TIDESERVE_METRICS_PORT": str(procs.free_port()),
+            "TIDESERVE_HEALTH_PORT": str(procs.free_port()),
+        }
+        if external:
+            env["TIDESERVE_TICK_SECONDS"] = "1"
+        start("operator", ["run", "--bind", "127.0.0.1", "--namespace", namespace], env)
+        realpods.publish_activator(kube, namespace, host, http_port)
+        kube.apply(inference_service(namespace, storage_uri, external))
+        predictor_ip = fixtures.eventually(
+            lambda: _cluster_ip(kube, namespace, names.predictor(NAME)), 60, "predictor Service"
+        )
+        start("activator", [
+            "activator", f"--host={host}", f"--http-port={http_port}", "--grpc-port=0",
+            f"--control-port={control_port}", f"--namespace={namespace}",
+            f"--upstream={namespace}/{NAME}=http://{predictor_ip}:{names.HTTP_PORT}",
+        ], {"KUBECONFIG": str(kube.kubeconfig)})  # fmt: skip
+        target = f"bench-live-activator-{namespace}"
+        testbed_prometheus.register_labels(
+            target, f"{host}:{control_port}", {"component": "activator"}, d
+        )
+        try:
+            control = f"http://{host}:{control_port}"
+            fixtures.eventually(lambda: endpoint_known(control), 60, "the activator", 1)
+            if external:
+                kube.apply(scaled_object(namespace, prom_url, tuned=policy == "keda-tuned"))
+                fixtures.eventually(
+                    lambda: kube.get_json("scaledobject", "-n", namespace, NAME)
+                    .get("status", {}).get("hpaName"), 60, "KEDA's HPA", 1,
+                )  # fmt: skip
+            service_ip = fixtures.eventually(
+                lambda: _cluster_ip(kube, namespace, NAME), 60, "the Service"
+            )
+            time.sleep(5)  # the route to the activator through kube-proxy settles
+            log(f"{policy}: trace starts ({len(offsets)} requests, {end:.0f} s)")
+            t0 = time.monotonic() + 1.0
+            with sampling(kube, namespace, t0) as samples:
+                requests = send_trace(
+                    service_ip, names.HTTP_PORT, f"/v2/models/{realpods.MODEL}/infer",
+                    {"Host": f"{NAME}.{namespace}.svc.cluster.local:{names.HTTP_PORT}"},
+                    offsets, t0,
+                )  # fmt: skip
+                rest = t0 + end - time.monotonic()
+                if rest > 0:
+                    time.sleep(rest)
+            return lm.summarise(requests, list(samples), slo_s, end)
+        finally:
+            testbed_prometheus.unregister(target, d)
+            if external:
+                kube.kubectl("delete", "scaledobject", "-n", namespace, NAME, "--timeout=60s",
+                             check=False, timeout=90)  # fmt: skip
+
+
+def _cluster_ip(kube: fixtures.Kube, namespace: str, service: str) -> str | None:
+    res = kube.kubectl("get", "service", service, "-n", namespace, "-o", "json", check=False)
+    return json.loads(res.stdout)["spec"]["clusterIP"] if res.returncode == 0 else None
+
+
+# --- main --------------------------------------------------------------------------------
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="hack/bench-live", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="one line per policy, nothing else")
+    p.add_argument("--trace", choices=("step", "azure-code"), default="step")
+    p.add_argument("--policies", default=",".join(POLICIES), help="comma-separated subset")
+    p.add_argument("--slo-ms", type=float, default=SLO_MS)
+    p.add_argument("--markdown", type=pathlib.Path, help="also write the full table here")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    policies = [p for p in args.policies.split(",") if p]
+    unknown = set(policies) - set(POLICIES)
+    if unknown:
+        log(f"unknown policies {sorted(unknown)}; known: {', '.join(POLICIES)}")
+        return 2
+    if not node.healthy(cli.state()):
+        log("needs a running test bed with its real node (hack/cluster up)")
+        return 2
+    if args.trace == "step":
+        offsets = lm.arrivals(STEP, SEED)
+        end = sum(s.seconds for s in STEP)
+        shape = "step [" + " ".join(f"{s.seconds:g}s@{s.rate:g}/s" for s in STEP) + "]"
+    else:
+        offsets = code_trace()
+        end = CODE_WINDOW_S + 15
+        shape = f"azure-llm-code first {CODE_WINDOW_S:g}s x{CODE_FACTOR} rate (+15s tail)"
+    slo_s = args.slo_ms / 1000
+    print(f"# trace={shape} seed={SEED} requests={len(offsets)} "
+          f"slo={args.slo_ms:g}ms model={DELAY_MS}ms/batch<=8 maxReplicas={MAX_REPLICAS} "
+          f"machine={platform.node()} {os.cpu_count()}cpu", flush=True)  # fmt: skip
+    rows: list[tuple[str, lm.Summary]] = []
+    out = sys.stdout  # the policy lines only: the test bed's own log lines go to stderr
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.redirect_stdout(sys.stderr))
+        keda_running = False
+        for policy in policies:
+            if policy.startswith("keda") and not keda_running:
+                stack.enter_context(keda.started(procs.state_dir()))
+                keda_running = True
+            summary = run_policy(policy, offsets, end, slo_s)
+            rows.append((policy, summary))
+            print(lm.line(policy, summary), file=out, flush=True)
+            if not args.quick:
+                log(repr(summary))
+    # KEDA's namespace (its CRDs stay, as after the e2e test; `hack/cluster down` removes all).
+    common.kube().kubectl("delete", "namespace", keda.NAMESPACE, "--ignore-not-found",
+                          "--wait=false", check=False)  # fmt: skip
+    if args.markdown:
+        args.markdown.write_text(lm.table(rows, slo_s))
+    return 0

@@ -1,0 +1,81 @@
+"""hack/bench-live's pure parts: the trace every policy gets, and what a run measured."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from tideserve_testbed.bench import live, live_metrics
+
+pytestmark = pytest.mark.unit
+
+S = live_metrics.Sample
+R = live_metrics.Request
+
+
+def test_arrivals_are_the_same_list_for_the_same_seed_and_follow_the_segments() -> None:
+    segments = [live_metrics.Segment(10, 0), live_metrics.Segment(100, 50)]
+    a = live_metrics.arrivals(segments, seed=1)
+    assert a == live_metrics.arrivals(segments, seed=1)
+    assert a != live_metrics.arrivals(segments, seed=2)
+    assert all(10 <= t < 110 for t in a) and a == sorted(a)
+    assert 4500 < len(a) < 5500  # Poisson, 50/s for 100 s
+
+
+def test_replica_seconds_cold_starts_and_time_at_zero_are_integrated_from_samples() -> None:
+    samples = [S(0, 0, 0), S(10, 1, 0), S(20, 1, 1), S(30, 2, 2), S(40, 0, 0), S(50, 1, 1)]
+    replica_s, cold, zero_s = live_metrics.integrate(samples, end=60)
+    assert replica_s == 10 * 1 + 10 * 2 + 10 * 1
+    assert cold == 2  # 0 -> 1 at 20, 0 -> 1 at 50
+    assert zero_s == 10 + 10  # desired and ready 0: [0, 10) and [40, 50)
+
+
+def test_ready_at_the_first_sample_is_no_cold_start_and_the_end_cuts_the_last_sample() -> None:
+    replica_s, cold, zero_s = live_metrics.integrate([S(0, 2, 2), S(5, 2, 2)], end=7)
+    assert (replica_s, cold, zero_s) == (14, 0, 0)
+
+
+def test_lost_requests_miss_the_slo_and_latency_percentiles_count_answered_ones() -> None:
+    requests = [R(0, 0.1, 200)] * 95 + [R(1, 2.0, 200)] * 3 + [R(2, 0.01, 429), R(3, 120, 0)]
+    s = live_metrics.summarise(requests, [S(0, 1, 1)], slo_s=1.0, end=3600)
+    assert (s.requests, s.answered, s.lost, s.refused) == (100, 98, 2, 1)
+    assert s.attainment == pytest.approx(0.95)
+    assert s.p50 == 0.1 and s.p99 == 2.0
+    assert s.replica_seconds == 3600
+    assert live_metrics.line("tideserve", s) == (
+        "tideserve attainment=95.00% replica_hours=1.0000 lost=2"
+    )
+    assert "| tideserve | 100 | 95.00 % | 100 | 2000 | 2 (1 / 1) |" in live_metrics.table(
+        [("tideserve", s)], 1.0
+    )
+
+
+def test_no_answer_at_all_is_reported_as_nan_latency_not_a_crash() -> None:
+    s = live_metrics.summarise([R(0, 5, 0)], [], slo_s=1.0, end=10)
+    assert s.attainment == 0 and s.lost == 1 and math.isnan(s.p99)
+
+
+def test_keda_reads_the_queue_and_what_the_activator_holds_and_the_tuned_one_differs() -> None:
+    default = live.scaled_object("ns", "http://p", tuned=False)["spec"]
+    tuned = live.scaled_object("ns", "http://p", tuned=True)["spec"]
+    query = default["triggers"][0]["metadata"]["query"]
+    assert "nv_inference_pending_request_count" in query
+    assert "tideserve_activator_held_requests" in query
+    assert default["minReplicaCount"] == 0 and "pollingInterval" not in default
+    assert tuned["pollingInterval"] == 5 and tuned["cooldownPeriod"] == 30
+    isvc = live.inference_service("ns", "pvc://models", external=True)["spec"]
+    assert isvc["scaling"]["mode"] == "external" and isvc["replicas"] == 0
+    assert (
+        "mode"
+        not in live.inference_service("ns", "pvc://models", external=False)["spec"]["scaling"]
+    )
+
+
+def test_a_recorded_window_is_offsets_from_its_first_request_rate_scaled_keeping_its_shape() -> (
+    None
+):
+    offsets = live_metrics.window([100.0, 100.5, 130.0, 500.0], seconds=60)
+    assert offsets == [0.0, 0.5, 30.0]
+    tripled = live_metrics.rate_scaled(offsets, factor=3, seed=1)
+    assert len(tripled) == 9 and tripled == live_metrics.rate_scaled(offsets, 3, seed=1)
+    assert all(any(0 <= t - o < 0.1 for o in offsets) for t in tripled)
