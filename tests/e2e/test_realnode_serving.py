@@ -6,7 +6,8 @@ activator listens on the node's bridge and is published as a Service, so request
 reach it, like the Triton pods, through kube-proxy. An InferenceService becomes a
 Triton pod that loads its model from a PersistentVolume and passes its real probes;
 requests through the Service's ClusterIP are answered; a load step raises the queue,
-the autoscaler adds pods, real capacity brings the queue time back under the target;
+the autoscaler adds pods, real capacity brings the queue time back under a bound above
+the autoscaler's target (it settles around its target);
 idle, the endpoint goes to zero; a request through the Service is then held by the
 activator, the endpoint wakes, and the request is answered.
 
@@ -30,7 +31,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.real_node]
 
 NAME = "real"
 DELAY_MS = 100  # the model's "GPU time" per batch of up to 8: ~80 requests/s per replica
-TARGET_QUEUE_MS = 80.0
+# The autoscaler's target, and the bound the test holds the queue to before and after
+# scaling. Not the same number: a target-tracking autoscaler settles around its target
+# (inside its tolerance band), so "under the target" is a coin toss at steady state
+# (measured: 78-80 ms against a target of 80, and once a timeout at 2 replicas).
+TARGET_QUEUE_MS = 60.0
+SLO_QUEUE_MS = 100.0
 BEHAVIOR = {
     "stableWindowSeconds": 6,
     "panicWindowSeconds": 3,
@@ -168,9 +174,9 @@ def test_real_pods_serve_scale_out_under_load_and_wake_from_zero_through_the_ser
         # 3. A load step: the queue rises on one replica; more pods bring it back down.
         with realpods.load(url, 24, by_name) as counts:
             before = fixtures.eventually(
-                lambda: _queue_when(prometheus.url, namespace, lambda q: q > TARGET_QUEUE_MS),
+                lambda: _queue_when(prometheus.url, namespace, lambda q: q > SLO_QUEUE_MS),
                 60,
-                "the queue time on one replica to exceed the target",
+                "the queue time on one replica to exceed the bound",
                 interval=1,
             )
             figures["queue time at 1 replica under the load step (ms)"] = round(before[0], 1)
@@ -181,12 +187,12 @@ def test_real_pods_serve_scale_out_under_load_and_wake_from_zero_through_the_ser
             figures["load step -> 2nd pod Ready (s)"] = round(time.monotonic() - scaled, 1)
             after = fixtures.eventually(
                 lambda: (
-                    _queue_when(prometheus.url, namespace, lambda q: q < TARGET_QUEUE_MS)
+                    _queue_when(prometheus.url, namespace, lambda q: q < SLO_QUEUE_MS)
                     if len(ready_pods(kube, namespace)) >= 2
                     else None
                 ),
                 120,
-                "the queue time back under the target with more replicas",
+                "the queue time back under the bound with more replicas",
                 interval=1,
             )
             figures["replicas Ready after scaling"] = len(ready_pods(kube, namespace))
