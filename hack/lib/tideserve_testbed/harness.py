@@ -277,9 +277,12 @@ def output(response: httpx.Response) -> list[float]:
 
 
 @contextlib.contextmanager
-def processes(logs: pathlib.Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+def processes(
+    logs: pathlib.Path, tails: bool = True
+) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """A starter of `tideserve <args>` processes, each logging to logs/<label>.log; on exit
-    every one gets SIGTERM (SIGKILL after 15 s) and the logs' tails are printed."""
+    every one gets SIGTERM (SIGKILL after 15 s) and, with `tails`, the logs' tails are
+    printed."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(label: str, args: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
@@ -302,5 +305,5 @@ def processes(logs: pathlib.Path) -> Iterator[Callable[..., subprocess.Popen[byt
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
-        for log in sorted(logs.glob("*.log")):
+        for log in sorted(logs.glob("*.log")) if tails else ():
             print(f"--- {log.name} (tail)\n{log.read_text()[-6000:]}")

@@ -41,8 +41,6 @@ import json
 import os
 import pathlib
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -136,30 +134,6 @@ def scaled_object(namespace: str, prometheus_url: str, tuned: bool) -> dict[str,
 
 
 # --- processes ---------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def tideserve_processes(logs: pathlib.Path) -> Iterator[Any]:
-    """`tideserve <args>` processes, SIGTERM (then SIGKILL) on exit, logs kept in logs."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(label: str, args: list[str], env: dict[str, str]) -> None:
-        with (logs / f"{label}.log").open("wb") as out:
-            started.append(subprocess.Popen(
-                [str(harness.TIDESERVE), *args], stdout=out, stderr=subprocess.STDOUT,
-                env=os.environ | env))  # fmt: skip
-
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.send_signal(signal.SIGTERM)
-        for proc in started:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
 
 
 # --- load and sampling -------------------------------------------------------------------
@@ -256,7 +230,7 @@ def run_policy(policy: str, offsets: list[float], end: float, slo_s: float) -> l
         realpods.namespace(kube, "bench-live") as namespace,
         realpods.model_volume(kube, namespace, DELAY_MS) as storage_uri,
         tempfile.TemporaryDirectory(prefix="bench-live-") as logs,
-        tideserve_processes(pathlib.Path(logs)) as start,
+        harness.processes(pathlib.Path(logs), tails=False) as start,
     ):
         host, http_port = realpods.gateway_port()
         control_port = procs.free_port()
