@@ -98,6 +98,8 @@ def _remove_network(st: dict[str, Any]) -> None:
         _ip("link", "del", net["host_if"], check=False)  # removes both ends
     if net.get("netns"):
         _ip("netns", "del", net["netns"], check=False)
+    if "netns_dir" in st:
+        procs.restore_netns_dir(st["netns_dir"])
 
 
 def _kubectl(d: pathlib.Path, *args: str, stdin: str | None = None) -> str:
@@ -169,7 +171,8 @@ def up(d: pathlib.Path, timeout: float = 120.0) -> dict[str, Any]:
     if running(d):
         raise procs.StartupError(f"KEDA already runs for this test bed ({_state_path(d)})")
     down(d)  # whatever a crashed run left
-    st: dict[str, Any] = {"network": _network(d)}
+    st: dict[str, Any] = {"netns_dir": procs.netns_dir_state()}
+    st["network"] = _network(d)
     procs.write_json(_state_path(d), st)
     net = st["network"]
     kd = keda_dir(d)

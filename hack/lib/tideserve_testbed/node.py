@@ -155,7 +155,7 @@ def _claim(d: pathlib.Path) -> None:
         var_log = {p: os.path.exists(p) for p in ("/var/log/containers", "/run/containerd",
                                                   "/run/netns", str(KUBELET_VAR),
                                                   str(DEVICE_PLUGINS))}  # fmt: skip
-        var_log["/run/netns mounted"] = os.path.ismount("/run/netns")
+        var_log["/run/netns mounted"] = procs.is_mount_point(procs.NETNS_DIR)
         procs.write_json(CLAIM, {"state_dir": str(d), "sysctls": sysctls, "existed": var_log,
                                  "nft_tables": [list(t) for t in _nft_tables()]})  # fmt: skip
 
@@ -561,14 +561,8 @@ def _restore(d: pathlib.Path) -> None:
     if KUBELET_VAR.is_dir() and not existed.get(str(KUBELET_VAR), True):
         with contextlib.suppress(OSError):
             KUBELET_VAR.rmdir()
-    netns = pathlib.Path("/run/netns")  # the CNI plugins mount a tmpfs here once
-    if os.path.ismount(netns) and not existed.get("/run/netns mounted") and not any(
-        netns.iterdir()
-    ):
-        subprocess.run(["umount", str(netns)], capture_output=True, check=False)
-    if netns.is_dir() and not existed.get(str(netns)):
-        with contextlib.suppress(OSError):
-            netns.rmdir()
+    procs.restore_netns_dir({"exists": existed.get(str(procs.NETNS_DIR), True),
+                             "mounted": existed.get("/run/netns mounted", True)})  # fmt: skip
     run = pathlib.Path("/run/containerd")
     if run.is_dir() and not existed.get(str(run)):
         for path in sorted(run.rglob("*"), key=lambda p: len(p.parts), reverse=True):

@@ -83,6 +83,34 @@ def write_json(path: pathlib.Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+NETNS_DIR = pathlib.Path("/run/netns")
+
+
+def is_mount_point(path: pathlib.Path) -> bool:
+    """From the mount table: os.path.ismount misses a bind mount of a directory onto
+    itself on the same filesystem (what `ip netns add` makes of /run/netns)."""
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        return any(line.split()[4] == str(path) for line in f)
+
+
+def netns_dir_state() -> dict[str, bool]:
+    """Whether /run/netns exists and is a mount point: `ip netns add` and the CNI plugins
+    make it a (shared bind) mount the first time they need it, and nothing undoes that."""
+    return {"exists": NETNS_DIR.exists(), "mounted": is_mount_point(NETNS_DIR)}
+
+
+def restore_netns_dir(before: dict[str, bool]) -> None:
+    """Undo what was made of /run/netns since `before`, if no namespace is left in it
+    (another user's namespaces keep it as it is)."""
+    if not NETNS_DIR.is_dir() or any(NETNS_DIR.iterdir()):
+        return
+    if is_mount_point(NETNS_DIR) and not before.get("mounted", True):
+        subprocess.run(["umount", str(NETNS_DIR)], capture_output=True, check=False)
+    if not before.get("exists", True) and not is_mount_point(NETNS_DIR):
+        with contextlib.suppress(OSError):
+            NETNS_DIR.rmdir()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
