@@ -60,6 +60,12 @@ def up(
         st = state()
         started: list[str] = []
         if controlplane.healthy(d, st):
+            if node.enabled() and st.get("advertise") != node.GATEWAY:
+                raise procs.StartupError(
+                    f"the test bed in {d} runs without a real node (its API server and "
+                    "Prometheus listen on loopback only, out of reach of pods): take it down "
+                    "first (hack/cluster down), or reuse it with TIDESERVE_REAL_NODE=0"
+                )
             procs.log("control plane already running and healthy; reusing it")
         else:
             started += controlplane.up(d, st, advertise=node.GATEWAY if node.enabled() else None)
