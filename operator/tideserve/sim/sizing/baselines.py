@@ -104,8 +104,12 @@ def krr(seen: Seen, catalog: catalog_mod.Catalog) -> truth_mod.Plan:
 
 
 def _current_estimate(seen: Seen, catalog: catalog_mod.Catalog) -> accelerators.Profile | None:
-    """The catalog rule's view of the current hardware: utilisation extrapolated to 80%."""
+    """The catalog rule's view of the current hardware: utilisation extrapolated to 80%;
+    none below accelerators.MIN_UTILIZATION, where utilisation implies no capacity (the
+    rule as first defined; tideserve's floor there is its own)."""
     obs = observation(seen)
+    if obs.gpu_utilization is None or obs.gpu_utilization < accelerators.MIN_UTILIZATION:
+        return None
     return accelerators.observed_profile(
         seen.current, obs.rps_per_replica, obs.gpu_utilization, obs.latency_ms
     )
@@ -306,6 +310,7 @@ def tideserve_profiled(
     catalog: catalog_mod.Catalog,
     spec: spec_api.InferenceServiceSpec,
     rng: random.Random,
+    policy: recommender.Policy = recommender.DEFAULT_POLICY,
 ) -> tuple[truth_mod.Plan, float]:
     """tideserve with automatic profiling on: the planner picks a candidate, a probe
     measures it on the truth (the highest stepped load within the SLO: 85-100% of the true
@@ -326,7 +331,7 @@ def tideserve_profiled(
     obs = observation(seen)
     measured: list[status_api.MeasuredProfile] = []
     spent = 0.0
-    plan, advice = tideserve(seen, catalog, spec, obs=obs)
+    plan, advice = tideserve(seen, catalog, spec, obs=obs, policy=policy)
     for _ in range(spec.resources.right_sizing.profiling.max_candidates):
         status = status_api.InferenceServiceStatus(accelerator=seen.current, profiles=measured)
         rec = advice.recommendation
@@ -353,5 +358,5 @@ def tideserve_profiled(
             )
         )
         spent += catalog_mod.replica_price(catalog, option, cores, plan.memory) * PROBE_HOURS
-        plan, advice = tideserve(seen, catalog, spec, obs=obs, profiles=measured)
+        plan, advice = tideserve(seen, catalog, spec, obs=obs, profiles=measured, policy=policy)
     return plan, spent / (autoprofile.TTL.total_seconds() / 3600)

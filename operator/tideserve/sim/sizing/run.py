@@ -33,7 +33,10 @@ RECOMMENDERS = (
 )  # fmt: skip
 # Memory's margin without the risk terms: VPA's p90 of daily peaks + 15% for every endpoint.
 FLAT_MEMORY = dataclasses.replace(
-    recommender.DEFAULT_POLICY, memory_leak_threshold=math.inf, memory_step_threshold=math.inf
+    recommender.DEFAULT_POLICY,
+    memory_leak_threshold=math.inf,
+    memory_step_threshold=math.inf,
+    memory_floor_margin=0.0,
 )
 Simple = Callable[[baselines.Seen, catalog_mod.Catalog], truth.Plan]
 SIMPLE: dict[str, Simple] = {
