@@ -264,9 +264,9 @@ def advise(
         rec = previous
     # What a measured candidate must beat: the current option when it meets the SLO, else
     # the cheapest option that does (None: none does, so any candidate is worth measuring).
-    now = next((c for c in choice.candidates if c.option == current), None)
-    if now is not None and now.meets:
-        beat: float | None = now.cost_per_hour
+    here = next((c for c in choice.candidates if c.option == current), None)
+    if here is not None and here.meets:
+        beat: float | None = here.cost_per_hour
     else:
         beat = choice.best.cost_per_hour if choice.best is not None else None
     return Advice(
