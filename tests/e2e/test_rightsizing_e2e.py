@@ -22,7 +22,15 @@ from tideserve_testbed import fixtures
 
 from tideserve import kube as kube_api
 from tideserve import settings as settings_mod
-from tideserve.rightsizing import catalog, histograms, loop, profiling, quantities, signals
+from tideserve.rightsizing import (
+    catalog,
+    histograms,
+    loop,
+    profiling,
+    quantities,
+    recommender,
+    signals,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -128,12 +136,14 @@ def test_real_usage_becomes_a_cpu_memory_recommendation(
         )
     )
     # The recommender rounds up to its histogram's bucket edge (5% geometric buckets, wider
-    # than 5% relative near zero), adds the 15% margin, then rounds to a millicore / a MiB.
+    # than 5% relative near zero), adds the 15% margin, then rounds to a millicore / a MiB;
+    # memory is at least the highest daily peak + the floor margin (40%).
     cores = quantities.parse(rec["cpu"])
     peak_cores = util * (os.cpu_count() or 1)
     assert 0.025 <= cores <= max(0.025, upper_edge(histograms.CPU, peak_cores) * 1.15) + 0.001
     memory = quantities.parse(rec["memory"])
-    assert used * 1.15 <= memory <= upper_edge(histograms.MEMORY, used) * 1.15 + quantities.MIB
+    floor = 1 + recommender.FLOOR_MARGIN
+    assert used * 1.15 <= memory <= upper_edge(histograms.MEMORY, used) * floor + quantities.MIB
     assert cores < 8  # over-provisioned CPU is called out
     assert rec["costPerHourRecommended"] < rec["costPerHourNow"]
     assert body["status"]["cost"]["perHour"] == 0  # status.replicas unset: nothing running

@@ -94,6 +94,11 @@ class Recommendation(base.Model):
     generated_at: datetime.datetime | None = pydantic.Field(
         None, description="When it was computed."
     )
+    oom_raised: bool | None = pydantic.Field(
+        None,
+        description="Memory was raised because a replica was OOM-killed: auto mode applies "
+        "it at once, even mid-rollout (a replica that died will die again).",
+    )
 
 
 class Cost(base.Model):

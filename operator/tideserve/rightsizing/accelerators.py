@@ -123,9 +123,14 @@ def observed_profile(
     utilization: float | None,
     latency_ms: float | None,
 ) -> Profile | None:
-    """Capacity of the current option, extrapolated from what one replica does now."""
-    if not rps_per_replica or utilization is None or utilization < MIN_UTILIZATION:
+    """Capacity of the current option, extrapolated from what one replica does now. Below
+    MIN_UTILIZATION nothing is extrapolated: the rate one replica was seen to serve, at the
+    latency seen, is still a floor of its capacity (so the other options can be estimated,
+    and measured, from it)."""
+    if not rps_per_replica or utilization is None:
         return None
+    if utilization < MIN_UTILIZATION:
+        return Profile(option, rps_per_replica, latency_ms, Source.OBSERVED)
     factor = min(TARGET_UTILIZATION / min(utilization, 1.0), MAX_EXTRAPOLATION)
     max_rps = rps_per_replica * max(factor, TARGET_UTILIZATION)
     return Profile(option, max_rps, latency_ms, Source.OBSERVED)

@@ -54,8 +54,9 @@ class Advice:
     # Requests/s per replica the chosen option's profile holds within the SLO: the capacity
     # the recommendation was priced with.
     planned_rps: float | None = None
-    # Every option priced, and what the current option costs at the peak (automatic
-    # profiling picks what to measure from these).
+    # Every option priced, and what a candidate must cost less than to be worth measuring:
+    # the current option at the peak when it meets the SLO, else the cheapest option that
+    # does, None when none does (automatic profiling picks what to measure from these).
     candidates: tuple[accelerators.Candidate, ...] = ()
     current_cost_per_hour: float | None = None
 
@@ -254,13 +255,20 @@ def advise(
         replicas=best.replicas if best is not None else None,
         reason="; ".join(notes)[:2048],
         generated_at=now,
+        oom_raised=sizing.oom_raised or None,
     )
     changed = (
         previous is None or _material(previous, rec, policy) or _oom_raised(previous, rec, sizing)
     )
     if not changed and previous is not None:
         rec = previous
-    now_cost = next((c.cost_per_hour for c in choice.candidates if c.option == current), None)
+    # What a measured candidate must beat: the current option when it meets the SLO, else
+    # the cheapest option that does (None: none does, so any candidate is worth measuring).
+    here = next((c for c in choice.candidates if c.option == current), None)
+    if here is not None and here.meets:
+        beat: float | None = here.cost_per_hour
+    else:
+        beat = choice.best.cost_per_hour if choice.best is not None else None
     return Advice(
         rec,
         changed,
@@ -269,7 +277,7 @@ def advise(
         best.replicas if best else None,
         best.profile.max_rps if best else None,
         choice.candidates,
-        now_cost,
+        beat,
     )
 
 

@@ -7,7 +7,9 @@ accelerator when spec.resources.accelerator is auto, but only at a safe moment:
 - when the endpoint is settled (not mid-rollout) and the change is material, as a rolling
   update; the reconciler renders maxSurge >= 1 and maxUnavailable 0 so capacity never dips.
 Mid-rollout, or for a change within the hysteresis band, `current` (what the Deployment
-runs now) is kept, so a recommendation never stacks rollouts or flaps.
+runs now) is kept, so a recommendation never stacks rollouts or flaps. One exception: memory
+raised after an OOM kill (recommendation.oomRaised) is applied at once, mid-rollout too,
+since the killed replica keeps the rollout from ever settling.
 """
 
 from __future__ import annotations
@@ -78,6 +80,11 @@ def material(old: spec_api.ResourcesSpec, new: spec_api.ResourcesSpec) -> bool:
     return False
 
 
+def _raises_memory(old: spec_api.ResourcesSpec, new: spec_api.ResourcesSpec) -> bool:
+    was = quantities.parse(old.memory or fit.DEFAULT_MEMORY)
+    return quantities.parse(new.memory or fit.DEFAULT_MEMORY) > was
+
+
 def _settling(status: status_api.InferenceServiceStatus) -> bool:
     progressing = any(
         c.type == status_api.ConditionType.PROGRESSING
@@ -103,6 +110,8 @@ def effective_resources(
         return target
     if (status.replicas or 0) == 0:
         return target
+    if recommendation.oom_raised and _raises_memory(current, target):
+        return target  # a replica was OOM-killed: waiting for a settled rollout waits forever
     if _settling(status) or not material(current, target):
         return current
     return target

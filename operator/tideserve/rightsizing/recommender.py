@@ -27,6 +27,10 @@ from tideserve.rightsizing import histograms, quantities
 
 Sample = histograms.Sample
 
+# memory_floor_margin's default, chosen on the bench's tuning seeds (101-105): see
+# docs/benchmarks/rightsizing.md.
+FLOOR_MARGIN = 0.4
+
 
 @dataclasses.dataclass(frozen=True)
 class Oom:
@@ -66,6 +70,10 @@ class Policy:
     # jump below `memory_step_threshold` is not a step.
     memory_leak_threshold: float = 0.002
     memory_step_threshold: float = 1.05
+    # Every endpoint's memory is at least the window's highest daily peak times (1 + this):
+    # a first-ever step (a new model version) shows in no history, and memory is a small
+    # part of a replica's price next to its accelerator, while a kill drops requests.
+    memory_floor_margin: float = FLOOR_MARGIN
     # A figure changes only when it moves by more than this fraction (or an OOM says so)
     # and by more than an absolute step: near zero one histogram bucket is wider than 10%,
     # and 20m of CPU is not worth an Event, let alone a rolling update.
@@ -168,11 +176,15 @@ def memory_need(
     histogram = histograms.build(daily, histograms.MEMORY, now, policy.half_life_seconds)
     target = histograms.percentile(histogram, policy.memory_percentile)
     need = target * (1 + policy.safety_margin)
+    top = max((v for _, v in daily), default=0.0)
+    need = max(need, top * (1 + policy.memory_floor_margin))
     growth = memory_growth(daily)
     if growth.risky(policy):
         days = policy.memory_horizon_seconds / policy.memory_peak_interval_seconds
         ahead = growth.latest_peak * (1 + growth.leak_per_day) ** days * growth.step
-        need = max(need, ahead * (1 + policy.safety_margin))
+        # A first-ever step may come on top of the growth foreseen: the floor's margin.
+        margin = max(policy.safety_margin, policy.memory_floor_margin)
+        need = max(need, ahead * (1 + margin))
     return max(policy.min_memory_bytes, need, floor)
 
 

@@ -157,3 +157,21 @@ def test_fewer_faster_replicas_get_more_cpu_each() -> None:
     assert choice.best is not None
     assert choice.best.replicas == 1
     assert choice.best.cores == pytest.approx(4)
+
+
+@given(st.floats(0.01, 1e4), st.floats(0.0, accelerators.MIN_UTILIZATION * 0.999))
+def test_below_the_utilization_threshold_the_rate_seen_is_a_capacity_floor(
+    rps: float, utilization: float
+) -> None:
+    # Nothing is extrapolated from a near-idle counter, but one replica served `rps` at the
+    # latency seen: that much it holds, and other options can be estimated from it.
+    profile = accelerators.observed_profile("gpu:NVIDIA-H100-80GB-HBM3", rps, utilization, 5.0)
+    assert profile is not None
+    assert profile.max_rps == rps
+    assert profile.p99_latency_ms == 5.0
+    assert profile.source is accelerators.Source.OBSERVED
+
+
+def test_no_rate_or_no_utilization_gives_no_observed_profile() -> None:
+    assert accelerators.observed_profile("gpu:NVIDIA-L4", None, 0.5, 5.0) is None
+    assert accelerators.observed_profile("gpu:NVIDIA-L4", 10.0, None, 5.0) is None

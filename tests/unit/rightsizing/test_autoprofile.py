@@ -219,3 +219,67 @@ def test_decide_gives_up_after_the_deadline_and_removes_orphans() -> None:
     assert actions.expire == ((KEY, old),)
     assert actions.orphans == (("gone", "x"),)
     assert actions.start == ()  # this endpoint's shadow is still being removed
+
+
+def advice_seen(item: resource.InferenceService, latency_ms: float) -> advisor.Advice:
+    """One A100 replica at 50 rps, 5% busy, with this p99 (the spec's SLO is 50 ms)."""
+    obs = advisor.Observation(
+        peak_rps=50.0,
+        rps_per_replica=50.0,
+        gpu_utilization=0.05,
+        latency_ms=latency_ms,
+        usage=advisor.recommender.Usage(
+            gpu_memory_bytes=tuple((float(t), 2 * 2**30 / 1.2) for t in range(5))
+        ),
+    )
+    return advisor.advise(item.spec, item.status, obs, catalog.DEFAULT, nodes=[], now=NOW)
+
+
+def probe_for(item: resource.InferenceService, advice: advisor.Advice) -> autoprofile.Probe | None:
+    return autoprofile.next_probe(
+        item.spec, item.status, advice.candidates, advice.current_cost_per_hour, 2 * 2**30, NOW
+    )
+
+
+def test_a_guess_estimated_far_over_the_slo_is_measured_after_the_near_ones() -> None:
+    item = isvc()
+    advice = advice_seen(item, latency_ms=30.0)  # T4 estimated at 150 ms, L4 at 75 ms
+    by_name = {c.option.name: c for c in advice.candidates}
+    t4, l4 = by_name["gpu:Tesla-T4"], by_name["gpu:NVIDIA-L4"]
+    assert t4.cost_per_hour < l4.cost_per_hour
+    assert t4.profile.p99_latency_ms is not None and l4.profile.p99_latency_ms is not None
+    assert t4.profile.p99_latency_ms > 50 * autoprofile.LATENCY_SLACK
+    assert l4.profile.p99_latency_ms <= 50 * autoprofile.LATENCY_SLACK
+    probe = probe_for(item, advice)
+    assert probe is not None and probe.option == "gpu:NVIDIA-L4"
+
+
+def test_a_far_off_guess_is_still_measured_when_no_near_one_is_left() -> None:
+    item = isvc(
+        profiles=[
+            {"option": o, "maxRequestsPerSecond": 0, "measuredAt": NOW.isoformat()}
+            for o in ("gpu:NVIDIA-L4", "mig:3g.40gb")
+        ]
+    )
+    probe = probe_for(item, advice_seen(item, latency_ms=30.0))
+    assert probe is not None and probe.option == "gpu:Tesla-T4"
+
+
+def test_when_the_current_option_misses_the_slo_a_guess_must_beat_the_best_that_meets() -> None:
+    item = isvc()
+    advice = advice_seen(item, latency_ms=60.0)  # the A100 misses 50 ms; an H100 would not
+    assert advice.recommendation is not None
+    assert advice.recommendation.accelerator == "gpu:NVIDIA-H100-80GB-HBM3"
+    best = next(c for c in advice.candidates if c.option.name == advice.recommendation.accelerator)
+    assert advice.current_cost_per_hour == best.cost_per_hour
+    # A full A100 slice costs what the A100 does: worth measuring against the H100.
+    probe = probe_for(item, advice)
+    assert probe is not None and probe.option == "mig:7g.80gb"
+
+
+def test_when_no_option_meets_the_slo_every_guess_is_worth_measuring() -> None:
+    item = isvc()
+    advice = advice_seen(item, latency_ms=600.0)
+    assert advice.current_cost_per_hour is None
+    probe = probe_for(item, advice)
+    assert probe is not None and probe.option == "gpu:Tesla-T4"  # cheapest, all far off

@@ -136,8 +136,9 @@ def test_advice_sizes_cpu_and_memory_from_usage_and_is_stable() -> None:
     assert first.recommendation is not None
     assert first.recommendation.accelerator == "cpu"
     assert quantities.parse(first.recommendation.cpu or "0") == pytest.approx(0.575, rel=0.06)
+    # VPA's p90 + 15% is below the floor: the window's highest daily peak + 40%.
     assert quantities.parse(first.recommendation.memory or "0") == pytest.approx(
-        805 * MIB, rel=0.06
+        700 * MIB * (1 + recommender.FLOOR_MARGIN), rel=0.06
     )
     usage2 = recommender.Usage(cpu_cores=series(0.52), memory_bytes=series(690 * MIB))
     again = advisor.advise(
@@ -190,3 +191,48 @@ def test_a_pinned_accelerator_is_sized_where_it_is_and_the_cheaper_option_only_n
     assert quantities.parse(rec.cpu or "0") < 0.5  # sized from usage, not the CPU profile
     assert "cheaper: cpu (declared" in rec.reason
     assert "accelerator: auto" in rec.reason
+
+
+def test_an_oom_raise_is_applied_mid_rollout() -> None:
+    # The killed replica never becomes Ready, so the rollout never settles: waiting for it
+    # would keep the limit it dies at for good.
+    running = effective.apply(spec().resources, rec(memory="1Gi"))
+    raised = rec(memory="1536Mi").model_copy(update={"oom_raised": True})
+    crashing = status(replicas=2, ready=1, recommendation=raised)
+    assert effective.effective_resources(spec(), crashing, running).memory == "1536Mi"
+    progressing = status(progressing=True, recommendation=raised)
+    assert effective.effective_resources(spec(), progressing, running).memory == "1536Mi"
+
+
+def test_mid_rollout_a_raise_without_an_oom_waits() -> None:
+    running = effective.apply(spec().resources, rec(memory="1Gi"))
+    crashing = status(replicas=2, ready=1, recommendation=rec(memory="1536Mi"))
+    assert effective.effective_resources(spec(), crashing, running) is running
+
+
+def test_an_oom_flag_never_lowers_memory_mid_rollout() -> None:
+    running = effective.apply(spec().resources, rec(memory="2Gi"))
+    lower = rec(memory="1Gi").model_copy(update={"oom_raised": True})
+    crashing = status(replicas=2, ready=1, recommendation=lower)
+    assert effective.effective_resources(spec(), crashing, running) is running
+
+
+def test_advice_marks_memory_raised_by_an_oom_kill() -> None:
+    s = spec(accelerator="cpu", mode="auto", cpu="1", memory="1Gi")
+    usage = recommender.Usage(
+        cpu_cores=series(0.5),
+        memory_bytes=series(700 * MIB),
+        ooms=(recommender.Oom(T - 120, 1024 * MIB),),
+    )
+    quiet = recommender.Usage(cpu_cores=series(0.5), memory_bytes=series(700 * MIB))
+    killed = advisor.advise(
+        s, status(), advisor.Observation(usage=usage), catalog.DEFAULT, nodes=[], now=NOW
+    )
+    calm = advisor.advise(
+        s, status(), advisor.Observation(usage=quiet), catalog.DEFAULT, nodes=[], now=NOW
+    )
+    assert killed.recommendation is not None and calm.recommendation is not None
+    assert killed.recommendation.oom_raised is True
+    assert quantities.parse(killed.recommendation.memory or "0") >= 1.2 * 1024 * MIB
+    assert calm.recommendation.oom_raised is None
+    assert "oomRaised" in killed.recommendation.dump()

@@ -27,7 +27,8 @@ def daily_series(level: Callable[[float], float], days: int = 8) -> list[tuple[f
 
 
 def flat_need(samples: list[tuple[float, float]]) -> float:
-    """VPA's figure: p90 of daily peaks + 15%, as the policy with no risk terms computes."""
+    """Without the risk terms: VPA's p90 of daily peaks + 15%, at least the highest daily
+    peak + the floor margin."""
     policy = recommender.Policy(memory_leak_threshold=1e9, memory_step_threshold=1e9)
     need = recommender.memory_need(samples, (), NOW, policy)
     assert need is not None
@@ -112,3 +113,45 @@ def test_growth_reads_leak_and_step_from_daily_peaks() -> None:
     assert growth.leak_per_day == pytest.approx(0.02, abs=0.003)
     assert growth.step == pytest.approx(1.35 / 1.04 / 1.02, rel=0.02)
     assert growth.latest_peak == 1.44
+
+
+@given(
+    st.floats(0.3, 20),
+    st.lists(st.floats(0.5, 1.0), min_size=8, max_size=8),
+    st.floats(0.0, 0.05),
+)
+@settings(max_examples=60, deadline=None)
+def test_memory_is_never_below_the_highest_daily_peak_plus_the_floor_margin(
+    gib: float, days: list[float], leak: float
+) -> None:
+    # Whatever the shape (flat, noisy, leaking), a first-ever step no history shows still
+    # finds the floor's room above the highest peak the window saw.
+    samples = daily_series(lambda d: gib * GIB * days[min(int(d), 7)] * (1 + leak * d))
+    need = recommender.memory_need(samples, (), NOW)
+    assert need is not None
+    top = max(v for _, v in samples)
+    assert need >= top * (1 + recommender.FLOOR_MARGIN) * 0.999
+
+
+@given(st.floats(0.5, 20), st.floats(0.005, 0.05))
+@settings(max_examples=50, deadline=None)
+def test_a_leak_gets_the_floor_margin_on_top_of_the_growth_foreseen(
+    gib: float, leak: float
+) -> None:
+    samples = daily_series(lambda d: gib * GIB * (1 + leak * d))
+    need = recommender.memory_need(samples, (), NOW)
+    assert need is not None
+    # The same leak 8 days past the window's end, and a first-ever step's room above it.
+    assert need >= gib * GIB * (1 + leak * 16) * (1 + recommender.FLOOR_MARGIN)
+
+
+def test_the_floor_margin_is_a_policy_setting() -> None:
+    samples = daily_series(lambda d: 2 * GIB)
+    without = recommender.memory_need(samples, (), NOW, recommender.Policy(memory_floor_margin=0))
+    assert without is not None
+    assert 2 * GIB * 1.15 <= without <= 2 * GIB * 1.15 * 1.06  # VPA's p90 + 15%
+    for margin in (0.4, 1.0):
+        policy = recommender.Policy(memory_floor_margin=margin)
+        assert recommender.memory_need(samples, (), NOW, policy) == pytest.approx(
+            2 * GIB * (1 + margin)
+        )

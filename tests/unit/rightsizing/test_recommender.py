@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -41,17 +42,27 @@ def test_cpu_is_p90_plus_margin_with_a_floor() -> None:
     assert recommender.cpu_need(series([1.0]), NOW) is None  # too little data
 
 
+NO_FLOOR = dataclasses.replace(recommender.DEFAULT_POLICY, memory_floor_margin=0.0)
+
+
 def test_memory_is_the_daily_peak_plus_margin_with_a_floor() -> None:
     usage = [500 * MIB] * 100 + [800 * MIB] + [500 * MIB] * 100
-    need = recommender.memory_need(series(usage), (), NOW)
+    need = recommender.memory_need(series(usage), (), NOW, NO_FLOOR)
     assert need is not None
     assert 800 * MIB * 1.15 <= need <= 800 * MIB * 1.15 * 1.06
     assert recommender.memory_need(series([10 * MIB] * 10), (), NOW) == 250 * MIB
 
 
+def test_memory_is_at_least_the_highest_daily_peak_plus_the_floor_margin() -> None:
+    usage = [500 * MIB] * 100 + [800 * MIB] + [500 * MIB] * 100
+    need = recommender.memory_need(series(usage), (), NOW)
+    assert need == pytest.approx(800 * MIB * (1 + recommender.FLOOR_MARGIN))
+
+
 def test_an_oom_raises_memory_by_at_least_20_percent_or_100mi() -> None:
     usage = series([300 * MIB] * 50)
-    small = recommender.memory_need(usage, [recommender.Oom(NOW - 60, 300 * MIB)], NOW)
+    oom = [recommender.Oom(NOW - 60, 300 * MIB)]
+    small = recommender.memory_need(usage, oom, NOW, NO_FLOOR)
     assert small == pytest.approx(400 * MIB)  # +100Mi beats +20% here
     big = recommender.memory_need(usage, [recommender.Oom(NOW - 60, 4096 * MIB)], NOW)
     assert big == pytest.approx(4096 * MIB * 1.2)

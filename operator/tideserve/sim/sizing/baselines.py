@@ -103,18 +103,27 @@ def krr(seen: Seen, catalog: catalog_mod.Catalog) -> truth_mod.Plan:
     return truth_mod.Plan(seen.current, cores, memory, keep_rps(seen, catalog, cores))
 
 
-def _current_estimate(seen: Seen, catalog: catalog_mod.Catalog) -> accelerators.Profile | None:
-    """The catalog rule's view of the current hardware: utilisation extrapolated to 80%."""
+def _current_estimate(
+    seen: Seen, catalog: catalog_mod.Catalog, *, floor: bool = False
+) -> accelerators.Profile | None:
+    """The catalog rule's view of the current hardware: utilisation extrapolated to 80%;
+    none below accelerators.MIN_UTILIZATION, where utilisation implies no capacity (the
+    rule as first defined). With `floor`, the rate seen there instead, as tideserve does."""
     obs = observation(seen)
+    low = obs.gpu_utilization is None or obs.gpu_utilization < accelerators.MIN_UTILIZATION
+    if low and not floor:
+        return None
     return accelerators.observed_profile(
         seen.current, obs.rps_per_replica, obs.gpu_utilization, obs.latency_ms
     )
 
 
-def _rule(seen: Seen, catalog: catalog_mod.Catalog, *, slo: bool) -> truth_mod.Plan:
+def _rule(
+    seen: Seen, catalog: catalog_mod.Catalog, *, slo: bool, floor: bool = False
+) -> truth_mod.Plan:
     base = vpa(seen, catalog)
     current = _option(catalog, seen.current)
-    profile = _current_estimate(seen, catalog)
+    profile = _current_estimate(seen, catalog, floor=floor)
     need = max(v for _, v in seen.exported.series["gpu_mem"]) * RULE_GPU_HEADROOM
     if profile is None:
         return base
@@ -145,6 +154,12 @@ def catalog_rule(seen: Seen, catalog: catalog_mod.Catalog) -> truth_mod.Plan:
     """VPA requests + the cheapest GPU/MIG that fits 1.2x the observed GPU memory and meets
     the SLO by the catalog's speed ratios."""
     return _rule(seen, catalog, slo=True)
+
+
+def catalog_rule_floor(seen: Seen, catalog: catalog_mod.Catalog) -> truth_mod.Plan:
+    """The catalog rule given tideserve's capacity floor where utilisation is below 2%
+    (the rate one replica was seen to serve), so that signal is no edge of tideserve's."""
+    return _rule(seen, catalog, slo=True, floor=True)
 
 
 def naive(seen: Seen, catalog: catalog_mod.Catalog) -> truth_mod.Plan:
@@ -306,6 +321,7 @@ def tideserve_profiled(
     catalog: catalog_mod.Catalog,
     spec: spec_api.InferenceServiceSpec,
     rng: random.Random,
+    policy: recommender.Policy = recommender.DEFAULT_POLICY,
 ) -> tuple[truth_mod.Plan, float]:
     """tideserve with automatic profiling on: the planner picks a candidate, a probe
     measures it on the truth (the highest stepped load within the SLO: 85-100% of the true
@@ -326,7 +342,7 @@ def tideserve_profiled(
     obs = observation(seen)
     measured: list[status_api.MeasuredProfile] = []
     spent = 0.0
-    plan, advice = tideserve(seen, catalog, spec, obs=obs)
+    plan, advice = tideserve(seen, catalog, spec, obs=obs, policy=policy)
     for _ in range(spec.resources.right_sizing.profiling.max_candidates):
         status = status_api.InferenceServiceStatus(accelerator=seen.current, profiles=measured)
         rec = advice.recommendation
@@ -353,5 +369,5 @@ def tideserve_profiled(
             )
         )
         spent += catalog_mod.replica_price(catalog, option, cores, plan.memory) * PROBE_HOURS
-        plan, advice = tideserve(seen, catalog, spec, obs=obs, profiles=measured)
+        plan, advice = tideserve(seen, catalog, spec, obs=obs, profiles=measured, policy=policy)
     return plan, spent / (autoprofile.TTL.total_seconds() / 3600)

@@ -28,12 +28,17 @@ HOURS_PER_MONTH = 730
 ROLLING_MODELS = 20
 FLAT = "tideserve, flat memory margin"
 PROFILED = "tideserve + auto profiling"
+RULE_FLOOR = "catalog rule + floor"
 RECOMMENDERS = (
-    "initial", "vpa", "krr", "naive", "catalog rule", "tideserve", FLAT, PROFILED, "oracle",
+    "initial", "vpa", "krr", "naive", "catalog rule", RULE_FLOOR, "tideserve", FLAT, PROFILED,
+    "oracle",
 )  # fmt: skip
 # Memory's margin without the risk terms: VPA's p90 of daily peaks + 15% for every endpoint.
 FLAT_MEMORY = dataclasses.replace(
-    recommender.DEFAULT_POLICY, memory_leak_threshold=math.inf, memory_step_threshold=math.inf
+    recommender.DEFAULT_POLICY,
+    memory_leak_threshold=math.inf,
+    memory_step_threshold=math.inf,
+    memory_floor_margin=0.0,
 )
 Simple = Callable[[baselines.Seen, catalog_mod.Catalog], truth.Plan]
 SIMPLE: dict[str, Simple] = {
@@ -42,6 +47,7 @@ SIMPLE: dict[str, Simple] = {
     "krr": baselines.krr,
     "naive": baselines.naive,
     "catalog rule": baselines.catalog_rule,
+    RULE_FLOOR: baselines.catalog_rule_floor,
 }
 VARIANTS: dict[str, recommender.Policy] = {
     "tideserve": recommender.DEFAULT_POLICY,
