@@ -229,11 +229,15 @@ def without_profiling(spec: spec_api.InferenceServiceSpec) -> spec_api.Inference
 
 
 def spec_of(
-    m: fleet_mod.Model, profiles: list[dict[str, Any]], max_replicas: int
+    m: fleet_mod.Model,
+    profiles: list[dict[str, Any]],
+    max_replicas: int,
+    mode: spec_api.RightSizingMode = spec_api.RightSizingMode.AUTO,
 ) -> spec_api.InferenceServiceSpec:
+    """The endpoint's spec; by default in mode auto, since the judge applies each plan as
+    auto does (so auto's defaults: profiling on)."""
     resources = m.initial.dump()
-    # The judge applies each plan, as mode auto does; so auto's defaults (profiling on).
-    resources["rightSizing"] = {"mode": "auto", "profiles": profiles}
+    resources["rightSizing"] = {"mode": mode.value, "profiles": profiles}
     return spec_api.InferenceServiceSpec.model_validate(
         {
             "model": {"name": m.name, "storageUri": "s3://models/" + m.name},

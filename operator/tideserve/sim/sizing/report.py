@@ -229,10 +229,13 @@ HOW_TO_READ = [
     "the same session (the low-utilisation floor, what a probe must beat) came from reading "
     "the tuning seeds' misses. Seeds 1-5 were run before the signal and profiling work, "
     "after it, and after those changes (twice: the second run only added the rule + floor "
-    "row and the per-seed table; nothing else moved), then once more when profiling "
-    "became the default in mode auto (the rows renamed: *tideserve* is now the profiled "
-    "one; the planner's new guards, never the option in use and nothing without load, "
-    "set no constant and were not tuned).",
+    "row and the per-seed table; nothing else moved), then when profiling became the "
+    "default in mode auto (the rows renamed: *tideserve* is now the profiled one; the "
+    "planner's new guards, never the option in use and nothing without load, set no "
+    "constant and were not tuned): twice, since the first run's rolling table moved "
+    "(the rolling re-run had switched to mode auto, which reads samples taken on the "
+    "initial spec as taken on the last recommendation; it advises as mode recommend "
+    "again, and the second run gives the earlier rolling figures).",
     "- Timing: the median `advise` time is measured while other runs share the machine's "
     "2 cores; it is not a latency figure.",
 ]

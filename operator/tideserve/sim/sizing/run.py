@@ -107,7 +107,14 @@ def run(n: int, seed: int, catalog: catalog_mod.Catalog = catalog_mod.DEFAULT) -
         )
         seen = baselines.Seen(m, first, train_end)
         week = _week(m)
-        spec = baselines.spec_of(m, baselines.declared_profiles(m, catalog, mrng), MAX_REPLICAS)
+        profiles = baselines.declared_profiles(m, catalog, mrng)
+        spec = baselines.spec_of(m, profiles, MAX_REPLICAS)
+        # The rolling re-run feeds samples taken on the initial spec; in mode auto the
+        # advisor would read them as taken on the resources it recommended last, so it
+        # advises as mode recommend does (the same advice; nothing applied to the status).
+        advice_only = baselines.spec_of(
+            m, profiles, MAX_REPLICAS, spec_api.RightSizingMode.RECOMMEND
+        )
         unprofiled = baselines.without_profiling(spec)
         plans = {name: fn(seen, catalog) for name, fn in SIMPLE.items()}
         started = time.perf_counter()
@@ -128,7 +135,7 @@ def run(n: int, seed: int, catalog: catalog_mod.Catalog = catalog_mod.DEFAULT) -
         if idx < ROLLING_MODELS:
             whole = baselines.Seen(m, exported, train_end)
             for label, policy in VARIANTS.items():
-                c, k = rolling(whole, catalog, spec, policy)
+                c, k = rolling(whole, catalog, advice_only, policy)
                 changes[label] += c
                 kills[label] += k
                 killed[label] += k > 0
