@@ -139,3 +139,48 @@ def test_a_cpu_candidate_is_measured_by_a_shadow_replica_and_cited(
     assert "cpu (measured" in rec["reason"], rec["reason"]
     assert json.dumps(status["profiles"])  # kept by the right-sizing pass's own apply
     assert kube.get_json(PLURAL, "-n", namespace, name)["status"]["profiles"] == status["profiles"]
+
+
+def test_profiling_is_on_by_default_in_auto_mode_only_and_never_for_the_option_in_use(
+    kube: fixtures.Kube, prometheus: fixtures.Prometheus, namespace: str
+) -> None:
+    # No `profiling` field anywhere: the API server's CRD must leave `enabled` unset (an old
+    # stored default of false would switch auto mode's profiling off), and the mode decides.
+    kube_api.configure(str(kube.kubeconfig))
+
+    def endpoint(name: str, mode: str, accelerator: str) -> None:
+        gpu = {"gpu": {"product": "NVIDIA-A100-SXM4-80GB"}} if accelerator == "auto" else {}
+        kube.apply(
+            fixtures.isvc(
+                name,
+                namespace,
+                model={"name": "tiny", "storageUri": "s3://models/tiny"},
+                resources={
+                    "accelerator": accelerator,
+                    **gpu,
+                    "cpu": "1",
+                    "memory": "1Gi",
+                    "rightSizing": {"mode": mode, "peakRequestsPerSecond": 5},
+                },
+                slo={"latencyMs": 500},
+                scaling={"minReplicas": 1, "maxReplicas": 4},
+            )
+        )
+
+    endpoint("auto-gpu", "auto", "auto")
+    endpoint("recommend-gpu", "recommend", "auto")
+    endpoint("auto-cpu", "auto", "cpu")
+    stored = kube.get_json(PLURAL, "-n", namespace, "auto-gpu")["spec"]["resources"]
+    assert "enabled" not in stored["rightSizing"].get("profiling", {})
+
+    result = right_size(namespace, prometheus.url)
+    assert {(namespace, n) for n in ("auto-gpu", "recommend-gpu", "auto-cpu")} <= set(result.advice)
+    found = kube.get_json("deployments", "-n", namespace, "-l", shadow.LABEL_SELECTOR)["items"]
+    shadows = {d["metadata"]["labels"][shadow.PROBE_OF_LABEL]: d for d in found}
+    # Auto on an A100 with nothing known of CPU: measure it before moving there. Recommend
+    # starts nothing it was not asked for; an endpoint already on CPU gets no CPU shadow.
+    assert set(shadows) == {"auto-gpu"}
+    made = shadow.started(shadows["auto-gpu"])
+    assert made is not None and made[0] == "cpu-4"
+    events = kube.events(namespace, "auto-gpu")
+    assert any(e["reason"] == probing.EVENT_REASON for e in events)

@@ -294,11 +294,13 @@ class DeclaredProfile(base.Model):
 class ProfilingSpec(base.Model):
     """Automatic profiling: measure a cheaper candidate by one shadow replica and a load probe."""
 
-    enabled: bool = pydantic.Field(
-        False,
-        description="Measure candidates automatically (modes recommend and auto): one shadow "
-        "replica on the candidate, not behind the Service, probed over Triton's HTTP "
-        "protocol, then deleted. Results go to status.profiles.",
+    enabled: bool | None = pydantic.Field(
+        None,
+        description="Measure candidates automatically: one shadow replica on the candidate, "
+        "not behind the Service, probed over Triton's HTTP protocol, then deleted; results go "
+        "to status.profiles. Unset: on in mode auto (measure before moving hardware), off in "
+        "mode recommend (no shadow pods unless asked); true or false wins over the mode. "
+        "Never on in mode off.",
     )
     max_candidates: int = pydantic.Field(
         3, ge=1, le=8, description="At most this many candidates measured per week."
@@ -332,6 +334,15 @@ class RightSizingSpec(base.Model):
     profiling: ProfilingSpec = pydantic.Field(
         default_factory=ProfilingSpec, description="Automatic profiling of candidates."
     )
+
+    @property
+    def profiling_enabled(self) -> bool:
+        """profiling.enabled as set, else on in mode auto only; never in mode off."""
+        if self.mode is RightSizingMode.OFF:
+            return False
+        if self.profiling.enabled is not None:
+            return self.profiling.enabled
+        return self.mode is RightSizingMode.AUTO
 
 
 class ResourcesSpec(base.Model):

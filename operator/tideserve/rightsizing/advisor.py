@@ -59,6 +59,8 @@ class Advice:
     # does, None when none does (automatic profiling picks what to measure from these).
     candidates: tuple[accelerators.Candidate, ...] = ()
     current_cost_per_hour: float | None = None
+    current: str | None = None  # the option it runs on
+    peak_rps: float | None = None  # the load sized for: seen, else declared
 
 
 def previous_sizing(rec: status_api.Recommendation | None) -> recommender.Sizing | None:
@@ -278,6 +280,8 @@ def advise(
         best.profile.max_rps if best else None,
         choice.candidates,
         beat,
+        current.name,
+        peak,
     )
 
 

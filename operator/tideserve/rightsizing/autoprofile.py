@@ -2,7 +2,9 @@
 
 A candidate is worth one shadow replica when the recommendation rests on a guess about it:
 an option only *estimated* from the catalog's speed ratios that would be cheaper than what
-runs now, or CPU, which nothing estimates. The cheapest such guess goes first; an option
+runs now, or CPU, which nothing estimates. Never the option the endpoint runs on (its own
+replicas measure it), and nothing for an endpoint with no load to size for (no traffic seen
+and no declared peak). The cheapest such guess goes first; an option
 measured within `TTL` is not measured again; at most `max_candidates` per TTL, one probe
 per endpoint at a time and `Limits.concurrent` in the whole cluster, so profiling costs a
 bounded number of replica-minutes. Results live in status.profiles with their time and are
@@ -72,6 +74,10 @@ def _far_off(candidate: accelerators.Candidate, slo_ms: float | None) -> bool:
     return slo_ms is not None and p99 is not None and p99 > slo_ms * LATENCY_SLACK
 
 
+def _option_of(name: str) -> str:
+    return "cpu" if name.startswith("cpu") else name
+
+
 def next_probe(
     spec: spec_api.InferenceServiceSpec,
     status: status_api.InferenceServiceStatus | None,
@@ -79,16 +85,22 @@ def next_probe(
     current_cost_per_hour: float | None,
     gpu_memory_bytes: float | None,
     now: datetime.datetime,
+    *,
+    current: str,
+    peak_rps: float | None,
 ) -> Probe | None:
-    """The one candidate to measure now for this endpoint, or None."""
+    """The one candidate to measure now for this endpoint, or None. `current` is the option
+    it runs on; `peak_rps` the load it is sized for (seen, else declared; None: neither)."""
     rs = spec.resources.right_sizing
-    if not rs.profiling.enabled or rs.mode is spec_api.RightSizingMode.OFF:
+    if not rs.profiling_enabled:
+        return None
+    if not peak_rps:  # no load yet: nothing to right-size, so nothing worth a replica
         return None
     recent = _recent(status, now)
     if len(recent) >= rs.profiling.max_candidates:
         return None
-    # "cpu-4" measured is the "cpu" option measured.
-    done_names = {"cpu" if p.option.startswith("cpu") else p.option for p in recent}
+    # "cpu-4" measured is the "cpu" option measured; the option in use is never probed.
+    done_names = {_option_of(p.option) for p in recent} | {_option_of(current)}
     guesses = sorted(
         (
             c

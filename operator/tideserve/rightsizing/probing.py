@@ -57,7 +57,7 @@ def decide(
     measure, expire, orphans = [], [], []
     for key, found in sorted(shadows.items()):
         isvc = isvcs.get(key)
-        if isvc is None or not isvc.spec.resources.right_sizing.profiling.enabled:
+        if isvc is None or not isvc.spec.resources.right_sizing.profiling_enabled:
             orphans.append(key)
         elif now - found.started > limits.deadline:
             expire.append((key, found))
@@ -69,7 +69,7 @@ def decide(
         if running >= limits.concurrent:
             break
         advice = advices.get(key)
-        if key in shadows or advice is None:
+        if key in shadows or advice is None or advice.current is None:
             continue
         rec = advice.recommendation
         probe = autoprofile.next_probe(
@@ -79,6 +79,8 @@ def decide(
             advice.current_cost_per_hour,
             float(rec.gpu_memory_bytes) if rec and rec.gpu_memory_bytes else None,
             now,
+            current=advice.current,
+            peak_rps=advice.peak_rps,
         )
         if probe is not None:
             start.append((key, probe))
@@ -127,7 +129,7 @@ def run(
     fetch_images: storage.FetchImages = storage.DEFAULT_FETCH_IMAGES,
 ) -> Actions:
     """One pass of automatic profiling (blocking)."""
-    wanted = {k: v for k, v in isvcs.items() if v.spec.resources.right_sizing.profiling.enabled}
+    wanted = {k: v for k, v in isvcs.items() if v.spec.resources.right_sizing.profiling_enabled}
     found = shadows_found(namespaces)
     if not wanted and not found:
         return Actions()

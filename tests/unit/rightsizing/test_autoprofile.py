@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 
 import pytest
 
 from tideserve.api import resource
+from tideserve.api import spec as spec_api
 from tideserve.api import status as status_api
 from tideserve.render import names, triton_config
 from tideserve.rightsizing import accelerators, advisor, autoprofile, catalog, probing, shadow
@@ -18,8 +20,12 @@ A100 = "gpu:NVIDIA-A100-SXM4-80GB"
 
 
 def isvc(
-    enabled: bool = True, profiles: list[dict[str, object]] | None = None, **rs: object
+    enabled: bool | None = True,
+    profiles: list[dict[str, object]] | None = None,
+    mode: str = "recommend",
+    **rs: object,
 ) -> resource.InferenceService:
+    profiling = {} if enabled is None else {"enabled": enabled}
     return resource.InferenceService.model_validate(
         {
             "apiVersion": resource.API_VERSION,
@@ -32,12 +38,28 @@ def isvc(
                     "gpu": {"product": "NVIDIA-A100-SXM4-80GB"},
                     "cpu": "2",
                     "memory": "4Gi",
-                    "rightSizing": {"mode": "recommend", "profiling": {"enabled": enabled}, **rs},
+                    "rightSizing": {"mode": mode, "profiling": profiling, **rs},
                 },
                 "slo": {"latencyMs": 50},
             },
             "status": {"accelerator": A100, "replicas": 1, "profiles": profiles or []},
         }
+    )
+
+
+def next_probe(
+    spec: spec_api.InferenceServiceSpec,
+    status: status_api.InferenceServiceStatus | None,
+    candidates: Sequence[accelerators.Candidate],
+    beat: float | None,
+    gpu_memory: float | None,
+    now: datetime.datetime,
+    current: str = A100,
+    peak_rps: float | None = 50.0,
+) -> autoprofile.Probe | None:
+    """The planner for an endpoint on the A100 that has served 50 rps at peak."""
+    return autoprofile.next_probe(
+        spec, status, candidates, beat, gpu_memory, now, current=current, peak_rps=peak_rps
     )
 
 
@@ -57,7 +79,7 @@ def advice_for(item: resource.InferenceService, gpu_memory: float = 2 * 2**30) -
 def test_the_cheapest_estimated_candidate_is_measured_first() -> None:
     item = isvc()
     advice = advice_for(item)
-    probe = autoprofile.next_probe(
+    probe = next_probe(
         item.spec, item.status, advice.candidates, advice.current_cost_per_hour, 2 * 2**30, NOW
     )
     assert probe is not None
@@ -71,7 +93,7 @@ def test_the_cheapest_estimated_candidate_is_measured_first() -> None:
 def test_nothing_is_measured_unless_enabled() -> None:
     item = isvc(enabled=False)
     advice = advice_for(item)
-    assert autoprofile.next_probe(item.spec, item.status, advice.candidates, None, 1.0, NOW) is None
+    assert next_probe(item.spec, item.status, advice.candidates, None, 1.0, NOW) is None
 
 
 def measured(option: str, rps: float, days_ago: float = 1) -> dict[str, object]:
@@ -86,13 +108,13 @@ def measured(option: str, rps: float, days_ago: float = 1) -> dict[str, object]:
 
 def test_a_recent_measurement_is_not_repeated_and_becomes_a_measured_profile() -> None:
     first = isvc()
-    option = autoprofile.next_probe(
+    option = next_probe(
         first.spec, first.status, advice_for(first).candidates, None, 2 * 2**30, NOW
     )
     assert option is not None
     again = isvc(profiles=[measured(option.option, 0.0)])  # never met the SLO
     advice = advice_for(again)
-    nxt = autoprofile.next_probe(again.spec, again.status, advice.candidates, None, 2 * 2**30, NOW)
+    nxt = next_probe(again.spec, again.status, advice.candidates, None, 2 * 2**30, NOW)
     assert nxt is None or nxt.option != option.option
     used = isvc(profiles=[measured("cpu-4", 80.0)])
     profiles = autoprofile.measured(used.status)
@@ -107,29 +129,26 @@ def test_a_recent_measurement_is_not_repeated_and_becomes_a_measured_profile() -
 def test_a_stale_measurement_is_repeated_and_the_budget_caps_the_count() -> None:
     item = isvc(profiles=[measured("mig:1g.10gb", 10.0, days_ago=8)])
     advice = advice_for(item)
-    assert autoprofile.next_probe(item.spec, item.status, advice.candidates, None, 2 * 2**30, NOW)
+    assert next_probe(item.spec, item.status, advice.candidates, None, 2 * 2**30, NOW)
     full = isvc(
         profiles=[measured(o, 1.0) for o in ("mig:1g.10gb", "gpu:Tesla-T4", "cpu-4")],
     )
     advice = advice_for(full)
-    assert (
-        autoprofile.next_probe(full.spec, full.status, advice.candidates, None, 2 * 2**30, NOW)
-        is None
-    )
+    assert next_probe(full.spec, full.status, advice.candidates, None, 2 * 2**30, NOW) is None
 
 
 def test_cpu_is_measured_only_for_a_model_that_fits_in_ram() -> None:
     item = isvc()
-    assert autoprofile.next_probe(
-        item.spec, item.status, (), None, 2 * 2**30, NOW
-    ) == autoprofile.Probe("cpu-4", "CPU has no profile and is never estimated")
-    assert autoprofile.next_probe(item.spec, item.status, (), None, 40 * 2**30, NOW) is None
-    assert autoprofile.next_probe(item.spec, item.status, (), None, None, NOW) is not None
+    assert next_probe(item.spec, item.status, (), None, 2 * 2**30, NOW) == autoprofile.Probe(
+        "cpu-4", "CPU has no profile and is never estimated"
+    )
+    assert next_probe(item.spec, item.status, (), None, 40 * 2**30, NOW) is None
+    assert next_probe(item.spec, item.status, (), None, None, NOW) is not None
 
 
 def test_the_cpu_candidate_has_the_cores_the_spec_asks_for() -> None:
     item = isvc(profiling={"enabled": True, "cpuCores": 1})
-    probe = autoprofile.next_probe(item.spec, item.status, (), None, None, NOW)
+    probe = next_probe(item.spec, item.status, (), None, None, NOW)
     assert probe is not None and probe.option == "cpu-1"
     owner = names.Owner("ns", "m", "u1")
     manifest = shadow.build(owner, item.spec, probe.option, "2", "4Gi", "triton:test", NOW)
@@ -137,7 +156,7 @@ def test_the_cpu_candidate_has_the_cores_the_spec_asks_for() -> None:
     assert container["resources"]["requests"]["cpu"] == "1"
     # A measured cpu-1 is the CPU option measured: nothing more to probe on CPU.
     done = isvc(profiling={"enabled": True, "cpuCores": 1}, profiles=[measured("cpu-1", 9.0)])
-    assert autoprofile.next_probe(done.spec, done.status, (), None, None, NOW) is None
+    assert next_probe(done.spec, done.status, (), None, None, NOW) is None
 
 
 def test_record_keeps_the_newest_per_option_and_a_failure_as_zero() -> None:
@@ -236,7 +255,7 @@ def advice_seen(item: resource.InferenceService, latency_ms: float) -> advisor.A
 
 
 def probe_for(item: resource.InferenceService, advice: advisor.Advice) -> autoprofile.Probe | None:
-    return autoprofile.next_probe(
+    return next_probe(
         item.spec, item.status, advice.candidates, advice.current_cost_per_hour, 2 * 2**30, NOW
     )
 
@@ -283,3 +302,78 @@ def test_when_no_option_meets_the_slo_every_guess_is_worth_measuring() -> None:
     assert advice.current_cost_per_hour is None
     probe = probe_for(item, advice)
     assert probe is not None and probe.option == "gpu:Tesla-T4"  # cheapest, all far off
+
+
+def test_profiling_follows_the_mode_unless_set() -> None:
+    def enabled(mode: str, value: bool | None) -> bool:
+        return isvc(enabled=value, mode=mode).spec.resources.right_sizing.profiling_enabled
+
+    # Unset: on where tideserve moves hardware itself, off where it only recommends.
+    assert enabled("auto", None) is True
+    assert enabled("recommend", None) is False
+    # Set: it wins over the mode, except that mode off does nothing at all.
+    assert enabled("auto", False) is False
+    assert enabled("recommend", True) is True
+    assert enabled("off", True) is False
+    unset = isvc(enabled=None, mode="auto").spec.resources.right_sizing.profiling
+    assert unset.enabled is None and "enabled" not in unset.dump()
+
+
+def test_auto_mode_measures_by_default_and_recommend_mode_does_not() -> None:
+    auto, recommend = isvc(enabled=None, mode="auto"), isvc(enabled=None, mode="recommend")
+    assert next_probe(auto.spec, auto.status, advice_for(auto).candidates, None, 1.0, NOW)
+    assert next_probe(recommend.spec, recommend.status, (), None, 1.0, NOW) is None
+    items = {("a", "m"): auto, ("r", "m"): recommend}
+    actions = probing.decide(items, {k: advice_for(v) for k, v in items.items()}, {}, NOW)
+    assert [k for k, _ in actions.start] == [("a", "m")]
+
+
+def test_no_shadow_for_an_endpoint_with_no_load_to_size_for() -> None:
+    item = isvc()
+    quiet = advisor.Observation()
+    advice = advisor.advise(item.spec, item.status, quiet, catalog.DEFAULT, nodes=[], now=NOW)
+    assert advice.peak_rps is None
+    assert next_probe(item.spec, item.status, (), None, None, NOW, peak_rps=None) is None
+    assert probing.decide({KEY: item}, {KEY: advice}, {}, NOW).start == ()
+    # A declared peak is load to size for: then CPU is worth measuring.
+    declared = isvc(peakRequestsPerSecond=5)
+    advice = advisor.advise(
+        declared.spec, declared.status, quiet, catalog.DEFAULT, nodes=[], now=NOW
+    )
+    assert advice.peak_rps == 5
+    [(_, probe)] = probing.decide({KEY: declared}, {KEY: advice}, {}, NOW).start
+    assert probe.option == "cpu-4"
+
+
+def test_the_option_in_use_is_never_probed() -> None:
+    resources = {"accelerator": "cpu", "cpu": "2", "memory": "4Gi",
+                 "rightSizing": {"mode": "auto", "peakRequestsPerSecond": 5}}  # fmt: skip
+    on_cpu = resource.InferenceService.model_validate(
+        {
+            "apiVersion": resource.API_VERSION,
+            "kind": resource.KIND,
+            "metadata": {"name": "m", "namespace": "ns", "uid": "u1"},
+            "spec": {"model": {"name": "m", "storageUri": "s3://b/m"}, "resources": resources},
+            "status": {"accelerator": "cpu", "replicas": 1},
+        }
+    )
+    quiet = advisor.Observation()
+    advice = advisor.advise(on_cpu.spec, on_cpu.status, quiet, catalog.DEFAULT, nodes=[], now=NOW)
+    assert advice.current == "cpu" and advice.candidates == ()
+    # Nothing is known of CPU but it is what runs: no cpu-4 shadow beside it.
+    assert probing.decide({KEY: on_cpu}, {KEY: advice}, {}, NOW).start == ()
+    # On a GPU, an estimate of the GPU in use is never a guess worth a replica either.
+    item = isvc()
+    advice = advice_seen(item, latency_ms=10.0)
+    probes = []
+    status = item.status
+    for _ in range(8):
+        probe = next_probe(item.spec, status, advice.candidates, None, 2 * 2**30, NOW)
+        if probe is None:
+            break
+        probes.append(probe.option)
+        status = status_api.InferenceServiceStatus(
+            accelerator=A100, profiles=autoprofile.record(status, None, probe.option, NOW)
+        )
+    assert probes and A100 not in probes
+    assert next_probe(item.spec, item.status, (), None, None, NOW, current="cpu") is None

@@ -220,11 +220,24 @@ def declared_profiles(
     return out
 
 
+def without_profiling(spec: spec_api.InferenceServiceSpec) -> spec_api.InferenceServiceSpec:
+    """The same spec with `rightSizing.profiling.enabled: false`."""
+    rs = spec.resources.right_sizing
+    off = rs.model_copy(update={"profiling": rs.profiling.model_copy(update={"enabled": False})})
+    resources = spec.resources.model_copy(update={"right_sizing": off})
+    return spec.model_copy(update={"resources": resources})
+
+
 def spec_of(
-    m: fleet_mod.Model, profiles: list[dict[str, Any]], max_replicas: int
+    m: fleet_mod.Model,
+    profiles: list[dict[str, Any]],
+    max_replicas: int,
+    mode: spec_api.RightSizingMode = spec_api.RightSizingMode.AUTO,
 ) -> spec_api.InferenceServiceSpec:
+    """The endpoint's spec; by default in mode auto, since the judge applies each plan as
+    auto does (so auto's defaults: profiling on)."""
     resources = m.initial.dump()
-    resources["rightSizing"] = {"mode": "recommend", "profiles": profiles}
+    resources["rightSizing"] = {"mode": mode.value, "profiles": profiles}
     return spec_api.InferenceServiceSpec.model_validate(
         {
             "model": {"name": m.name, "storageUri": "s3://models/" + m.name},
@@ -323,21 +336,11 @@ def tideserve_profiled(
     rng: random.Random,
     policy: recommender.Policy = recommender.DEFAULT_POLICY,
 ) -> tuple[truth_mod.Plan, float]:
-    """tideserve with automatic profiling on: the planner picks a candidate, a probe
-    measures it on the truth (the highest stepped load within the SLO: 85-100% of the true
-    figure), the result joins status.profiles, and advice runs again, up to the endpoint's
-    maxCandidates. Returns the plan and the probes' cost per hour over the TTL."""
-    spec = spec.model_copy(
-        update={
-            "resources": spec.resources.model_copy(
-                update={
-                    "right_sizing": spec.resources.right_sizing.model_copy(
-                        update={"profiling": spec_api.ProfilingSpec(enabled=True)}
-                    )
-                }
-            )
-        }
-    )
+    """tideserve as the spec's profiling setting has it (in mode auto, on unless
+    `profiling.enabled: false`): the planner picks a candidate, a probe measures it on the
+    truth (the highest stepped load within the SLO: 85-100% of the true figure), the result
+    joins status.profiles, and advice runs again, up to the endpoint's maxCandidates.
+    Returns the plan and the probes' cost per hour over the TTL."""
     now = datetime.datetime.fromtimestamp(seen.now, datetime.UTC)
     obs = observation(seen)
     measured: list[status_api.MeasuredProfile] = []
@@ -353,6 +356,8 @@ def tideserve_profiled(
             advice.current_cost_per_hour,
             float(rec.gpu_memory_bytes) if rec and rec.gpu_memory_bytes else None,
             now,
+            current=advice.current or seen.current,
+            peak_rps=advice.peak_rps,
         )
         if probe is None:
             break

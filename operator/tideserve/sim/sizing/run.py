@@ -27,11 +27,12 @@ MAX_REPLICAS = 40
 HOURS_PER_MONTH = 730
 ROLLING_MODELS = 20
 FLAT = "tideserve, flat memory margin"
-PROFILED = "tideserve + auto profiling"
+# "tideserve" is the shipped defaults in mode auto (profiling on); this is it switched off.
+UNPROFILED = "tideserve, profiling off"
 RULE_FLOOR = "catalog rule + floor"
 RECOMMENDERS = (
-    "initial", "vpa", "krr", "naive", "catalog rule", RULE_FLOOR, "tideserve", FLAT, PROFILED,
-    "oracle",
+    "initial", "vpa", "krr", "naive", "catalog rule", RULE_FLOOR, "tideserve", UNPROFILED,
+    FLAT, "oracle",
 )  # fmt: skip
 # Memory's margin without the risk terms: VPA's p90 of daily peaks + 15% for every endpoint.
 FLAT_MEMORY = dataclasses.replace(
@@ -106,19 +107,27 @@ def run(n: int, seed: int, catalog: catalog_mod.Catalog = catalog_mod.DEFAULT) -
         )
         seen = baselines.Seen(m, first, train_end)
         week = _week(m)
-        spec = baselines.spec_of(m, baselines.declared_profiles(m, catalog, mrng), MAX_REPLICAS)
+        profiles = baselines.declared_profiles(m, catalog, mrng)
+        spec = baselines.spec_of(m, profiles, MAX_REPLICAS)
+        # The rolling re-run feeds samples taken on the initial spec; in mode auto the
+        # advisor would read them as taken on the resources it recommended last, so it
+        # advises as mode recommend does (the same advice; nothing applied to the status).
+        advice_only = baselines.spec_of(
+            m, profiles, MAX_REPLICAS, spec_api.RightSizingMode.RECOMMEND
+        )
+        unprofiled = baselines.without_profiling(spec)
         plans = {name: fn(seen, catalog) for name, fn in SIMPLE.items()}
         started = time.perf_counter()
-        plans["tideserve"], _ = baselines.tideserve(seen, catalog, spec)
+        plans[UNPROFILED], _ = baselines.tideserve(seen, catalog, unprofiled)
         timings.append(time.perf_counter() - started)
-        plans[FLAT], _ = baselines.tideserve(seen, catalog, spec, policy=FLAT_MEMORY)
-        plans[PROFILED], probing_cost = baselines.tideserve_profiled(
+        plans[FLAT], _ = baselines.tideserve(seen, catalog, unprofiled, policy=FLAT_MEMORY)
+        plans["tideserve"], probing_cost = baselines.tideserve_profiled(
             seen, catalog, spec, random.Random(seed * 31 + idx)
         )
         plans["oracle"] = baselines.oracle(seen, catalog, week)
         for name in RECOMMENDERS:
             verdict = truth.judge(m.truth, plans[name], week, m.slo_ms, catalog, MAX_REPLICAS)
-            if name == PROFILED:  # the shadow replicas' cost, spread over the week
+            if name == "tideserve":  # the shadow replicas' cost, spread over the week
                 verdict = dataclasses.replace(
                     verdict, cost_per_hour=verdict.cost_per_hour + probing_cost
                 )
@@ -126,7 +135,7 @@ def run(n: int, seed: int, catalog: catalog_mod.Catalog = catalog_mod.DEFAULT) -
         if idx < ROLLING_MODELS:
             whole = baselines.Seen(m, exported, train_end)
             for label, policy in VARIANTS.items():
-                c, k = rolling(whole, catalog, spec, policy)
+                c, k = rolling(whole, catalog, advice_only, policy)
                 changes[label] += c
                 kills[label] += k
                 killed[label] += k > 0
