@@ -85,6 +85,7 @@ class Observed:
     gap_cycle: tuple[float, ...] = ()
     counted: float = 0.0  # requests since the last gap ended
     wake_from: datetime.datetime | None = None  # last gap's end, while its cold start runs
+    gap_end: datetime.datetime | None = None  # last gap's end (a timer: not in the status)
     profile: profile_lib.Profile = dataclasses.field(default_factory=profile_lib.Profile)
 
 
@@ -165,6 +166,7 @@ def gap_ended(observed: Observed, idle_s: float, now: datetime.datetime | None =
         gap_cycle=(*observed.gap_cycle, observed.counted)[-n:],
         counted=0.0,
         wake_from=now,
+        gap_end=now,
     )
 
 
@@ -309,6 +311,9 @@ class Knobs:
     down_window_s: int
     idle_s: float  # scale to zero after this long idle (floor 0)
     idle_learned: bool  # idle_s comes from the idle gaps, not scaleToZero.idleSeconds
+    # The scale-down window under steady traffic (no idle gap within down_window_s):
+    # two cold starts, or the spec's. down_window_s holds replicas through idle gaps.
+    steady_down_window_s: int = 0
 
 
 def knobs(
@@ -321,7 +326,7 @@ def knobs(
     explicit_idle = scaling.scale_to_zero.idle_seconds
     attainment = slo.attainment if slo is not None else 0.99
     learned_idle = keep_warm_s(observed, attainment)
-    down = down_window(behavior.scale_down, observed)
+    down = steady = down_window(behavior.scale_down, observed)
     if behavior.scale_down.stabilization_seconds is None and _counted(observed):
         # The replicas a burst needed are what its return needs: a wake of one replica
         # or of ten makes the same arrivals wait, so they are kept as long as one is.
@@ -336,7 +341,43 @@ def knobs(
             else sleep_after_s(observed, attainment)
         ),
         idle_learned=explicit_idle is None,
+        steady_down_window_s=steady,
     )
+
+
+def down_window_now(
+    knobs: Knobs, observed: Observed, active: bool, now: datetime.datetime
+) -> tuple[int, str]:
+    """The scale-down window for this tick, and why when it is not the steady one.
+
+    Replicas are held as long as an idle endpoint is kept warm (knobs.down_window_s)
+    because a burst that returns after a gap needs them again: that holds while the
+    endpoint is idle and within that window after a gap ended. Traffic that has flowed
+    without a gap for longer (a working day) is followed with the steady window (two
+    cold starts): a replica released there is only restarted by a rise of the load,
+    which the steady window already prices.
+    """
+    if knobs.down_window_s <= knobs.steady_down_window_s:
+        return knobs.down_window_s, ""
+    end = observed.gap_end
+    since = None if end is None else (now - end).total_seconds()
+    if active and (since is None or since > knobs.down_window_s):
+        return knobs.steady_down_window_s, ""
+    if not active:
+        return knobs.down_window_s, "idle: kept as long as an idle endpoint is kept warm"
+    assert since is not None
+    return (
+        knobs.down_window_s,
+        f"an idle gap ended {_words(since)} ago: kept as long as an idle endpoint is kept warm",
+    )
+
+
+def _words(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    return f"{minutes}m" if minutes < 120 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 # The longest a learned keep-warm period holds replicas above the current need. Chosen on

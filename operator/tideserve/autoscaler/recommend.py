@@ -84,9 +84,10 @@ def scale(
         state,
         recommendations=(*state.recommendations, limits.Recommendation(now, recommendation)),
     )
-    target, held_by = limits.stabilize(
-        knobs.up_window_s, knobs.down_window_s, state.recommendations, current, now
-    )
+    down, why = learned.down_window_now(knobs, state.observed, demand.active, now)
+    target, held_by = limits.stabilize(knobs.up_window_s, down, state.recommendations, current, now)
+    if held_by and why and "scale-up" not in held_by:
+        held_by += f" ({why})"
     target, limited_by = limits.rate_limit(behavior, state.events, current, target, now)
     kind = "ScaleUp" if target > current else "ScaleDown" if target < current else "Stable"
     reason = f"{demand.text} -> {recommendation}"

@@ -285,3 +285,68 @@ def test_warm_rate_decides_keep_or_drop(per_hour, cold) -> None:
         (learned.expected_in_cold_start(obs, T0) or 0) >= learned.PREWARM_ARRIVALS
     )
     assert (_idle_decision(obs).desired == 1) == expect_warm
+
+
+# -- the burst hold applies around idle gaps, not through steady traffic ----------------
+
+_BURSTS = [(g, 3.0, 50.0) for g in (200.0, 250.0, 300.0, 280.0, 260.0)]
+
+
+def _hold_knobs(obs: learned.Observed) -> learned.Knobs:
+    return learned.knobs(spec_api.ScalingSpec(min_replicas=0), None, demand.Capacity(), obs)
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(st.floats(0, 20_000), st.booleans())
+def test_the_scale_down_window_is_the_burst_hold_or_the_steady_one(since, active) -> None:
+    obs = dataclasses.replace(observed(_BURSTS, 60.0), gap_end=T0)
+    k = _hold_knobs(obs)
+    assert k.down_window_s == 300 and k.steady_down_window_s == 120
+    now = T0 + datetime.timedelta(seconds=since)
+    window, why = learned.down_window_now(k, obs, active, now)
+    if active and since > k.down_window_s:
+        assert (window, why) == (k.steady_down_window_s, "")
+    else:
+        assert window == k.down_window_s
+        assert "kept as long as an idle endpoint is kept warm" in why
+
+
+def test_an_explicit_or_short_hold_is_the_only_window() -> None:
+    obs = observed(_BURSTS, 60.0)
+    spec = spec_api.ScalingSpec(min_replicas=0)
+    down = spec.behavior.scale_down.model_copy(update={"stabilization_seconds": 30})
+    spec = spec.model_copy(
+        update={"behavior": spec.behavior.model_copy(update={"scale_down": down})}
+    )
+    pinned = learned.knobs(spec, None, demand.Capacity(), obs)
+    assert learned.down_window_now(pinned, obs, True, T0 + TICK * 1000) == (30, "")
+    few = learned.Observed(cold_starts=(60.0,))
+    k = _hold_knobs(few)
+    assert learned.down_window_now(k, few, False, T0) == (k.down_window_s, "")
+
+
+def test_steady_traffic_long_after_the_last_gap_releases_replicas_on_the_steady_window() -> None:
+    """Gaps seen in the morning (a 300 s hold learned from them) do not hold every replica
+    300 s through the working day that follows: replicas above the need go after the
+    steady window (two cold starts); right after a gap they are still held."""
+    cap = demand.Capacity(per_replica=1.0, measured=True, peak=1.0)
+    spec = spec_api.ScalingSpec(min_replicas=0, max_replicas=20)
+
+    def run(gap_end: datetime.datetime) -> tuple[int, str]:
+        obs = dataclasses.replace(observed(_BURSTS, 60.0), gap_end=gap_end)
+        state = policy.PolicyState(capacity=cap, observed=obs)
+        now = T0
+        busy = policy.Signals(pending=0, queue_time_s=0.0, request_rate=8.0, held=0, age_s=1)
+        light = policy.Signals(pending=0, queue_time_s=0.0, request_rate=2.0, held=0, age_s=1)
+        decision, state = policy.decide(spec, busy, 8, 8, now, state)
+        for _ in range(4 * 60 // 5):  # load drops to a quarter: 240 s of it
+            now += TICK
+            decision, state = policy.decide(
+                spec, light, decision.desired, decision.desired, now, state
+            )
+        return decision.desired, decision.reason
+
+    after_gap, why = run(T0 - datetime.timedelta(seconds=10))
+    assert after_gap == 8 and "an idle gap ended" in why
+    steady, _ = run(T0 - datetime.timedelta(hours=3))
+    assert steady < 8
