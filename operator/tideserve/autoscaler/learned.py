@@ -313,7 +313,7 @@ class Knobs:
     idle_learned: bool  # idle_s comes from the idle gaps, not scaleToZero.idleSeconds
     # The scale-down window under steady traffic (no idle gap within down_window_s):
     # two cold starts, or the spec's. down_window_s holds replicas through idle gaps.
-    steady_down_window_s: int = 0
+    steady_down_window_s: int
 
 
 def knobs(

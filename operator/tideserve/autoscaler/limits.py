@@ -73,8 +73,8 @@ def stabilize(
             return down_to, f"held at {down_to} by the {down_window}s scale-down window"
         return down_to, ""
     if latest != current:
-        window = up_window if latest > current else down_window
-        return current, f"held at {current} by the {window}s stabilization window"
+        window, which = (up_window, "scale-up") if latest > current else (down_window, "scale-down")
+        return current, f"held at {current} by the {window}s {which} stabilization window"
     return current, ""
 
 

@@ -91,13 +91,19 @@ def waking_on_held(signals: Signals | None, current: int, ready: int) -> bool:
 def _start(state: PolicyState, current: int, ready: int, now: datetime.datetime) -> PolicyState:
     """Fresh state after a start or restart: seeded so the first ticks never scale down
     (the current count counts as a recommendation for the scale-down window) and the
-    idle timer starts now."""
+    idle timer starts now. After a restart with idle gaps restored from the status (the
+    timers are not kept there), an idle gap may have just ended: a returning burst's
+    replicas are held as they would have been (learned.down_window_now)."""
     if state.started is not None:
         if state.ready != ready:
             return dataclasses.replace(state, ready=ready, ready_since=now)
         return state
+    observed = state.observed
+    if observed.gaps and observed.gap_end is None:
+        observed = dataclasses.replace(observed, gap_end=now)
     return dataclasses.replace(
         state,
+        observed=observed,
         started=now,
         recommendations=(limits.Recommendation(now, current),),
         last_active=now,

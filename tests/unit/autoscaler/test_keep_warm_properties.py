@@ -350,3 +350,27 @@ def test_steady_traffic_long_after_the_last_gap_releases_replicas_on_the_steady_
     assert after_gap == 8 and "an idle gap ended" in why
     steady, _ = run(T0 - datetime.timedelta(hours=3))
     assert steady < 8
+
+
+def test_a_restart_holds_a_returning_bursts_replicas_as_after_a_gap() -> None:
+    """The gap's end is a timer, not in the status: an operator restarted (or a standby
+    taking over) with the idle gaps restored treats now as a gap's end, so replicas a
+    burst brought back are held by the learned hold, not released on the steady window."""
+    obs = observed(_BURSTS, 60.0)
+    state = policy.PolicyState(
+        capacity=demand.Capacity(per_replica=1.0, measured=True, peak=1.0), observed=obs
+    )
+    spec = spec_api.ScalingSpec(min_replicas=0, max_replicas=20)
+    k = learned.knobs(spec, None, state.capacity, obs)
+    assert k.down_window_s > k.steady_down_window_s
+    busy = policy.Signals(pending=0, queue_time_s=0.0, request_rate=8.0, held=0, age_s=1)
+    light = policy.Signals(pending=0, queue_time_s=0.0, request_rate=2.0, held=0, age_s=1)
+    decision, state = policy.decide(spec, busy, 8, 8, T0, state)
+    assert state.observed.gap_end == T0
+    now = T0
+    for _ in range(4 * 60 // 5):  # load drops to a quarter: 240 s of it
+        now += TICK
+        decision, state = policy.decide(spec, light, decision.desired, decision.desired, now, state)
+    assert decision.desired == 8 and "an idle gap ended" in decision.reason
+    _, first_start = policy.decide(spec, busy, 8, 8, T0, policy.PolicyState())
+    assert first_start.observed.gap_end is None  # no gaps seen yet: nothing to hold for
