@@ -377,3 +377,47 @@ def test_an_oom_kill_on_a_pod_raises_the_memory_recommendation(
     # max(+20%, +100Mi) over the 1Gi it died at.
     assert quantities.parse(rec["memory"]) >= 1.2 * quantities.GIB
     assert "OOM-killed at 1Gi" in rec["reason"]
+
+
+def as_left(
+    kube: fixtures.Kube, namespace: str, name: str, recommended: str, oom_raised: bool
+) -> None:
+    """An auto-mode endpoint as the reconciler and an earlier pass left it: the A100 runs
+    (status.accelerator), `recommended` is recommended, with oomRaised as given."""
+    kube.apply(
+        fixtures.isvc(name, namespace, resources={
+            "accelerator": "auto", "gpu": {"product": "NVIDIA-A100-SXM4-80GB"},
+            "cpu": "1", "memory": "1Gi",
+            "rightSizing": {"mode": "auto", "profiling": {"enabled": False}},
+        })
+    )  # fmt: skip
+    kube_api.apply_status(namespace, name, {"accelerator": A100, "replicas": 0})
+    earlier = {
+        "accelerator": recommended, "cpu": "1", "memory": "1Gi", "reason": "earlier pass",
+        "generatedAt": "2026-12-01T00:00:00Z", "oomRaised": oom_raised,
+    }  # fmt: skip
+    kube_api.apply_status(namespace, name, {"recommendation": earlier}, manager=loop.FIELD_MANAGER)
+
+
+A100 = "gpu:NVIDIA-A100-SXM4-80GB"
+
+
+def test_the_option_in_use_is_what_status_says_runs_not_the_last_recommendation(
+    kube: fixtures.Kube, prometheus: fixtures.Prometheus, namespace: str
+) -> None:
+    as_left(kube, namespace, "unmoved", "gpu:NVIDIA-L4", oom_raised=False)
+    result = right_size(namespace, prometheus.url)
+    # The figures of what runs are the A100's: the unapplied L4 is credited with nothing.
+    assert result.advice[(namespace, "unmoved")].current == A100
+
+
+def test_an_unchanged_recommendation_loses_a_stale_oom_flag(
+    kube: fixtures.Kube, prometheus: fixtures.Prometheus, namespace: str
+) -> None:
+    # The same recommendation again, but no kill this pass: oomRaised (which lets auto mode
+    # apply memory mid-rollout) must not stay from the earlier one.
+    as_left(kube, namespace, "healed", A100, oom_raised=True)
+    result = right_size(namespace, prometheus.url)
+    assert not result.advice[(namespace, "healed")].changed
+    rec = get(kube, namespace, "healed")["status"]["recommendation"]
+    assert rec["reason"] == "earlier pass" and "oomRaised" not in rec, rec

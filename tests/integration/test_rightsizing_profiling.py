@@ -149,7 +149,8 @@ def test_profiling_is_on_by_default_in_auto_mode_only_and_never_for_the_option_i
     kube_api.configure(str(kube.kubeconfig))
 
     def endpoint(name: str, mode: str, accelerator: str) -> None:
-        gpu = {"gpu": {"product": "NVIDIA-A100-SXM4-80GB"}} if accelerator == "auto" else {}
+        on_gpu = accelerator in ("auto", "gpu")
+        gpu = {"gpu": {"product": "NVIDIA-A100-SXM4-80GB"}} if on_gpu else {}
         kube.apply(
             fixtures.isvc(
                 name,
@@ -170,15 +171,18 @@ def test_profiling_is_on_by_default_in_auto_mode_only_and_never_for_the_option_i
     endpoint("auto-gpu", "auto", "auto")
     endpoint("recommend-gpu", "recommend", "auto")
     endpoint("auto-cpu", "auto", "cpu")
+    endpoint("auto-pinned", "auto", "gpu")
     stored = kube.get_json(PLURAL, "-n", namespace, "auto-gpu")["spec"]["resources"]
     assert "enabled" not in stored["rightSizing"].get("profiling", {})
 
     result = right_size(namespace, prometheus.url)
-    assert {(namespace, n) for n in ("auto-gpu", "recommend-gpu", "auto-cpu")} <= set(result.advice)
+    names = ("auto-gpu", "recommend-gpu", "auto-cpu", "auto-pinned")
+    assert {(namespace, n) for n in names} <= set(result.advice)
     found = kube.get_json("deployments", "-n", namespace, "-l", shadow.LABEL_SELECTOR)["items"]
     shadows = {d["metadata"]["labels"][shadow.PROBE_OF_LABEL]: d for d in found}
     # Auto on an A100 with nothing known of CPU: measure it before moving there. Recommend
-    # starts nothing it was not asked for; an endpoint already on CPU gets no CPU shadow.
+    # starts nothing it was not asked for; an endpoint already on CPU gets no CPU shadow;
+    # auto with the accelerator pinned never moves the hardware, so nothing is measured.
     assert set(shadows) == {"auto-gpu"}
     made = shadow.started(shadows["auto-gpu"])
     assert made is not None and made[0] == "cpu-4"

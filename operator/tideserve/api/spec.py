@@ -298,9 +298,9 @@ class ProfilingSpec(base.Model):
         None,
         description="Measure candidates automatically: one shadow replica on the candidate, "
         "not behind the Service, probed over Triton's HTTP protocol, then deleted; results go "
-        "to status.profiles. Unset: on in mode auto (measure before moving hardware), off in "
-        "mode recommend (no shadow pods unless asked); true or false wins over the mode. "
-        "Never on in mode off.",
+        "to status.profiles. Unset: on in mode auto with accelerator auto (measure before "
+        "moving hardware), off otherwise (mode recommend: no shadow pods unless asked; a "
+        "pinned accelerator is never moved); true or false wins. Never on in mode off.",
     )
     max_candidates: int = pydantic.Field(
         3, ge=1, le=8, description="At most this many candidates measured per week."
@@ -335,14 +335,14 @@ class RightSizingSpec(base.Model):
         default_factory=ProfilingSpec, description="Automatic profiling of candidates."
     )
 
-    @property
-    def profiling_enabled(self) -> bool:
-        """profiling.enabled as set, else on in mode auto only; never in mode off."""
+    def profiling_enabled(self, accelerator: Accelerator) -> bool:
+        """profiling.enabled as set, else on only where tideserve moves the hardware itself
+        (mode auto and `accelerator` auto); never in mode off."""
         if self.mode is RightSizingMode.OFF:
             return False
         if self.profiling.enabled is not None:
             return self.profiling.enabled
-        return self.mode is RightSizingMode.AUTO
+        return self.mode is RightSizingMode.AUTO and accelerator is Accelerator.AUTO
 
 
 class ResourcesSpec(base.Model):

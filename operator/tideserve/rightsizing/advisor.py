@@ -180,7 +180,7 @@ def advise(
     resources = spec.resources
     in_use = status.accelerator
     replicas = status.replicas or 0
-    running = effective.effective_resources(spec, status)
+    running = running_resources(spec, status)
     spent = cost(catalog, running, in_use, replicas, observation)
     needs_fit = fit.check(fit.requirements(running), nodes) if nodes else None
     if resources.right_sizing.mode is spec_api.RightSizingMode.OFF:
@@ -215,16 +215,29 @@ def advise(
     learned = learned_profile(spec, status, current, observation.latency_ms)
     if learned is not None:
         profiles.append(learned)
-    seen = accelerators.observed_profile(
-        current.name,
-        observation.rps_per_replica,
-        observation.gpu_utilization,
-        observation.latency_ms,
+    # What replicas served is a profile of the option they ran on: credited to `current`
+    # only when that is the hardware status says runs (unknown before the first apply).
+    seen = (
+        accelerators.observed_profile(
+            current.name,
+            observation.rps_per_replica,
+            observation.gpu_utilization,
+            observation.latency_ms,
+        )
+        if in_use is None or in_use == current.name
+        else None
     )
     if seen is not None:
         profiles.append(seen)
     choice = accelerators.choose(catalog, demand, profiles, current)
     best = _hold(choice, previous, policy.hysteresis)
+    # What a measured candidate must beat: the current option when it meets the SLO, else
+    # the cheapest option that does (None: none does, so any candidate is worth measuring).
+    here = next((c for c in choice.candidates if c.option == current), None)
+    if here is not None and here.meets:
+        beat: float | None = here.cost_per_hour
+    else:
+        beat = choice.best.cost_per_hour if choice.best is not None else None
 
     notes = [*sizing.notes, *observation.notes]
     advice_only = ""
@@ -233,7 +246,15 @@ def advise(
         # The user chose the hardware: size the requests for it, and only say what a
         # cheaper option would save (accelerator: auto lets tideserve move it).
         advice_only = f"cheaper: {best.why}; set accelerator: auto to allow the move"
-        best = next((c for c in choice.candidates if c.option == current), None)
+        best = here
+    elif best is not None and best.option != current:
+        # Measure before moving: an estimate is not moved to while profiling will still
+        # measure a candidate (the planner's next probe), so the move never runs alongside
+        # its own measurement.
+        probe = _probe_pending(spec, status, choice, beat, sizing, now, current, peak)
+        if best.profile.source is accelerators.Source.ESTIMATED and probe is not None:
+            notes.append(f"measuring {probe.option} first (best estimate: {best.why})")
+            best = here
     option_name = current.name
     if best is not None:
         option_name, cores, memory = best.option.name, best.cores, best.memory_bytes
@@ -264,13 +285,10 @@ def advise(
     )
     if not changed and previous is not None:
         rec = previous
-    # What a measured candidate must beat: the current option when it meets the SLO, else
-    # the cheapest option that does (None: none does, so any candidate is worth measuring).
-    here = next((c for c in choice.candidates if c.option == current), None)
-    if here is not None and here.meets:
-        beat: float | None = here.cost_per_hour
-    else:
-        beat = choice.best.cost_per_hour if choice.best is not None else None
+        if previous.oom_raised and not sizing.oom_raised:
+            # Kept as it was, but oomRaised says this pass raised memory for a kill: a stale
+            # one would let auto mode apply memory mid-rollout with no kill to justify it.
+            rec = previous.model_copy(update={"oom_raised": None})
     return Advice(
         rec,
         changed,
@@ -282,6 +300,43 @@ def advise(
         beat,
         current.name,
         peak,
+    )
+
+
+def running_resources(
+    spec: spec_api.InferenceServiceSpec, status: status_api.InferenceServiceStatus
+) -> spec_api.ResourcesSpec:
+    """What the Deployment runs, as status records it: in mode auto the recommendation once
+    status.accelerator shows it applied, else the spec on status.accelerator (a
+    recommendation not applied yet runs nowhere, so nothing seen is credited to it)."""
+    target = effective.effective_resources(spec, status)
+    if target is spec.resources or status.accelerator is None:
+        return target
+    if effective.option_name(target) == status.accelerator:
+        return target
+    return spec.resources
+
+
+def _probe_pending(
+    spec: spec_api.InferenceServiceSpec,
+    status: status_api.InferenceServiceStatus,
+    choice: accelerators.Choice,
+    beat: float | None,
+    sizing: recommender.Sizing,
+    now: datetime.datetime,
+    current: catalog_mod.Option,
+    peak: float | None,
+) -> autoprofile.Probe | None:
+    """The probe automatic profiling would start next for this endpoint, if any."""
+    return autoprofile.next_probe(
+        spec,
+        status,
+        choice.candidates,
+        beat,
+        sizing.gpu_memory_bytes,
+        now,
+        current=current.name,
+        peak_rps=peak,
     )
 
 

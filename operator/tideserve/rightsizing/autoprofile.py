@@ -92,7 +92,7 @@ def next_probe(
     """The one candidate to measure now for this endpoint, or None. `current` is the option
     it runs on; `peak_rps` the load it is sized for (seen, else declared; None: neither)."""
     rs = spec.resources.right_sizing
-    if not rs.profiling_enabled:
+    if not rs.profiling_enabled(spec.resources.accelerator):
         return None
     if not peak_rps:  # no load yet: nothing to right-size, so nothing worth a replica
         return None

@@ -53,7 +53,7 @@ def row(isvc: resource.InferenceService, advice: advisor.Advice | None = None) -
     rec = (
         advice.recommendation if advice is not None else (status.recommendation if status else None)
     )
-    running = effective.effective_resources(isvc.spec, status)
+    running = advisor.running_resources(isvc.spec, status) if status else isvc.spec.resources
     in_use = status.accelerator if status else None
     now = (
         f"{effective.option_name(running, in_use)} "

@@ -9,7 +9,8 @@ accelerator when spec.resources.accelerator is auto, but only at a safe moment:
 Mid-rollout, or for a change within the hysteresis band, `current` (what the Deployment
 runs now) is kept, so a recommendation never stacks rollouts or flaps. One exception: memory
 raised after an OOM kill (recommendation.oomRaised) is applied at once, mid-rollout too,
-since the killed replica keeps the rollout from ever settling.
+since the killed replica keeps the rollout from ever settling; only the memory, the rest
+(accelerator, CPU) waits for a settled, material change.
 """
 
 from __future__ import annotations
@@ -110,9 +111,11 @@ def effective_resources(
         return target
     if (status.replicas or 0) == 0:
         return target
-    if recommendation.oom_raised and _raises_memory(current, target):
-        return target  # a replica was OOM-killed: waiting for a settled rollout waits forever
     if _settling(status) or not material(current, target):
+        if recommendation.oom_raised and _raises_memory(current, target):
+            # A replica was OOM-killed: waiting for a settled rollout waits forever. Only
+            # the memory: the rest of the recommendation waits for its safe moment.
+            return current.model_copy(update={"memory": target.memory})
         return current
     return target
 

@@ -46,6 +46,11 @@ class Actions:
     orphans: tuple[Key, ...] = ()  # shadows of endpoints gone or no longer profiling
 
 
+def _profiling(isvc: resource.InferenceService) -> bool:
+    resources = isvc.spec.resources
+    return resources.right_sizing.profiling_enabled(resources.accelerator)
+
+
 def decide(
     isvcs: Mapping[Key, resource.InferenceService],
     advices: Mapping[Key, advisor.Advice],
@@ -57,7 +62,7 @@ def decide(
     measure, expire, orphans = [], [], []
     for key, found in sorted(shadows.items()):
         isvc = isvcs.get(key)
-        if isvc is None or not isvc.spec.resources.right_sizing.profiling_enabled:
+        if isvc is None or not _profiling(isvc):
             orphans.append(key)
         elif now - found.started > limits.deadline:
             expire.append((key, found))
@@ -129,7 +134,7 @@ def run(
     fetch_images: storage.FetchImages = storage.DEFAULT_FETCH_IMAGES,
 ) -> Actions:
     """One pass of automatic profiling (blocking)."""
-    wanted = {k: v for k, v in isvcs.items() if v.spec.resources.right_sizing.profiling_enabled}
+    wanted = {k: v for k, v in isvcs.items() if _profiling(v)}
     found = shadows_found(namespaces)
     if not wanted and not found:
         return Actions()

@@ -288,12 +288,14 @@ def test_when_the_current_option_misses_the_slo_a_guess_must_beat_the_best_that_
     item = isvc()
     advice = advice_seen(item, latency_ms=60.0)  # the A100 misses 50 ms; an H100 would not
     assert advice.recommendation is not None
-    assert advice.recommendation.accelerator == "gpu:NVIDIA-H100-80GB-HBM3"
-    best = next(c for c in advice.candidates if c.option.name == advice.recommendation.accelerator)
-    assert advice.current_cost_per_hour == best.cost_per_hour
-    # A full A100 slice costs what the A100 does: worth measuring against the H100.
+    best = next(c for c in advice.candidates if c.option.name == "gpu:NVIDIA-H100-80GB-HBM3")
+    assert best.meets and advice.current_cost_per_hour == best.cost_per_hour
+    # A full A100 slice costs what the A100 does: worth measuring against the H100, and
+    # measured before the (estimated) H100 is moved to.
     probe = probe_for(item, advice)
     assert probe is not None and probe.option == "mig:7g.80gb"
+    assert advice.recommendation.accelerator == A100
+    assert "measuring mig:7g.80gb first" in advice.recommendation.reason
 
 
 def test_when_no_option_meets_the_slo_every_guess_is_worth_measuring() -> None:
@@ -306,7 +308,8 @@ def test_when_no_option_meets_the_slo_every_guess_is_worth_measuring() -> None:
 
 def test_profiling_follows_the_mode_unless_set() -> None:
     def enabled(mode: str, value: bool | None) -> bool:
-        return isvc(enabled=value, mode=mode).spec.resources.right_sizing.profiling_enabled
+        resources = isvc(enabled=value, mode=mode).spec.resources
+        return resources.right_sizing.profiling_enabled(resources.accelerator)
 
     # Unset: on where tideserve moves hardware itself, off where it only recommends.
     assert enabled("auto", None) is True
@@ -377,3 +380,59 @@ def test_the_option_in_use_is_never_probed() -> None:
         )
     assert probes and A100 not in probes
     assert next_probe(item.spec, item.status, (), None, None, NOW, current="cpu") is None
+
+
+L4 = "gpu:NVIDIA-L4"
+
+
+def test_auto_mode_measures_an_estimated_option_before_moving_to_it() -> None:
+    item = isvc(enabled=None, mode="auto")
+    advice = advice_for(item)
+    rec = advice.recommendation
+    assert rec is not None
+    # The L4 is only estimated: the endpoint stays where it is while the L4 is measured.
+    assert rec.accelerator == A100
+    assert f"measuring {L4} first" in rec.reason
+    probe = next_probe(item.spec, item.status, advice.candidates, advice.current_cost_per_hour,
+                       2 * 2**30, NOW)  # fmt: skip
+    assert probe is not None and probe.option == L4
+    # Measured, it is moved to.
+    measured = [{"option": L4, "maxRequestsPerSecond": 90.0, "p99LatencyMs": 20.0,
+                 "measuredAt": NOW.isoformat()}]  # fmt: skip
+    after = advice_for(isvc(enabled=None, mode="auto", profiles=measured))
+    assert after.recommendation is not None and after.recommendation.accelerator == L4
+    assert "measuring" not in after.recommendation.reason
+
+
+def test_without_profiling_an_estimate_is_recommended_at_once() -> None:
+    advice = advice_for(isvc(enabled=False, mode="auto"))
+    assert advice.recommendation is not None and advice.recommendation.accelerator == L4
+
+
+def test_a_recommendation_not_applied_yet_is_not_credited_with_what_runs() -> None:
+    # status.accelerator says the A100 still runs; the L4 is only recommended.
+    item = isvc(enabled=None, mode="auto")
+    assert item.status is not None
+    recommended = status_api.Recommendation(accelerator=L4, cpu="2", memory="4Gi")
+    moved = item.model_copy(
+        update={"status": item.status.model_copy(update={"recommendation": recommended})}
+    )
+    advice = advice_for(moved)
+    assert advice.current == A100
+    sources = {c.option.name: c.profile.source for c in advice.candidates}
+    assert sources[A100] is accelerators.Source.OBSERVED
+    assert sources[L4] is accelerators.Source.ESTIMATED
+    probe = next_probe(moved.spec, moved.status, advice.candidates, advice.current_cost_per_hour,
+                       2 * 2**30, NOW, current=advice.current or "")  # fmt: skip
+    assert probe is not None and probe.option == L4
+
+
+def test_a_pinned_accelerator_is_not_profiled_unless_asked() -> None:
+    item = isvc(enabled=None, mode="auto")
+    resources = item.spec.resources.model_copy(update={"accelerator": spec_api.Accelerator.GPU})
+    pinned = item.model_copy(update={"spec": item.spec.model_copy(update={"resources": resources})})
+    assert resources.right_sizing.profiling_enabled(resources.accelerator) is False
+    assert probing.decide({KEY: pinned}, {KEY: advice_for(pinned)}, {}, NOW).start == ()
+    profiling = resources.right_sizing.profiling.model_copy(update={"enabled": True})
+    asked = resources.right_sizing.model_copy(update={"profiling": profiling})
+    assert asked.profiling_enabled(resources.accelerator) is True

@@ -236,3 +236,43 @@ def test_advice_marks_memory_raised_by_an_oom_kill() -> None:
     assert quantities.parse(killed.recommendation.memory or "0") >= 1.2 * 1024 * MIB
     assert calm.recommendation.oom_raised is None
     assert "oomRaised" in killed.recommendation.dump()
+
+
+def test_an_oom_raise_mid_rollout_applies_only_the_memory() -> None:
+    # The recommendation also moves hardware and CPU: those wait for a settled rollout.
+    running = effective.apply(spec().resources, rec("cpu", cpu="500m", memory="1Gi"))
+    raised = rec("gpu:NVIDIA-L4", cpu="2", memory="1536Mi").model_copy(update={"oom_raised": True})
+    crashing = status(replicas=2, ready=1, recommendation=raised)
+    out = effective.effective_resources(spec(), crashing, running)
+    assert out.memory == "1536Mi"
+    assert (out.accelerator, out.cpu, out.gpu) == (spec_api.Accelerator.CPU, "500m", None)
+
+
+def test_an_unchanged_recommendation_drops_a_stale_oom_flag() -> None:
+    s = spec(accelerator="cpu", mode="auto", cpu="1", memory="1Gi")
+    usage = recommender.Usage(
+        cpu_cores=series(0.5),
+        memory_bytes=series(700 * MIB),
+        ooms=(recommender.Oom(T - 120, 1024 * MIB),),
+    )
+    killed = advisor.advise(
+        s, status(), advisor.Observation(usage=usage), catalog.DEFAULT, nodes=[], now=NOW
+    )
+    assert killed.recommendation is not None and killed.recommendation.oom_raised is True
+    # Next pass: the same figures, without an OOM raise this time (the kill has aged out).
+    calm = recommender.Usage(
+        cpu_cores=series(0.5),
+        memory_bytes=series(float(quantities.parse(killed.recommendation.memory or "0")) / 1.5),
+    )
+    later = advisor.advise(
+        s,
+        status(recommendation=killed.recommendation),
+        advisor.Observation(usage=calm),
+        catalog.DEFAULT,
+        nodes=[],
+        now=NOW,
+    )
+    assert later.recommendation is not None
+    assert not later.changed
+    assert later.recommendation.memory == killed.recommendation.memory
+    assert later.recommendation.oom_raised is None

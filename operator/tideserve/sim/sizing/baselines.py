@@ -335,12 +335,12 @@ def tideserve_profiled(
     spec: spec_api.InferenceServiceSpec,
     rng: random.Random,
     policy: recommender.Policy = recommender.DEFAULT_POLICY,
-) -> tuple[truth_mod.Plan, float]:
+) -> tuple[truth_mod.Plan, float, list[status_api.MeasuredProfile]]:
     """tideserve as the spec's profiling setting has it (in mode auto, on unless
     `profiling.enabled: false`): the planner picks a candidate, a probe measures it on the
     truth (the highest stepped load within the SLO: 85-100% of the true figure), the result
     joins status.profiles, and advice runs again, up to the endpoint's maxCandidates.
-    Returns the plan and the probes' cost per hour over the TTL."""
+    Returns the plan, the probes' cost per hour over the TTL and their results."""
     now = datetime.datetime.fromtimestamp(seen.now, datetime.UTC)
     obs = observation(seen)
     measured: list[status_api.MeasuredProfile] = []
@@ -375,4 +375,4 @@ def tideserve_profiled(
         )
         spent += catalog_mod.replica_price(catalog, option, cores, plan.memory) * PROBE_HOURS
         plan, advice = tideserve(seen, catalog, spec, obs=obs, profiles=measured, policy=policy)
-    return plan, spent / (autoprofile.TTL.total_seconds() / 3600)
+    return plan, spent / (autoprofile.TTL.total_seconds() / 3600), measured

@@ -150,7 +150,8 @@ def page(results: Sequence[run_mod.SeedResult], n: int, command: str) -> str:
         "",
         f"Rolling, as auto mode runs (first {run_mod.ROLLING_MODELS} models per seed, re-run "
         "every 12 h through the second week on a sliding 8-day window; memory above the "
-        "applied limit OOM-kills and the kill is fed back; the advice alone, no probes), "
+        "applied limit OOM-kills and the kill is fed back; mode auto with the first "
+        "pass's probe results in status.profiles), "
         "mean (min-max) over seeds:",
         "",
         *rolling(results),
@@ -233,9 +234,13 @@ HOW_TO_READ = [
     "default in mode auto (the rows renamed: *tideserve* is now the profiled one; the "
     "planner's new guards, never the option in use and nothing without load, set no "
     "constant and were not tuned): twice, since the first run's rolling table moved "
-    "(the rolling re-run had switched to mode auto, which reads samples taken on the "
-    "initial spec as taken on the last recommendation; it advises as mode recommend "
-    "again, and the second run gives the earlier rolling figures).",
+    "(the rolling re-run had switched to mode auto, which then read samples taken on the "
+    "initial spec as taken on the last recommendation), then once more when the advisor "
+    "was fixed to take the option in use from status.accelerator (a recommendation not "
+    "applied yet is credited with nothing), to hold an estimated move while a probe is "
+    "still due, and to default profiling on only with accelerator auto: the rolling "
+    "re-run is mode auto again, with the first pass's probe results, and no constant "
+    "was changed.",
     "- Timing: the median `advise` time is measured while other runs share the machine's "
     "2 cores; it is not a latency figure.",
 ]

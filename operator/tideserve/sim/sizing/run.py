@@ -15,9 +15,10 @@ import math
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from tideserve.api import spec as spec_api
+from tideserve.api import status as status_api
 from tideserve.rightsizing import catalog as catalog_mod
 from tideserve.rightsizing import quantities, recommender
 from tideserve.sim.sizing import baselines, truth
@@ -109,19 +110,13 @@ def run(n: int, seed: int, catalog: catalog_mod.Catalog = catalog_mod.DEFAULT) -
         week = _week(m)
         profiles = baselines.declared_profiles(m, catalog, mrng)
         spec = baselines.spec_of(m, profiles, MAX_REPLICAS)
-        # The rolling re-run feeds samples taken on the initial spec; in mode auto the
-        # advisor would read them as taken on the resources it recommended last, so it
-        # advises as mode recommend does (the same advice; nothing applied to the status).
-        advice_only = baselines.spec_of(
-            m, profiles, MAX_REPLICAS, spec_api.RightSizingMode.RECOMMEND
-        )
         unprofiled = baselines.without_profiling(spec)
         plans = {name: fn(seen, catalog) for name, fn in SIMPLE.items()}
         started = time.perf_counter()
         plans[UNPROFILED], _ = baselines.tideserve(seen, catalog, unprofiled)
         timings.append(time.perf_counter() - started)
         plans[FLAT], _ = baselines.tideserve(seen, catalog, unprofiled, policy=FLAT_MEMORY)
-        plans["tideserve"], probing_cost = baselines.tideserve_profiled(
+        plans["tideserve"], probing_cost, measured = baselines.tideserve_profiled(
             seen, catalog, spec, random.Random(seed * 31 + idx)
         )
         plans["oracle"] = baselines.oracle(seen, catalog, week)
@@ -135,7 +130,7 @@ def run(n: int, seed: int, catalog: catalog_mod.Catalog = catalog_mod.DEFAULT) -
         if idx < ROLLING_MODELS:
             whole = baselines.Seen(m, exported, train_end)
             for label, policy in VARIANTS.items():
-                c, k = rolling(whole, catalog, advice_only, policy)
+                c, k = rolling(whole, catalog, spec, policy, measured)
                 changes[label] += c
                 kills[label] += k
                 killed[label] += k > 0
@@ -147,9 +142,13 @@ def rolling(
     catalog: catalog_mod.Catalog,
     spec: spec_api.InferenceServiceSpec,
     policy: recommender.Policy,
+    measured: Sequence[status_api.MeasuredProfile] = (),
 ) -> tuple[int, int]:
-    """Re-run every 12 h through week 2 on a sliding 8-day window; count material changes
-    and OOM kills (memory over the applied limit kills, is capped there, and is fed back)."""
+    """Re-run every 12 h through week 2 on a sliding 8-day window, in mode auto with the
+    first pass's probe results in status.profiles; count material changes and OOM kills
+    (memory over the applied limit kills, is capped there, and is fed back). The samples
+    stay the initial hardware's, and status.accelerator says so: a recommended move is
+    never credited with them."""
     series = dict(seen.exported.series)
     mem = list(series["mem"])
     ooms: list[recommender.Oom] = []
@@ -164,7 +163,7 @@ def rolling(
         obs = baselines.observation(view)
         obs = dataclasses.replace(obs, usage=dataclasses.replace(obs.usage, ooms=tuple(ooms)))
         _, advice = baselines.tideserve(
-            view, catalog, spec, previous=previous, obs=obs, policy=policy
+            view, catalog, spec, previous=previous, obs=obs, policy=policy, profiles=measured
         )
         if previous is not None and advice.changed:
             flaps += 1
