@@ -235,7 +235,6 @@ def tick_cost(
                 f"{time.monotonic() - t0:.0f}s)")  # fmt: skip
             made = count
             exporter.count = count
-
             def scraped(c: int = count) -> bool:
                 query = ("count by (name) (nv_inference_pending_request_count"
                          f'{{namespace="{namespace}"}})')  # fmt: skip
