@@ -259,6 +259,17 @@ def endpoint_known(control: str) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _logs(dump: pathlib.Path | None, policy: str) -> Iterator[pathlib.Path]:
+    """Where the operator and activator log: kept beside the run's CSV with --dump."""
+    if dump is not None:
+        (dump / policy).mkdir(parents=True, exist_ok=True)
+        yield dump / policy
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-live-") as logs:
+        yield pathlib.Path(logs)
+
+
 def _loadavg() -> str:
     """The machine's 1/5/15-minute load averages (other workers share its 2 CPUs)."""
     return " ".join(pathlib.Path("/proc/loadavg").read_text().split()[:3])
@@ -312,8 +323,8 @@ def run_policy(
     with (
         realpods.namespace(kube, "bench-live") as namespace,
         realpods.model_volume(kube, namespace, DELAY_MS) as storage_uri,
-        tempfile.TemporaryDirectory(prefix="bench-live-") as logs,
-        harness.processes(pathlib.Path(logs), tails=False) as start,
+        _logs(dump, policy) as logs,
+        harness.processes(logs, tails=False) as start,
     ):
         host, http_port = realpods.gateway_port()
         control_port = procs.free_port()
