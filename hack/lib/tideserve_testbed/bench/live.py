@@ -65,7 +65,7 @@ from tideserve_testbed import (
     realpods,
 )
 from tideserve_testbed import prometheus as testbed_prometheus
-from tideserve_testbed.bench import common, live_sim
+from tideserve_testbed.bench import common, live_plots, live_sim
 from tideserve_testbed.bench import live_metrics as lm
 
 NAME = "live"
@@ -461,6 +461,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "measured (every policy has seen the same traffic before)",
     )
     p.add_argument(
+        "--plot", type=pathlib.Path, help="no test bed: plot the runs in --dump to this PNG"
+    )
+    p.add_argument(
         "--sim",
         action="store_true",
         help="no test bed: the same trace through the simulator, beside the live runs "
@@ -482,6 +485,13 @@ def main(argv: list[str]) -> int:
     if unknown:
         log(f"unknown policies {sorted(unknown)}; known: {', '.join(POLICIES)}")
         return 2
+    if args.plot:
+        if args.dump is None:
+            log("--plot reads the runs in --dump")
+            return 2
+        _, _, shape = trace(args.trace)
+        live_plots.plot(args.dump, policies, args.plot, shape)
+        return 0
     if args.sim:
         return simulated(args, policies)
     if not node.healthy(cli.state()):
