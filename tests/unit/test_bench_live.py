@@ -114,14 +114,19 @@ def test_the_simulator_check_runs_every_live_policy_on_the_same_trace() -> None:
     offsets = live_metrics.arrivals([live_metrics.Segment(5, 0), live_metrics.Segment(20, 20)], 1)
     model = live_sim.live_model(100, cold_s=5.0)
     for name, build in live_sim.policies(3, 4.0, 1.0).items():
-        s = live_sim.simulate(build(), offsets, 40.0, model, 1.0, 3)
+        s = live_sim.simulate_once(build(), offsets, 40.0, model, 1.0, 3)
         assert s.requests == len(offsets), name
         assert 0 < s.replica_seconds <= 3 * 40, name
-    # The HPA's floor: a replica Ready from the start (after its cold start), never zero.
-    hpa = live_sim.simulate(
-        live_sim.policies(3, 4.0, 1.0)["hpa-default"](), [], 40.0, model, 1.0, 3
-    )
-    assert hpa.replica_seconds == pytest.approx(35.0) and hpa.seconds_at_zero == 0
+    # The HPA's floor: a replica Ready from its cold start on, never zero; measured over
+    # the trace's own window when it starts later in the policy's clock.
+    hpa = live_sim.policies(3, 4.0, 1.0)["hpa-default"]
+    s = live_sim.simulate_once(hpa(), [], 40.0, model, 1.0, 3)
+    assert s.replica_seconds == pytest.approx(35.0) and s.seconds_at_zero == 0
+    s = live_sim.simulate_once(hpa(), [], 40.0, model, 1.0, 3, shift=30.0)
+    assert s.replica_seconds == pytest.approx(40.0) and s.cold_starts == 0
+    phased = live_sim.simulate(hpa, [], 40.0, model, 1.0, 3)
+    assert phased.mean.replica_seconds == pytest.approx(40.0)
+    assert phased.replica_s_range == pytest.approx((40.0, 40.0))
 
 
 def test_the_metrics_adapter_parses_its_paths_and_writes_quantities_in_thousandths() -> None:

@@ -437,9 +437,9 @@ def simulated(args: argparse.Namespace, policies: list[str]) -> int:
     build = live_sim.policies(MAX_REPLICAS, float(KEDA_THRESHOLD), slo_s)
     rows = []
     for policy in policies:
-        sim = live_sim.simulate(build[policy](), offsets, end, model, slo_s, MAX_REPLICAS)
+        sim = live_sim.simulate(build[policy], offsets, end, model, slo_s, MAX_REPLICAS)
         rows.append((policy, sim, live.get(policy)))
-        print(f"sim {lm.line(policy, sim)}", flush=True)
+        print(f"sim {lm.line(policy, sim.mean)}", flush=True)
     table = f"trace {shape}; " + live_sim.compare(rows, slo_s, cold_s)
     print(table)
     if args.markdown:
