@@ -426,10 +426,6 @@ def simulated(args: argparse.Namespace, policies: list[str]) -> int:
         d = args.dump / policy if args.dump else None
         if d is not None and (d / "requests.csv").exists():
             requests, samples = lm.read_run(d)
-            if args.warmup:
-                requests = [dataclasses.replace(r, offset=r.offset - end)
-                            for r in requests if r.offset >= end]  # fmt: skip
-                samples = [dataclasses.replace(x, t=x.t - end) for x in samples if x.t >= end]
             live[policy] = lm.summarise(requests, samples, slo_s, end)
             runs.append(samples)
     cold_s = live_sim.median_cold_start(runs, fallback=10.0)
@@ -493,6 +489,9 @@ def main(argv: list[str]) -> int:
         live_plots.plot(args.dump, policies, args.plot, shape)
         return 0
     if args.sim:
+        if args.warmup:
+            log("--sim compares one pass from the start state; not with --warmup")
+            return 2
         return simulated(args, policies)
     if not node.healthy(cli.state()):
         log("needs a running test bed with its real node (hack/cluster up)")
