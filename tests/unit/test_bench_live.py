@@ -138,3 +138,9 @@ def test_the_metrics_adapter_parses_its_paths_and_writes_quantities_in_thousandt
     assert metrics_adapter.metric_path(f"{prefix}/namespaces/ns") is None
     assert metrics_adapter.quantity(12.3456) == "12346m"
     assert metrics_adapter.quantity(0) == "0m"
+
+
+def test_the_second_pass_starts_from_the_state_at_its_start() -> None:
+    samples = [S(0, 0, 0), S(9, 3, 3), S(12, 2, 2)]
+    assert live_metrics.second_pass(samples, 10) == [S(0, 3, 3), S(2, 2, 2)]
+    assert live_metrics.second_pass(samples, 12) == [S(0, 2, 2)]

@@ -390,7 +390,7 @@ def run_policy(
             if warmup:  # only the second pass counts, on its own clock
                 requests = [dataclasses.replace(r, offset=r.offset - end)
                             for r in requests if r.offset >= end]  # fmt: skip
-                samples = [dataclasses.replace(x, t=x.t - end) for x in samples if x.t >= end]
+                samples = lm.second_pass(list(samples), end)
             return lm.summarise(requests, list(samples), slo_s, end), load
         finally:
             testbed_prometheus.unregister(target, d)

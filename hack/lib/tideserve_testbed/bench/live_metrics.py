@@ -108,6 +108,16 @@ def integrate(samples: Sequence[Sample], end: float) -> tuple[float, int, float]
     return replica_s, cold, zero_s
 
 
+def second_pass(samples: Sequence[Sample], start: float) -> list[Sample]:
+    """The samples from `start` on, on a clock starting there: the last one before it
+    (the state at `start`) at 0, the later ones shifted."""
+    before = [s for s in samples if s.t < start]
+    after = [dataclasses.replace(s, t=s.t - start) for s in samples if s.t >= start]
+    if before and (not after or after[0].t > 0):
+        after.insert(0, dataclasses.replace(before[-1], t=0.0))
+    return after
+
+
 def summarise(
     requests: Sequence[Request], samples: Sequence[Sample], slo_s: float, end: float
 ) -> Summary:
