@@ -12,6 +12,8 @@ connection per request (kube-proxy balances connections), through the activator 
 at zero. Policies:
 
 - tideserve: `mode: builtin`, defaults (target, windows, idle period, tick 5 s).
+- hpa-default / hpa-tuned: a standalone autoscaling/v2 HPA on the same signal through
+  tideserve_testbed.metrics_adapter (see hpa()); it starts with its floor, 1 Ready.
 - keda-default / keda-tuned: the real KEDA 2.21 operator and metrics adapter
   (tideserve_testbed.keda) with a ScaledObject on the InferenceService's scale
   subresource (`mode: external`, so tideserve never writes replicas), Prometheus scaler
