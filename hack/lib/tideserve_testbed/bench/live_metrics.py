@@ -5,9 +5,11 @@ starts, time at zero)."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import pathlib
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from tideserve_testbed.bench import common
 
@@ -106,6 +108,16 @@ def integrate(samples: Sequence[Sample], end: float) -> tuple[float, int, float]
     return replica_s, cold, zero_s
 
 
+def second_pass(samples: Sequence[Sample], start: float) -> list[Sample]:
+    """The samples from `start` on, on a clock starting there: the last one before it
+    (the state at `start`) at 0, the later ones shifted."""
+    before = [s for s in samples if s.t < start]
+    after = [dataclasses.replace(s, t=s.t - start) for s in samples if s.t >= start]
+    if before and (not after or after[0].t > 0):
+        after.insert(0, dataclasses.replace(before[-1], t=0.0))
+    return after
+
+
 def summarise(
     requests: Sequence[Request], samples: Sequence[Sample], slo_s: float, end: float
 ) -> Summary:
@@ -136,20 +148,51 @@ def line(policy: str, s: Summary) -> str:
     )
 
 
-def table(rows: Sequence[tuple[str, Summary]], slo_s: float) -> str:
-    """All figures of a run as a markdown table."""
+def table(
+    rows: Sequence[tuple[str, Summary]], slo_s: float, loads: Mapping[str, Sequence[str]]
+) -> str:
+    """All figures of a run as a markdown table, with the machine's load averages at the
+    start and end of each policy's run (other work on the machine slows the replicas)."""
     head = (
         f"| policy | requests | attainment (<= {slo_s * 1000:g} ms) | p50 ms | p99 ms "
         "| lost (HTTP error / no answer) "
-        "| replica-s | replica-h | cold starts | s at zero | max ready |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| replica-s | replica-h | cold starts | s at zero | max ready | loadavg start -> end |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     body = "".join(
         f"| {p} | {s.requests} | {100 * s.attainment:.2f} % | {1000 * s.p50:.0f} "
         f"| {1000 * s.p99:.0f} | {s.lost} ({s.refused} / {s.lost - s.refused}) "
         f"| {s.replica_seconds:.0f} "
         f"| {s.replica_seconds / 3600:.4f} | {s.cold_starts} | {s.seconds_at_zero:.0f} "
-        f"| {s.max_ready} |\n"
+        f"| {s.max_ready} | {' -> '.join(loads.get(p, ()))} |\n"
         for p, s in rows
     )
     return head + body
+
+
+def write_run(
+    d: pathlib.Path, requests: Sequence[Request], samples: Sequence[Sample], load: Sequence[str]
+) -> None:
+    """One policy's raw run: requests.csv (offset, latency, status), samples.csv (t,
+    desired, ready) and loadavg.txt, for plots and for finding out why requests were lost."""
+    d.mkdir(parents=True, exist_ok=True)
+    with (d / "requests.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["offset_s", "latency_s", "status"])
+        w.writerows([f"{r.offset:.4f}", f"{r.latency:.4f}", r.status] for r in requests)
+    with (d / "samples.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["t_s", "desired", "ready"])
+        w.writerows([f"{x.t:.2f}", x.desired, x.ready] for x in samples)
+    (d / "loadavg.txt").write_text("\n".join(load) + "\n")
+
+
+def read_run(d: pathlib.Path) -> tuple[list[Request], list[Sample]]:
+    """What write_run wrote."""
+    with (d / "requests.csv").open() as f:
+        requests = [Request(float(r["offset_s"]), float(r["latency_s"]), int(r["status"]))
+                    for r in csv.DictReader(f)]  # fmt: skip
+    with (d / "samples.csv").open() as f:
+        samples = [Sample(float(r["t_s"]), int(r["desired"]), int(r["ready"]))
+                   for r in csv.DictReader(f)]  # fmt: skip
+    return requests, samples
