@@ -94,6 +94,11 @@ def triton_mounts(
     return mounts
 
 
+# Long enough for an EndpointSlice change to reach every kube-proxy and router (a second
+# or two), well inside terminationGracePeriodSeconds (60) left for Triton to finish.
+PRE_STOP_SECONDS = 5
+
+
 def triton_container(
     spec: spec_api.InferenceServiceSpec, image: str, hw: hardware_mod.Hardware
 ) -> dict[str, Any]:
@@ -114,6 +119,10 @@ def triton_container(
         ),
         "readinessProbe": _probe("/v2/health/ready", 5, 3),
         "livenessProbe": _probe("/v2/health/live", 10, 6, timeout=5),
+        # Triton stops accepting on SIGTERM; the endpoint's removal reaches kube-proxy and
+        # the activator's route a moment later. Without this pause, requests sent in that
+        # moment are refused (measured live: 51 lost in one scale-down from 3 to 1).
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
         "resources": hardware_mod.container_resources(hw),
         "volumeMounts": triton_mounts(spec, hw),
         "securityContext": container_security_context(),

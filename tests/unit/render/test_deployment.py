@@ -245,3 +245,12 @@ def test_plan_digest_is_stamped_on_the_deployment_and_follows_the_spec() -> None
     assert children.applied_digest(dep) == a.digest
     assert a.digest != b.digest
     assert children.plan(OWNER, resource.parse_spec(spec()), options).digest == a.digest
+
+
+def test_triton_pauses_before_stopping_so_routes_drop_it_first() -> None:
+    """A replica removed under traffic keeps serving until kube-proxy and the activator
+    stop sending to it: preStop sleeps (the kubelet's own sleep: no binary in the image),
+    well inside the grace period Triton has to finish."""
+    dep = render(spec())
+    sleep = triton(dep)["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert 2 <= sleep <= dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] / 4
