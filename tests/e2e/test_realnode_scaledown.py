@@ -6,7 +6,8 @@ when the endpoint's removal reaches it, a moment later. Measured live before the
 predictor's preStop pause: one scale-down from 3 to 1 under traffic refused 51 requests
 (hack/bench-live). Here an InferenceService in `mode: external` is taken from 3 replicas
 to 1 through its scale subresource while closed-loop clients, one connection per request,
-post through the predictor Service's ClusterIP; not one request may fail.
+post through the ClusterIP of the Service users call (its EndpointSlice is the operator's
+route: pod watch, reconcile, slice, kube-proxy); not one request may fail.
 """
 
 from __future__ import annotations
@@ -79,17 +80,16 @@ def test_a_scale_down_under_traffic_refuses_no_request(
             )
         )
         fixtures.eventually(lambda: len(ready(kube, namespace)) == 3, 240, "3 Ready pods", 1)
-        ip = realpods.cluster_ip(kube, namespace, names.predictor(NAME))
+        # The Service users call: its EndpointSlice (the route) is the operator's, written
+        # from the pods' readiness and termination (no activator here: always the pods).
+        ip = realpods.cluster_ip(kube, namespace, NAME)
         url = f"http://{ip}:{names.HTTP_PORT}/v2/models/{realpods.MODEL}/infer"
-        # Every pod in the Service's endpoints first (kube-proxy's rules follow readiness).
         fixtures.eventually(
             lambda: len(
-                kube.get_json(
-                    "endpointslices", "-n", namespace,
-                    "-l", f"kubernetes.io/service-name={names.predictor(NAME)}",
-                )["items"][0].get("endpoints") or []
+                kube.get_json("endpointslice", names.route(NAME), "-n", namespace).get(
+                    "endpoints") or []
             ) == 3,
-            60, "3 endpoints",
+            60, "the route at 3 pods",
         )  # fmt: skip
         with realpods.load(url, 8, {}) as counts:
             fixtures.eventually(lambda: counts[0] >= 200, 60, "traffic on the replicas", 0.5)

@@ -8,8 +8,10 @@ EndpointSlice names the adapter's address (the API server runs with
 --enable-aggregator-routing and dials it). It listens, over TLS with a certificate from a
 CA of its own, on the real node's bridge address (an EndpointSlice may not hold a
 loopback address): it needs the real node. Requests are not authenticated (the API server
-authenticates and authorizes the HPA controller before proxying; the adapter is reachable
-on this machine only). Each metric name maps to one PromQL query whose `$namespace` is
+authenticates and authorizes the HPA controller before proxying; but pods on the node's
+bridge reach the adapter too: it serves only the test bed's own queue metrics). A client
+that connects and sends nothing times out (10 s) in a thread of its own; it never blocks
+the handshake of the next one. Each metric name maps to one PromQL query whose `$namespace` is
 the request's namespace; the label selector is ignored. The same APIService name as
 KEDA's adapter: the two never run at once (`served` refuses while it is registered).
 
@@ -24,6 +26,7 @@ import datetime
 import http.server
 import json
 import pathlib
+import re
 import ssl
 import subprocess
 import threading
@@ -40,6 +43,7 @@ GROUP = "external.metrics.k8s.io"
 VERSION = "v1beta1"
 APISERVICE = f"{VERSION}.{GROUP}"
 PREFIX = f"/apis/{GROUP}/{VERSION}"
+NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a namespace: pasted into PromQL
 
 
 def quantity(value: float) -> str:
@@ -50,7 +54,7 @@ def quantity(value: float) -> str:
 def metric_path(path: str) -> tuple[str, str] | None:
     """(namespace, metric) of `/apis/external.metrics.k8s.io/v1beta1/namespaces/N/M`."""
     parts = urllib.parse.urlsplit(path).path.removeprefix(PREFIX).strip("/").split("/")
-    if len(parts) == 3 and parts[0] == "namespaces" and all(parts):
+    if len(parts) == 3 and parts[0] == "namespaces" and NAME.fullmatch(parts[1]) and parts[2]:
         return parts[1], parts[2]
     return None
 
@@ -75,6 +79,12 @@ def _handler(
     queries: Mapping[str, str], measure: Callable[[str], float]
 ) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
+        timeout = 10  # the socket's, so also the TLS handshake's
+
+        def setup(self) -> None:
+            super().setup()
+            self.connection.do_handshake()  # type: ignore[attr-defined]
+
         def log_message(self, format: str, *args: Any) -> None:
             return
 
@@ -118,7 +128,12 @@ def _prometheus_value(base_url: str) -> Callable[[str], float]:
 
 def _kubectl(d: pathlib.Path, *args: str, stdin: str | None = None) -> str:
     cmd = [str(procs.BIN_DIR / "kubectl"), f"--kubeconfig={controlplane.kubeconfig_path(d)}"]
-    res = subprocess.run([*cmd, *args], input=stdin, capture_output=True, text=True, check=False)
+    try:
+        res = subprocess.run(
+            [*cmd, *args], input=stdin, capture_output=True, text=True, check=False, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        raise procs.StartupError(f"kubectl {' '.join(args)} timed out") from None
     if res.returncode != 0:
         raise procs.StartupError(f"kubectl {' '.join(args)} failed:\n{res.stderr}")
     return res.stdout
@@ -161,8 +176,13 @@ def served(
 ) -> Iterator[int]:
     """The adapter for the duration of the block (yields its port), serving each metric
     name in `queries` from Prometheus; its APIService, Service and namespace removed after."""
-    if _kubectl(d, "get", "apiservice", APISERVICE, "--ignore-not-found", "-o", "name").strip():
-        raise procs.StartupError(f"APIService {APISERVICE} is registered (KEDA's adapter?)")
+    found = _kubectl(d, "get", "apiservice", APISERVICE, "--ignore-not-found", "-o", "json")
+    if found.strip():
+        backend = (json.loads(found).get("spec") or {}).get("service") or {}
+        if backend.get("namespace") != NAMESPACE:
+            raise procs.StartupError(f"APIService {APISERVICE} is registered by another "
+                                     f"adapter (service {backend}): KEDA's?")  # fmt: skip
+        _kubectl(d, "delete", "apiservice", APISERVICE)  # ours, left by a killed run
     tls = d / "metrics-adapter" / "certs"
     certs.issue_own_ca(tls, "tideserve-metrics-adapter-ca", {
         "tls": ("/CN=external-metrics", "serverAuth",
@@ -174,7 +194,10 @@ def served(
         (node.GATEWAY, 0), _handler(queries, _prometheus_value(prometheus_url))
     )
     port = server.server_address[1]
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    # The handshake in each request's thread (under Handler.timeout), not in accept().
+    server.socket = context.wrap_socket(
+        server.socket, server_side=True, do_handshake_on_connect=False
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -186,6 +209,7 @@ def served(
     finally:
         with contextlib.suppress(procs.StartupError):
             _kubectl(d, "delete", "apiservice", APISERVICE, "--ignore-not-found")
+        with contextlib.suppress(procs.StartupError):
             _kubectl(d, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false")
         server.shutdown()
         server.server_close()

@@ -94,9 +94,11 @@ def triton_mounts(
     return mounts
 
 
-# Long enough for an EndpointSlice change to reach every kube-proxy and router (a second
-# or two), well inside terminationGracePeriodSeconds (60) left for Triton to finish.
-PRE_STOP_SECONDS = 5
+# Long enough for a pod's termination to reach the route (the operator's EndpointSlice
+# of <name>) and every kube-proxy, a few seconds on a loaded node; inside the grace
+# period, with Triton's own 30 s exit timeout after it.
+PRE_STOP_SECONDS = 10
+TERMINATION_GRACE_SECONDS = 60
 
 
 def triton_container(
@@ -122,7 +124,10 @@ def triton_container(
         # Triton stops accepting on SIGTERM; the endpoint's removal reaches kube-proxy and
         # the activator's route a moment later. Without this pause, requests sent in that
         # moment are refused (measured live: 51 lost in one scale-down from 3 to 1).
-        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
+        # An exec of the image's sleep, not the kubelet's sleep action: that one is off by
+        # default before Kubernetes 1.30 and a template using it is refused there. An image
+        # without sleep fails the hook (an Event) and stops at once, as without a pause.
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}},
         "resources": hardware_mod.container_resources(hw),
         "volumeMounts": triton_mounts(spec, hw),
         "securityContext": container_security_context(),
@@ -166,7 +171,7 @@ def deployment(
         # Many Services in a namespace would otherwise flood the environment.
         "enableServiceLinks": False,
         "automountServiceAccountToken": False,
-        "terminationGracePeriodSeconds": 60,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "containers": [triton_container(spec, image, hw)],
         "volumes": volumes,
     }

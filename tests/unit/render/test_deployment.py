@@ -248,9 +248,11 @@ def test_plan_digest_is_stamped_on_the_deployment_and_follows_the_spec() -> None
 
 
 def test_triton_pauses_before_stopping_so_routes_drop_it_first() -> None:
-    """A replica removed under traffic keeps serving until kube-proxy and the activator
-    stop sending to it: preStop sleeps (the kubelet's own sleep: no binary in the image),
-    well inside the grace period Triton has to finish."""
+    """A replica removed under traffic keeps serving until the route and kube-proxy stop
+    sending to it: preStop sleeps (an exec: the kubelet's sleep action is refused before
+    Kubernetes 1.30), leaving Triton its 30 s exit timeout inside the grace period."""
     dep = render(spec())
-    sleep = triton(dep)["lifecycle"]["preStop"]["sleep"]["seconds"]
-    assert 2 <= sleep <= dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] / 4
+    command = triton(dep)["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep" and int(command[1]) >= 5
+    grace = dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert int(command[1]) + 30 <= grace

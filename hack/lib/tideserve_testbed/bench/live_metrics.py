@@ -99,7 +99,7 @@ def integrate(samples: Sequence[Sample], end: float) -> tuple[float, int, float]
     cold = 0
     for i, s in enumerate(samples):
         until = samples[i + 1].t if i + 1 < len(samples) else end
-        span = max(0.0, min(until, end) - s.t)
+        span = max(0.0, min(until, end) - max(s.t, 0.0))  # from the trace's start
         replica_s += s.ready * span
         if s.desired == 0 and s.ready == 0:
             zero_s += span
