@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from tideserve_testbed import fixtures, images, procs, realpods
 
@@ -48,6 +49,14 @@ def ready(kube: fixtures.Kube, namespace: str) -> list[dict[str, Any]]:
         for p in pods(kube, namespace)
         if realpods.pod_ready_seconds(p) is not None and not p["metadata"].get("deletionTimestamp")
     ]
+
+
+def _answered(url: str) -> bool:
+    try:
+        r = httpx.post(url, json=realpods.infer_body(1.0), timeout=10)
+    except httpx.HTTPError:
+        return False
+    return r.status_code == 200
 
 
 def test_a_scale_down_under_traffic_refuses_no_request(
@@ -91,6 +100,9 @@ def test_a_scale_down_under_traffic_refuses_no_request(
             ) == 3,
             60, "the route at 3 pods",
         )  # fmt: skip
+        # kube-proxy programs the Service's rules a moment after the slice: until 30
+        # requests in a row are answered (each a new connection, a random endpoint).
+        fixtures.eventually(lambda: all(_answered(url) for _ in range(30)), 60, "the route", 1)
         with realpods.load(url, 8, {}) as counts:
             fixtures.eventually(lambda: counts[0] >= 200, 60, "traffic on the replicas", 0.5)
             assert counts[1] == 0, f"requests failed before the scale-down: {counts}"
