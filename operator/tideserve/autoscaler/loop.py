@@ -323,6 +323,11 @@ class Autoscaler:
             if record is None:
                 log.debug("%s/%s: first sight; restored learned figures %s", *key,
                           (endpoint.body.get("status") or {}).get("learned"))  # fmt: skip
+                # The SLO counters exist at 0 before their first count: rate() and
+                # increase() ignore a series' first value, so requests counted in the
+                # sample that creates it would never reach the burn-rate alerts.
+                metrics.SLO_REQUESTS.labels(*key)
+                metrics.SLO_GOOD.labels(*key)
             if action.relearn:
                 log.info("%s/%s: model, runtime or hardware changed: learning capacity and "
                          "cold starts again", *key)  # fmt: skip
