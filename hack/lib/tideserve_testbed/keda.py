@@ -102,33 +102,47 @@ def _remove_network(st: dict[str, Any]) -> None:
         procs.restore_netns_dir(st["netns_dir"])
 
 
-def _kubectl(d: pathlib.Path, *args: str, stdin: str | None = None) -> str:
+def kubectl(d: pathlib.Path, *args: str, stdin: str | None = None) -> str:
+    """kubectl against the test bed in d: its stdout; StartupError on failure or after 60 s."""
     cmd = [str(procs.BIN_DIR / "kubectl"), f"--kubeconfig={controlplane.kubeconfig_path(d)}"]
-    res = subprocess.run([*cmd, *args], input=stdin, capture_output=True, text=True, check=False)
+    try:
+        res = subprocess.run(
+            [*cmd, *args], input=stdin, capture_output=True, text=True, check=False, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        raise procs.StartupError(f"kubectl {' '.join(args)} timed out") from None
     if res.returncode != 0:
         raise procs.StartupError(f"kubectl {' '.join(args)} failed:\n{res.stderr}")
     return res.stdout
 
 
 def _manifests(net: dict[str, str], port: int, ca_pem: str) -> list[dict[str, Any]]:
-    meta = {"namespace": NAMESPACE, "name": SERVICE}
+    return external_metrics_manifests(NAMESPACE, SERVICE, net["host_ip"], port, ca_pem)
+
+
+def external_metrics_manifests(
+    namespace: str, service: str, address: str, port: int, ca_pem: str
+) -> list[dict[str, Any]]:
+    """An external-metrics adapter listening on the host at address:port, as the API server
+    reaches it: a namespace, a selectorless Service, its EndpointSlice, the APIService."""
+    meta = {"namespace": namespace, "name": service}
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
         {"apiVersion": "v1", "kind": "Service", "metadata": meta,
          "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port}]}},
         {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
          "metadata": {**meta, "labels": {
-             "kubernetes.io/service-name": SERVICE,
+             "kubernetes.io/service-name": service,
              "endpointslice.kubernetes.io/managed-by": "tideserve-testbed"}},
          "addressType": "IPv4",
-         "endpoints": [{"addresses": [net["host_ip"]], "conditions": {"ready": True}}],
+         "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
          "ports": [{"name": "https", "port": port, "protocol": "TCP"}]},
         {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
          "metadata": {"name": APISERVICE},
          "spec": {"group": "external.metrics.k8s.io", "version": "v1beta1",
                   "groupPriorityMinimum": 100, "versionPriority": 100,
                   "caBundle": base64.b64encode(ca_pem.encode()).decode(),
-                  "service": {"namespace": NAMESPACE, "name": SERVICE, "port": 443}}},
+                  "service": {"namespace": namespace, "name": service, "port": 443}}},
     ]  # fmt: skip
 
 
@@ -157,9 +171,13 @@ def _commands(d: pathlib.Path, net: dict[str, str], ports: dict[str, int]) -> di
     }  # fmt: skip
 
 
-def _apiservice_available(d: pathlib.Path) -> bool:
-    out = _kubectl(d, "get", "apiservice", APISERVICE, "-o", "json")
-    conds = json.loads(out).get("status", {}).get("conditions", [])
+def apiservice_available(d: pathlib.Path) -> bool:
+    """Whether the external-metrics APIService is registered and Available."""
+    try:
+        out = json.loads(kubectl(d, "get", "apiservice", APISERVICE, "-o", "json"))
+    except (procs.StartupError, json.JSONDecodeError):
+        return False
+    conds = out.get("status", {}).get("conditions", [])
     return any(c["type"] == "Available" and c["status"] == "True" for c in conds)
 
 
@@ -185,9 +203,9 @@ def up(d: pathlib.Path, timeout: float = 120.0) -> dict[str, Any]:
     names = ("operator-metrics", "operator-probe", "grpc", "adapter", "adapter-metrics")
     ports = st["ports"] = {p: procs.free_port() for p in names}
     apply = ("apply", "--server-side", "--force-conflicts", "-f")
-    _kubectl(d, *apply, str(crds_dir()))
+    kubectl(d, *apply, str(crds_dir()))
     items = _manifests(net, ports["adapter"], (kd / "certs" / "ca.crt").read_text())
-    _kubectl(d, *apply, "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    kubectl(d, *apply, "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     env = {
         **os.environ, "KUBECONFIG": str(controlplane.kubeconfig_path(d)), "WATCH_NAMESPACE": "",
         "POD_NAMESPACE": NAMESPACE, "KEDA_CLUSTER_OBJECT_NAMESPACE": NAMESPACE,
@@ -199,7 +217,7 @@ def up(d: pathlib.Path, timeout: float = 120.0) -> dict[str, Any]:
     probe = f"http://127.0.0.1:{ports['operator-probe']}/readyz"
     procs.wait_for("keda-operator /readyz", lambda: procs.http_get(probe)[0] == 200, timeout,
                    st["keda-operator"])  # fmt: skip
-    procs.wait_for(f"APIService {APISERVICE} Available", lambda: _apiservice_available(d),
+    procs.wait_for(f"APIService {APISERVICE} Available", lambda: apiservice_available(d),
                    timeout, st["keda-adapter"])  # fmt: skip
     procs.log("KEDA ready")
     return st
@@ -211,12 +229,12 @@ def down(d: pathlib.Path) -> None:
     if not st:
         return
     with contextlib.suppress(procs.StartupError):
-        _kubectl(d, "delete", "apiservice", APISERVICE, "--ignore-not-found", "--wait=false")
+        kubectl(d, "delete", "apiservice", APISERVICE, "--ignore-not-found", "--wait=false")
     with contextlib.suppress(procs.StartupError, json.JSONDecodeError):
-        left = json.loads(_kubectl(d, "get", "scaledobjects.keda.sh", "-A", "-o", "json"))
+        left = json.loads(kubectl(d, "get", "scaledobjects.keda.sh", "-A", "-o", "json"))
         for item in left["items"]:
             m = item["metadata"]
-            _kubectl(d, "patch", "scaledobjects.keda.sh", "-n", m["namespace"], m["name"],
+            kubectl(d, "patch", "scaledobjects.keda.sh", "-n", m["namespace"], m["name"],
                      "--type=merge", "-p", '{"metadata":{"finalizers":null}}')  # fmt: skip
     for name in reversed(BINARIES):
         if procs.alive(st.get(name)):

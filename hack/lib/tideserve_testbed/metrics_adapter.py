@@ -20,7 +20,6 @@ Stdlib only (the test bed's scripts run before the venv exists).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime
 import http.server
@@ -28,13 +27,12 @@ import json
 import pathlib
 import re
 import ssl
-import subprocess
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from tideserve_testbed import certs, controlplane, node, procs
+from tideserve_testbed import certs, keda, node, procs
 from tideserve_testbed import prometheus as testbed_prometheus
 
 NAMESPACE = "tideserve-metrics-adapter"
@@ -126,63 +124,19 @@ def _prometheus_value(base_url: str) -> Callable[[str], float]:
     return measure
 
 
-def _kubectl(d: pathlib.Path, *args: str, stdin: str | None = None) -> str:
-    cmd = [str(procs.BIN_DIR / "kubectl"), f"--kubeconfig={controlplane.kubeconfig_path(d)}"]
-    try:
-        res = subprocess.run(
-            [*cmd, *args], input=stdin, capture_output=True, text=True, check=False, timeout=60
-        )
-    except subprocess.TimeoutExpired:
-        raise procs.StartupError(f"kubectl {' '.join(args)} timed out") from None
-    if res.returncode != 0:
-        raise procs.StartupError(f"kubectl {' '.join(args)} failed:\n{res.stderr}")
-    return res.stdout
-
-
-def _manifests(port: int, ca_pem: str) -> list[dict[str, Any]]:
-    meta = {"namespace": NAMESPACE, "name": SERVICE}
-    return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-         "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port}]}},
-        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-         "metadata": {**meta, "labels": {
-             "kubernetes.io/service-name": SERVICE,
-             "endpointslice.kubernetes.io/managed-by": "tideserve-testbed"}},
-         "addressType": "IPv4",
-         "endpoints": [{"addresses": [node.GATEWAY], "conditions": {"ready": True}}],
-         "ports": [{"name": "https", "port": port, "protocol": "TCP"}]},
-        {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-         "metadata": {"name": APISERVICE},
-         "spec": {"group": GROUP, "version": VERSION,
-                  "groupPriorityMinimum": 100, "versionPriority": 100,
-                  "caBundle": base64.b64encode(ca_pem.encode()).decode(),
-                  "service": {"namespace": NAMESPACE, "name": SERVICE, "port": 443}}},
-    ]  # fmt: skip
-
-
-def _available(d: pathlib.Path) -> bool:
-    try:
-        out = json.loads(_kubectl(d, "get", "apiservice", APISERVICE, "-o", "json"))
-    except (procs.StartupError, json.JSONDecodeError):
-        return False
-    conds = out.get("status", {}).get("conditions", [])
-    return any(c["type"] == "Available" and c["status"] == "True" for c in conds)
-
-
 @contextlib.contextmanager
 def served(
     d: pathlib.Path, prometheus_url: str, queries: Mapping[str, str], timeout: float = 120.0
 ) -> Iterator[int]:
     """The adapter for the duration of the block (yields its port), serving each metric
     name in `queries` from Prometheus; its APIService, Service and namespace removed after."""
-    found = _kubectl(d, "get", "apiservice", APISERVICE, "--ignore-not-found", "-o", "json")
+    found = keda.kubectl(d, "get", "apiservice", APISERVICE, "--ignore-not-found", "-o", "json")
     if found.strip():
         backend = (json.loads(found).get("spec") or {}).get("service") or {}
         if backend.get("namespace") != NAMESPACE:
             raise procs.StartupError(f"APIService {APISERVICE} is registered by another "
                                      f"adapter (service {backend}): KEDA's?")  # fmt: skip
-        _kubectl(d, "delete", "apiservice", APISERVICE)  # ours, left by a killed run
+        keda.kubectl(d, "delete", "apiservice", APISERVICE)  # ours, left by a killed run
     tls = d / "metrics-adapter" / "certs"
     certs.issue_own_ca(tls, "tideserve-metrics-adapter-ca", {
         "tls": ("/CN=external-metrics", "serverAuth",
@@ -201,15 +155,19 @@ def served(
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        items = _manifests(port, (tls / "ca.crt").read_text())
+        items = keda.external_metrics_manifests(
+            NAMESPACE, SERVICE, node.GATEWAY, port, (tls / "ca.crt").read_text()
+        )
         listed = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
-        _kubectl(d, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=listed)
-        procs.wait_for(f"APIService {APISERVICE} Available", lambda: _available(d), timeout)
+        keda.kubectl(d, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=listed)
+        procs.wait_for(
+            f"APIService {APISERVICE} Available", lambda: keda.apiservice_available(d), timeout
+        )
         yield port
     finally:
         with contextlib.suppress(procs.StartupError):
-            _kubectl(d, "delete", "apiservice", APISERVICE, "--ignore-not-found")
+            keda.kubectl(d, "delete", "apiservice", APISERVICE, "--ignore-not-found")
         with contextlib.suppress(procs.StartupError):
-            _kubectl(d, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false")
+            keda.kubectl(d, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false")
         server.shutdown()
         server.server_close()
