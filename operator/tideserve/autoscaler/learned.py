@@ -87,6 +87,9 @@ class Observed:
     wake_from: datetime.datetime | None = None  # last gap's end, while its cold start runs
     gap_end: datetime.datetime | None = None  # last gap's end (a timer: not in the status)
     profile: profile_lib.Profile = dataclasses.field(default_factory=profile_lib.Profile)
+    # What repeats every hour (timers, cron jobs): kept in memory only, relearned in a few
+    # hours after a restart.
+    hour: profile_lib.HourProfile = dataclasses.field(default_factory=profile_lib.HourProfile)
 
 
 def observe(observed: Observed, current: int, ready: int, now: datetime.datetime) -> Observed:
@@ -173,6 +176,7 @@ def gap_ended(observed: Observed, idle_s: float, now: datetime.datetime | None =
 def counted(observed: Observed, arrived: float, now: datetime.datetime) -> Observed:
     """This tick's arrivals: into the profile, the running count, and the open wake."""
     prof = profile_lib.observe(observed.profile, arrived, now)
+    hour = profile_lib.observe_minutes(observed.hour, arrived, now)
     wake_from, wake = observed.wake_from, observed.gap_wake
     if wake_from is not None:
         cold = cold_start_s(observed) or DEFAULT_COLD_S
@@ -184,6 +188,7 @@ def counted(observed: Observed, arrived: float, now: datetime.datetime) -> Obser
     return dataclasses.replace(
         observed,
         profile=prof,
+        hour=hour,
         counted=observed.counted + arrived,
         wake_from=wake_from,
         gap_wake=wake,

@@ -300,6 +300,7 @@ def decide(
         state=state,
         up_only=waking,
     )
+    decision = recommend.periodic(decision=decision, current=current, now=now, state=state)
     decision = recommend.idle(
         scaling,
         knobs=knobs,

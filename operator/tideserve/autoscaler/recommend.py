@@ -9,6 +9,7 @@ import datetime
 from tideserve.api import spec as spec_api
 from tideserve.autoscaler import demand as demand_lib
 from tideserve.autoscaler import learned, limits, schedules
+from tideserve.autoscaler import profile as profile_lib
 from tideserve.autoscaler import state as state_lib
 
 
@@ -98,6 +99,67 @@ def scale(
     if limited_by:
         reason += f", {limited_by}"
     return state_lib.Decision(target, reason, kind), state
+
+
+# Of the last profile.HOURS_KEPT hours, those in which a minute must have brought more than
+# the minutes around it to be prepared for.
+PERIODIC_HOURS = 3
+
+
+def periodic(
+    *,
+    decision: state_lib.Decision,
+    current: int,
+    now: datetime.datetime,
+    state: state_lib.PolicyState,
+) -> state_lib.Decision:
+    """Ready for what comes every hour: replicas for a minute of the hour that brings more
+    than the minutes around it, hour after hour (timers, cron jobs), asked for a cold start
+    (and a minute) before it starts and kept until it ends. Sized on what one replica
+    serves at the target, at the level of the minutes before now times the minute's
+    ratio plus its spread, at most twice what the demand asks for. Not at zero (the
+    time-of-day prewarm and the wake decide there) and never down."""
+    capacity = state.capacity.per_replica
+    hour = state.observed.hour
+    level = profile_lib.level(hour)
+    if current == 0 or decision.desired == 0 or not capacity or level is None:
+        return decision
+    cold = learned.cold_start_s(state.observed) or learned.DEFAULT_COLD_S
+    this_minute = now.replace(second=0, microsecond=0)
+    best: tuple[int, datetime.datetime, float, float] | None = None
+    # A cold start ahead, and a minute more: the ask waits for a tick, the start may be slow.
+    ahead = cold + 60.0
+    for k in range(int(ahead // 60) + 2):
+        at = this_minute + datetime.timedelta(minutes=k)
+        if (at - now).total_seconds() > ahead:
+            break
+        learned_ratio = profile_lib.ratio_at(hour, at)
+        # A minute that comes back every hour: above the minutes around it by more than its
+        # spread over the hours, and above them in most of the last hours (bursts that
+        # came once or twice at that minute leave a wide spread or a gap).
+        if (
+            learned_ratio is None
+            or learned_ratio[0] - learned_ratio[1] <= 1.0
+            or profile_lib.hours_above(hour, at) < PERIODIC_HOURS
+        ):
+            continue
+        # Sized for the minute's usual size and its usual spread over the hours; a guess
+        # never more than doubles what the demand asks for.
+        high = learned_ratio[0] + learned_ratio[1]
+        need = min(2 * decision.desired, demand_lib.replicas(level * high / capacity))
+        if best is None or need > best[0]:
+            best = (need, at, learned_ratio[0], high)
+    if best is None or best[0] <= decision.desired:
+        return decision
+    need, at, ratio, high = best
+    seen = hour.seen[at.minute]
+    reason = (
+        f"minute :{at.minute:02d} of the hour usually brings {ratio:.1f}x the minutes around "
+        f"it, up to {high:.1f}x (learned over {seen} h): up to {level * high:.1f}/s expected at "
+        f"{at.strftime('%H:%MZ')}, {capacity:.1f}/s per replica -> {need}"
+    )
+    kind = "ScaleUp" if need > current else "Stable"
+    return dataclasses.replace(decision, desired=need, reason=reason, kind=kind)
 
 
 def idle(
