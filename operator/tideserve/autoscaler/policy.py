@@ -18,7 +18,10 @@ the previous one, and the decision records which step decided:
    HPA-style stabilization and rate limits (limits.py);
 6. idle: with a floor of 0, zero after scaleToZero.idleSeconds without requests,
    pending or held ones; with a floor of 0 and anything in flight, at least 1 ("Idle");
-7. schedule bounds (window min/max, prewarm) last: they are hard ("Schedule").
+7. what comes every hour: replicas a cold start ahead of a minute of the hour that
+   brings more than the minutes around it, hour after hour (recommend.periodic), up
+   only, never at or to zero;
+8. schedule bounds (window min/max, prewarm) last: they are hard ("Schedule").
 """
 
 from __future__ import annotations
@@ -300,7 +303,6 @@ def decide(
         state=state,
         up_only=waking,
     )
-    decision = recommend.periodic(decision=decision, current=current, now=now, state=state)
     decision = recommend.idle(
         scaling,
         knobs=knobs,
@@ -312,6 +314,7 @@ def decide(
         now=now,
         state=state,
     )
+    decision = recommend.periodic(scaling, decision=decision, current=current, now=now, state=state)
     decision = _bounded(decision, bounds, current)
     return decision, _record(state, current, ready, decision, now)
 

@@ -127,14 +127,14 @@ KEPT_MINUTES = 2 * SIDE_MINUTES + 1
 LEVEL_MINUTES = 10
 HOURS_KEPT = 4
 HOURS_MASK = (1 << HOURS_KEPT) - 1
-# A gap of more minutes without a tick (the operator was down) restarts the count.
-MAX_FOLD_MINUTES = 5
+# Ticks further apart than this put arrivals in the wrong minute: the count starts over.
+MAX_TICK_S = 30.0
 
 
 @dataclasses.dataclass(frozen=True)
 class HourProfile:
-    """Per minute of the hour: requests over the mean minute of the hour before; `HourProfile()`
-    to start."""
+    """Per minute of the hour: its requests over the mean of the minutes around it, learned
+    over the hours; `HourProfile()` to start."""
 
     ratios: tuple[float, ...] = ()  # MINUTES figures once the first one is folded in
     squares: tuple[float, ...] = ()  # the same average of the ratio squared (its spread)
@@ -145,6 +145,8 @@ class HourProfile:
     recent: tuple[float, ...] = ()  # requests of the last KEPT_MINUTES whole minutes
     minute: datetime.datetime | None = None  # start of the minute being counted
     count: float = 0.0
+    at: datetime.datetime | None = None  # the last tick counted
+    partial: bool = True  # the minute being counted started before the first tick of it
 
 
 def _minute(at: datetime.datetime) -> datetime.datetime:
@@ -184,21 +186,28 @@ def _fold_minute(h: HourProfile, minute: datetime.datetime, count: float) -> Hou
 
 
 def observe_minutes(h: HourProfile, arrived: float, now: datetime.datetime) -> HourProfile:
-    """Count this tick's arrivals; fold in every minute that ended since the last tick."""
+    """Count this tick's arrivals; fold in the minute that ended since the last tick.
+
+    Minutes are counted only from ticks at most MAX_TICK_S apart, each in the minute it
+    ends in: a longer interval, a clock gone back, or a minute without a tick (metrics
+    held, the operator down) leaves those minutes unknown, not silent, and the count
+    starts over with the next whole minute.
+    """
     current = _minute(now)
-    if h.minute is None or current < h.minute:
-        return dataclasses.replace(h, minute=current, count=arrived)
+    fresh = dataclasses.replace(h, recent=(), minute=current, count=0.0, at=now, partial=True)
+    if (
+        h.minute is None
+        or h.at is None
+        or now < h.at
+        or (now - h.at).total_seconds() > MAX_TICK_S
+        or current - h.minute > datetime.timedelta(minutes=1)
+    ):
+        return fresh
     if current == h.minute:
-        return dataclasses.replace(h, count=h.count + arrived)
-    start = h.minute
-    missed = int((current - start).total_seconds() // 60) - 1
-    if missed > MAX_FOLD_MINUTES:
-        # Unknown minutes are not silent ones: the level starts over.
-        return dataclasses.replace(h, recent=(), minute=current, count=arrived)
-    h = _fold_minute(h, start, h.count)
-    for k in range(1, missed + 1):
-        h = _fold_minute(h, start + datetime.timedelta(minutes=k), 0.0)
-    return dataclasses.replace(h, minute=current, count=arrived)
+        return dataclasses.replace(h, count=h.count + arrived, at=now)
+    if not h.partial:
+        h = _fold_minute(h, h.minute, h.count)
+    return dataclasses.replace(h, minute=current, count=arrived, at=now, partial=False)
 
 
 def level(h: HourProfile) -> float | None:

@@ -107,6 +107,7 @@ PERIODIC_HOURS = 3
 
 
 def periodic(
+    scaling: spec_api.ScalingSpec,
     *,
     decision: state_lib.Decision,
     current: int,
@@ -116,14 +117,24 @@ def periodic(
     """Ready for what comes every hour: replicas for a minute of the hour that brings more
     than the minutes around it, hour after hour (timers, cron jobs), asked for a cold start
     (and a minute) before it starts and kept until it ends. Sized on what one replica
-    serves at the target, at the level of the minutes before now times the minute's
-    ratio plus its spread, at most twice what the demand asks for. Not at zero (the
-    time-of-day prewarm and the wake decide there) and never down."""
+    serves at the target (measured, not a lower bound), at the level of the last ten
+    minutes times the minute's ratio plus its spread; a minute whose extra is inside the
+    tolerance band is not acted on, nor a need inside it; at most twice the decision it
+    raises, within the scale-up rate limits. Runs after the idle step: never wakes or
+    holds an endpoint that is going to zero, and never scales down."""
     capacity = state.capacity.per_replica
     hour = state.observed.hour
     level = profile_lib.level(hour)
-    if current == 0 or decision.desired == 0 or not capacity or level is None:
+    if (
+        current == 0
+        or decision.desired == 0
+        or not capacity
+        or not state.capacity.measured
+        or level is None
+    ):
         return decision
+    behavior = scaling.behavior
+    band = behavior.tolerance
     cold = learned.cold_start_s(state.observed) or learned.DEFAULT_COLD_S
     this_minute = now.replace(second=0, microsecond=0)
     best: tuple[int, datetime.datetime, float, float] | None = None
@@ -134,32 +145,45 @@ def periodic(
         if (at - now).total_seconds() > ahead:
             break
         learned_ratio = profile_lib.ratio_at(hour, at)
-        # A minute that comes back every hour: above the minutes around it by more than its
-        # spread over the hours, and above them in most of the last hours (bursts that
-        # came once or twice at that minute leave a wide spread or a gap).
+        # A minute that comes back every hour: above the minutes around it by more than the
+        # tolerance band and by more than its spread over the hours, and above them in most
+        # of the last hours (bursts that came once or twice at that minute leave a wide
+        # spread or a gap).
         if (
             learned_ratio is None
+            or learned_ratio[0] <= 1.0 + band
             or learned_ratio[0] - learned_ratio[1] <= 1.0
             or profile_lib.hours_above(hour, at) < PERIODIC_HOURS
         ):
             continue
         # Sized for the minute's usual size and its usual spread over the hours; a guess
-        # never more than doubles what the demand asks for.
+        # never more than doubles the decision it raises.
         high = learned_ratio[0] + learned_ratio[1]
-        need = min(2 * decision.desired, demand_lib.replicas(level * high / capacity))
+        wanted = level * high / capacity
+        if wanted <= decision.desired * (1.0 + band):
+            continue
+        need = min(2 * decision.desired, demand_lib.replicas(wanted))
         if best is None or need > best[0]:
             best = (need, at, learned_ratio[0], high)
     if best is None or best[0] <= decision.desired:
         return decision
     need, at, ratio, high = best
+    target, limited_by = limits.rate_limit(behavior, state.events, current, need, now)
+    if target <= decision.desired:
+        return decision
     seen = hour.seen[at.minute]
+    hours = f"{seen}+" if seen >= profile_lib.MAX_SEEN else f"{seen}"
     reason = (
         f"minute :{at.minute:02d} of the hour usually brings {ratio:.1f}x the minutes around "
-        f"it, up to {high:.1f}x (learned over {seen} h): up to {level * high:.1f}/s expected at "
-        f"{at.strftime('%H:%MZ')}, {capacity:.1f}/s per replica -> {need}"
+        f"it, up to {high:.1f}x (learned over {hours} h): up to {level * high:.1f}/s expected "
+        f"at {at.strftime('%H:%MZ')}, {capacity:.1f}/s per replica -> {need}"
     )
-    kind = "ScaleUp" if need > current else "Stable"
-    return dataclasses.replace(decision, desired=need, reason=reason, kind=kind)
+    if limited_by:
+        reason += f", {limited_by}"
+    if decision.kind == "Panic":
+        return dataclasses.replace(decision, desired=target, reason=f"{decision.reason}; {reason}")
+    kind = "ScaleUp" if target > current else "ScaleDown" if target < current else "Stable"
+    return dataclasses.replace(decision, desired=target, reason=reason, kind=kind)
 
 
 def idle(
