@@ -75,11 +75,16 @@ def _slot(at: datetime.datetime) -> datetime.datetime:
     return at.replace(minute=at.minute - at.minute % (SLOT_S // 60), second=0, microsecond=0)
 
 
+def _weight(seen: int) -> float:
+    """The newest figure's weight: the plain mean over the first samples, then ALPHA."""
+    return max(ALPHA, 1.0 / (seen + 1))
+
+
 def _fold(p: Profile, slot: datetime.datetime, count: float) -> Profile:
     per_slot = list(p.per_slot or (0.0,) * SLOTS)
     seen = list(p.seen or (0,) * SLOTS)
     h = index(slot)
-    weight = max(ALPHA, 1.0 / (seen[h] + 1))
+    weight = _weight(seen[h])
     per_slot[h] = (1.0 - weight) * per_slot[h] + weight * count
     seen[h] = min(MAX_SEEN, seen[h] + 1)
     return dataclasses.replace(p, per_slot=tuple(per_slot), seen=tuple(seen))
@@ -169,7 +174,7 @@ def _fold_minute(h: HourProfile, minute: datetime.datetime, count: float) -> Hou
     seen = list(h.seen or (0,) * MINUTES)
     above = list(h.above or (0,) * MINUTES)
     m = (minute - datetime.timedelta(minutes=SIDE_MINUTES)).minute
-    weight = max(ALPHA, 1.0 / (seen[m] + 1))
+    weight = _weight(seen[m])
     ratio = middle / level
     ratios[m] = (1.0 - weight) * ratios[m] + weight * ratio
     squares[m] = (1.0 - weight) * squares[m] + weight * ratio * ratio
@@ -194,7 +199,6 @@ def observe_minutes(h: HourProfile, arrived: float, now: datetime.datetime) -> H
     starts over with the next whole minute.
     """
     current = _minute(now)
-    fresh = dataclasses.replace(h, recent=(), minute=current, count=0.0, at=now, partial=True)
     if (
         h.minute is None
         or h.at is None
@@ -202,7 +206,7 @@ def observe_minutes(h: HourProfile, arrived: float, now: datetime.datetime) -> H
         or (now - h.at).total_seconds() > MAX_TICK_S
         or current - h.minute > datetime.timedelta(minutes=1)
     ):
-        return fresh
+        return dataclasses.replace(h, recent=(), minute=current, count=0.0, at=now, partial=True)
     if current == h.minute:
         return dataclasses.replace(h, count=h.count + arrived, at=now)
     if not h.partial:
