@@ -17,7 +17,8 @@ value always wins.
   several times what a restart costs when it loads in under a minute.
 - Idle period (R4): the endpoint's own idle gaps and what arrived after each, against
   the attainment objective (keep_warm_s), and once gaps are worth covering at all,
-  never shorter than what a wake costs (sleep_after_s, the ski-rental break-even);
+  never shorter than what a wake costs (sleep_after_s, the ski-rental break-even, its
+  waiting requests priced past the objective's miss budget);
   prewarming, and staying warm while requests usually come more often than one per
   wake's cost (warm_rate), from its time-of-day profile.
 """
@@ -248,7 +249,8 @@ def keep_warm_s(observed: Observed, attainment: float = 0.99) -> float:
 
 def sleep_after_s(observed: Observed, attainment: float = 0.99) -> float:
     """How long an idle endpoint stays warm before dropping to zero: keep_warm_s, but once
-    gaps are worth covering at all, never less than a wake costs (break_even_s).
+    gaps are worth covering at all, never less than a wake costs (break_even_s, the
+    requests it makes wait counted past the objective's miss budget).
 
     The best K over the remembered gaps follows their sample, which on traffic that
     changes through the day (quiet nights, busy afternoons) is often the wrong one for
@@ -263,8 +265,21 @@ def sleep_after_s(observed: Observed, attainment: float = 0.99) -> float:
     if best == 0.0 or k < MIN_GAPS:
         return best
     cold = cold_start_s(observed) or DEFAULT_COLD_S
-    wake = min(float(MAX_HOLD_S), break_even_s(cold, sum(observed.gap_wake[-k:]) / k))
+    wake = min(float(MAX_HOLD_S), break_even_s(cold, misses_over_budget(observed, attainment)))
     return max(best, wake)
+
+
+def misses_over_budget(observed: Observed, attainment: float = 0.99) -> float:
+    """Requests a wake usually makes wait, less its share of the objective's miss budget
+    (WAKE_SHARE x (1 - attainment) of the requests of a cycle, as in keep_warm_s): misses
+    the objective allows are not priced. The budget is the same as keep_warm_s's: where
+    every wake fits it, keep_warm_s is 0 and the endpoint sleeps at once."""
+    k = min(len(observed.gaps), len(observed.gap_wake), len(observed.gap_cycle))
+    if k == 0:
+        return 0.0
+    waiting = sum(observed.gap_wake[-k:]) / k
+    allowed = WAKE_SHARE * (1.0 - attainment) * sum(observed.gap_cycle[-k:]) / k
+    return max(0.0, waiting - allowed)
 
 
 def break_even_s(cold: float, wake_misses: float) -> float:

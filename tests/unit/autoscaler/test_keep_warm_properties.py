@@ -192,8 +192,38 @@ def test_sleep_after_is_keep_warm_raised_to_a_wakes_cost_never_past_the_hold_cap
         # An endpoint whose gaps are not worth covering still sleeps at once.
         assert sleep == 0.0
     else:
-        wake = learned.break_even_s(cold, sum(m for _, m, _ in items) / len(items))
+        waiting = sum(m for _, m, _ in items) / len(items)
+        allowed = learned.WAKE_SHARE * (1 - attainment) * sum(n for _, _, n in items) / len(items)
+        wake = learned.break_even_s(cold, waiting - allowed)
         assert sleep >= min(wake, float(learned.MAX_HOLD_S))
+        assert sleep == max(keep, min(wake, float(learned.MAX_HOLD_S)))
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(entries, colds, st.floats(0.5, 0.999), st.floats(0.0, 0.5))
+def test_a_higher_attainment_objective_never_shortens_sleep_after(items, cold, a, more) -> None:
+    stricter = min(0.9999, a + more * (1 - a))
+    obs = observed(items, cold)
+    assert learned.sleep_after_s(obs, stricter) >= learned.sleep_after_s(obs, a)
+
+
+def test_wakes_the_miss_budget_allows_are_not_priced_by_the_floor() -> None:
+    # Bursts of ~1,000 requests, pauses of a minute or two inside them and hours between
+    # them; each wake makes 8 requests wait. At 99 % half the budget is 0.5 % of a cycle:
+    # 5 requests a wake may miss, 3 over it. The floor prices those 3, not all 8.
+    items = [(g, 8.0, 1000.0) for g in (60.0, 90.0, 120.0, 20_000.0, 80.0, 30_000.0)]
+    obs = observed(items, 60.0)
+    keep = learned.keep_warm_s(obs, 0.99)
+    assert 0.0 < keep < 60.0 * (1 + 10 * 3)
+    assert learned.misses_over_budget(obs, 0.99) == pytest.approx(3.0)
+    assert learned.sleep_after_s(obs, 0.99) == pytest.approx(60.0 * (1 + 10 * 3))
+    # At 99.9 % the budget is 0.5 a wake: 7.5 requests over it.
+    assert learned.misses_over_budget(obs, 0.999) == pytest.approx(7.5)
+    assert learned.sleep_after_s(obs, 0.999) == pytest.approx(60.0 * (1 + 10 * 7.5))
+    # Wakes within the budget: nothing to price, and no gap worth covering: it sleeps at once.
+    light = observed([(g, 4.0, 1000.0) for g, _, _ in items], 60.0)
+    assert learned.misses_over_budget(light, 0.99) == 0.0
+    assert learned.sleep_after_s(light, 0.99) == 0.0
 
 
 @hypothesis.settings(max_examples=100, deadline=None)
@@ -221,13 +251,14 @@ def test_until_gaps_are_counted_sleep_after_is_keep_warm() -> None:
 
 def test_the_idle_period_in_force_has_the_floor_and_the_burst_hold_does_not() -> None:
     # Short gaps, each followed by a few requests: keep_warm covers them (120 s), and a
-    # wake costs 60 s x (1 + 10 x 3) = 1860 s.
+    # wake costs 60 s x (1 + 10 x 2.75) = 1710 s: 3 requests wait on it, 0.25 of them
+    # (0.5 % of a 50-request cycle) within the 99 % objective's budget.
     items = [(g, 3.0, 50.0) for g in (60.0, 90.0, 120.0, 100.0, 80.0)]
     obs = observed(items, 60.0)
     spec = spec_api.ScalingSpec(min_replicas=0)
     k = learned.knobs(spec, None, demand.Capacity(), obs)
     assert learned.keep_warm_s(obs) == 120.0
-    assert k.idle_s == pytest.approx(1860.0) and k.idle_learned
+    assert k.idle_s == pytest.approx(1710.0) and k.idle_learned
     assert k.down_window_s == 120
 
 
