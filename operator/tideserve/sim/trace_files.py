@@ -19,14 +19,38 @@ import numpy.typing as npt
 from tideserve.sim import traffic
 
 DAY_S = 86_400.0
+# Column names, best first. Matched by `key` (case, spaces, underscores and a unit suffix
+# aside), so `ArrivalTime`, `TIMESTAMP_MS` and `generated_tokens` are found too. The names
+# after the first line of each list came later: they rank below the older ones.
 TIME_COLUMNS = ("TIMESTAMP", "Timestamp", "timestamp", "gmt_create", "time", "arrival_time",
-                "start_time", "period", "datetime", "date")  # fmt: skip
+                "start_time", "period", "datetime", "date",
+                "arrival_timestamp", "start_timestamp", "created_at", "request_time",
+                "submit_time", "submitted_at", "ts")  # fmt: skip
+# When a request ended: the clock of a file that has no start time (Azure Functions 2021).
+END_COLUMNS = ("end_timestamp", "end_time", "finish_time", "finish_timestamp",
+               "completion_time", "completed_at", "finished_at", "ended_at", "end")  # fmt: skip
+# How long a request ran: an end time minus it is when the request arrived.
+DURATION_COLUMNS = ("duration", "exec_time", "execution_time", "latency", "elapsed", "runtime")
 WORK_COLUMNS = ("GeneratedTokens", "Response tokens", "output_tokens", "exec_time_seconds",
-                "exec_time", "duration", "latency")  # fmt: skip
+                "exec_time", "duration", "latency",
+                "output_length", "completion_tokens",
+                # A prompt's length is work only where the file says nothing of the output.
+                "input_length", "input_tokens", "prompt_tokens")  # fmt: skip
+TOKEN_COLUMNS = ("GeneratedTokens", "Response tokens", "output_tokens", "output_length",
+                 "completion_tokens", "input_length", "input_tokens", "prompt_tokens")  # fmt: skip
+# The finest grouping first: a function before its app.
 GROUP_COLUMNS = ("checkpoint_model_version_id", "Model", "model", "model_id", "HashFunction",
-                 "function", "app")  # fmt: skip
+                 "function", "func", "app",
+                 "model_name", "endpoint", "deployment")  # fmt: skip
 COUNT_COLUMNS = ("count", "requests", "invocations", "value", "rate")
 MINUTE = re.compile(r"^(\d+)(_minute)?$")
+# A unit at the end of a column's name: `timestamp_ms`, `time_us`, `Duration (ms)`.
+UNIT_SUFFIX = re.compile(
+    r"^(.*?)(?:[\s_.-]+|[\s_.-]*[(\[])"
+    r"(s|secs?|seconds?|ms|msecs?|millis(?:econds?)?|us|µs|usecs?|micros(?:econds?)?"
+    r"|ns|nsecs?|nanos(?:econds?)?)[)\]]?$",
+    re.IGNORECASE,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +77,47 @@ def header(path: pathlib.Path) -> list[str]:
     raise ValueError(f"{path}: empty file")
 
 
+def split_unit(name: str) -> tuple[str, str | None]:
+    """(name without its unit suffix, the unit as s|ms|us|ns or None)."""
+    m = UNIT_SUFFIX.match(name.strip())
+    if not m:
+        return name.strip(), None
+    word = m.group(2).lower()
+    for unit, starts in (
+        ("ms", ("ms", "milli")),
+        ("us", ("us", "µs", "micro")),
+        ("ns", ("ns", "nano")),
+    ):
+        if word.startswith(starts):
+            return m.group(1), unit
+    return m.group(1), "s"
+
+
+def key(name: str) -> str:
+    """What a column name says, for matching: lower case, letters and digits only, no unit
+    suffix (`ArrivalTime`, `arrival_time` and `arrival_time_ms` are one key)."""
+    return re.sub(r"[^0-9a-z]", "", split_unit(name)[0].casefold())
+
+
+def pick(columns: list[str], wanted: tuple[str, ...]) -> str | None:
+    """The header's name of the first `wanted` column it has: as written, else by `key`.
+    Exact names first, so a file's own spelling wins where two columns share a key."""
+    by_key: dict[str, str] = {}
+    for c in columns:
+        by_key.setdefault(key(c), c)
+    for w in wanted:
+        if w in columns:
+            return w
+        if (found := by_key.get(key(w))) is not None:
+            return found
+    return None
+
+
+def is_tokens(column: str | None) -> bool:
+    """Whether a work column counts tokens (an LLM's), not seconds of execution."""
+    return column is not None and key(column) in {key(c) for c in TOKEN_COLUMNS}
+
+
 def family_of(columns: list[str]) -> str:
     """The format family of a file from its header's columns."""
     cols = set(columns)
@@ -60,11 +125,12 @@ def family_of(columns: list[str]) -> str:
         return "per-minute-wide"
     if {"HashFunction", "Average"} <= cols and "percentile_Average_50" in cols:
         return "durations"
-    time_col = next((c for c in TIME_COLUMNS if c in cols), None)
-    if time_col is None:
-        raise ValueError(f"no time column (one of {', '.join(TIME_COLUMNS)}) in {columns[:8]}")
-    count = [c for c in COUNT_COLUMNS if c in cols]
-    if count and len(columns) <= 3:
+    if pick(columns, TIME_COLUMNS) is None and pick(columns, END_COLUMNS) is None:
+        raise ValueError(
+            f"no time column (one of {', '.join(TIME_COLUMNS)}; or an end time: "
+            f"{', '.join(END_COLUMNS)}) in {columns[:8]}"
+        )
+    if pick(columns, COUNT_COLUMNS) and len(columns) <= 3:
         return "per-minute-long"
     return "requests"
 

@@ -104,8 +104,10 @@ def per_minute_long(
     path: pathlib.Path, name: str, seed: int, days: str | None, max_peak_rps: float | None
 ) -> files.Loaded:
     header = files.header(path)
-    time_col = next(c for c in files.TIME_COLUMNS if c in header)
-    count_col = next(c for c in files.COUNT_COLUMNS if c in header)
+    time_col = files.pick(header, files.TIME_COLUMNS) or files.pick(header, files.END_COLUMNS)
+    count_col = files.pick(header, files.COUNT_COLUMNS)
+    if time_col is None or count_col is None:
+        raise ValueError(f"{path}: no time or count column in {header}")
     stamps, counts = [], []
     for row in files.rows(path):
         if row.get(time_col):

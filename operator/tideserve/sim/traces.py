@@ -39,6 +39,7 @@ from tideserve.sim import trace_minutes, traffic
 # Re-exported: what a caller of the loaders needs.
 Loaded = files.Loaded
 family_of = files.family_of
+is_tokens = files.is_tokens
 
 # Shipped-file shortcuts: bare name -> file name prefix in the trace directory.
 SHORT = {
@@ -98,6 +99,79 @@ def _split(
     return tuple(out), note
 
 
+@dataclasses.dataclass(frozen=True)
+class _Columns:
+    """The columns a request-row file is read by (header names; None: not in the file)."""
+
+    time: str  # when a request arrived, else (ends) when it ended
+    ends: bool
+    duration: str | None  # subtracted from an end time
+    work: str | None
+    group: str | None
+
+    @staticmethod
+    def of(header: list[str], path: pathlib.Path, group: str | None) -> _Columns:
+        start = files.pick(header, files.TIME_COLUMNS)
+        end = None if start else files.pick(header, files.END_COLUMNS)
+        group_col = files.pick(header, files.GROUP_COLUMNS) if group is None else None
+        if group is not None and group != "none":
+            group_col = files.pick(header, (group,))
+            if group_col is None:
+                raise ValueError(f"{path}: no column {group!r} to split endpoints by")
+        return _Columns(
+            time=start or end or "",
+            ends=end is not None,
+            duration=files.pick(header, files.DURATION_COLUMNS) if end else None,
+            work=files.pick(header, files.WORK_COLUMNS),
+            group=group_col,
+        )
+
+
+def _number(text: str | None) -> float:
+    try:
+        return float(text or "nan")
+    except ValueError:
+        return math.nan
+
+
+def _read(
+    path: pathlib.Path, cols: _Columns, only: str | None
+) -> tuple[traffic.FloatArray, traffic.FloatArray, traffic.FloatArray, list[str]]:
+    """(times, durations, work, groups) of the rows that have a time; NaN where a number
+    is missing or not one."""
+    times, durations, work, groups = [], [], [], []
+    for row in files.rows(path):
+        if not row.get(cols.time):
+            continue
+        if only is not None and cols.group is not None and row.get(cols.group) != only:
+            continue
+        times.append(files.seconds(row[cols.time]))
+        if cols.duration is not None:
+            durations.append(_number(row.get(cols.duration)))
+        if cols.work is not None:
+            work.append(_number(row.get(cols.work)))
+        if cols.group is not None:
+            groups.append(row.get(cols.group) or "?")
+    return np.array(times), np.array(durations), np.array(work), groups
+
+
+def _arrivals(
+    t: traffic.FloatArray, cols: _Columns, durations: traffic.FloatArray
+) -> tuple[traffic.FloatArray, str]:
+    """Arrival times from the clock column, and how, in words: an end time minus the
+    request's duration where the file has one (a missing duration counts as 0)."""
+    if not cols.ends:
+        return t, f"time `{cols.time}`"
+    if cols.duration is None:
+        return t, f"time `{cols.time}` (when each request ended: no duration column)"
+    d = np.clip(np.nan_to_num(durations, nan=0.0), 0.0, None)
+    a = t - d
+    how = f"time `{cols.time}` - `{cols.duration}` (end time minus duration)"
+    # A relative clock starts at 0: a request that began before it is outside the trace.
+    before = int((a < 0).sum()) if t.min() >= 0 and files.day_start(float(t.min())) == 0 else 0
+    return a, how + (f"; {before} that began before the clock's 0 left out" if before else "")
+
+
 def requests(
     path: pathlib.Path,
     name: str,
@@ -106,53 +180,32 @@ def requests(
     endpoints: int,
     only: str | None = None,
 ) -> files.Loaded:
-    header = files.header(path)
-    cols = set(header)
-    time_col = next(c for c in files.TIME_COLUMNS if c in cols)
-    work_col = next((c for c in files.WORK_COLUMNS if c in cols), None)
-    group_col = group if group in cols else None
-    if group is None:
-        group_col = next((c for c in files.GROUP_COLUMNS if c in cols), None)
-    if group is not None and group_col is None and group != "none":
-        raise ValueError(f"{path}: no column {group!r} to split endpoints by")
-    times, work, groups = [], [], []
-    for row in files.rows(path):
-        if not row.get(time_col):
-            continue
-        if only is not None and group_col is not None and row.get(group_col) != only:
-            continue
-        times.append(files.seconds(row[time_col]))
-        if work_col is not None:
-            try:
-                work.append(float(row.get(work_col) or "nan"))
-            except ValueError:
-                work.append(math.nan)
-        if group_col is not None:
-            groups.append(row.get(group_col) or "?")
-    if not times:
-        raise ValueError(f"{path}: no rows with a {time_col}")
-    t = np.array(times)
+    cols = _Columns.of(files.header(path), path, group)
+    clock, durations, work, groups = _read(path, cols, only)
+    if not len(clock):
+        raise ValueError(f"{path}: no rows with a {cols.time}")
+    t, how_time = _arrivals(clock, cols, durations)
     origin, end = files.span(t, days, last=1.0)
     keep = (t >= origin) & (t < end)
     if not keep.any():
         raise ValueError(f"{path}: no request in days {days}")
     w = None
-    if work_col is not None:
-        raw = np.array(work)[keep]
+    if cols.work is not None:
+        raw = work[keep]
         good = np.isfinite(raw) & (raw > 0)
         mean = float(raw[good].mean()) if good.any() else 1.0
         w = np.clip(np.where(good, raw, mean) / mean, 0.05, 8.0)
-    g = None if group_col is None else [x for x, k in zip(groups, keep, strict=True) if k]
+    g = None if cols.group is None else [x for x, k in zip(groups, keep, strict=True) if k]
     if only is not None:
         g = None
     duration = math.ceil((end - origin) / 60.0) * 60.0
     trs, how = _split(name, t[keep] - origin, w, g, duration, endpoints)
     note = (
-        f"{path.name}: one row per request, time `{time_col}`"
-        + (f", work `{work_col}` / its mean" if work_col else "")
-        + (f", endpoints by `{group_col}`: {how}" if group_col else "")
+        f"{path.name}: one row per request, {how_time}"
+        + (f", work `{cols.work}` / its mean" if cols.work else "")
+        + (f", endpoints by `{cols.group}`: {how}" if cols.group else "")
     )
-    return files.Loaded(name, "requests", trs, note, work_col, files.peak(trs))
+    return files.Loaded(name, "requests", trs, note, cols.work, files.peak(trs))
 
 
 def scaled(loaded: files.Loaded, factor: float, seed: int) -> files.Loaded:
@@ -234,7 +287,7 @@ def _target(body: str) -> str:
 def sniff(spec: str, directory: pathlib.Path) -> tuple[str, str | None]:
     """(family, work column) of the file a --trace spec names, from its header."""
     header = files.header(resolve(_target(spec.partition("::")[0]), directory))
-    return files.family_of(header), next((c for c in files.WORK_COLUMNS if c in header), None)
+    return files.family_of(header), files.pick(header, files.WORK_COLUMNS)
 
 
 def _short_name(path: pathlib.Path) -> str:

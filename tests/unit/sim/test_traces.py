@@ -49,6 +49,38 @@ def test_azure_llm_and_burstgpt_style_rows(tmp_path: pathlib.Path) -> None:
     assert workloads.trace_model("auto", got.family, got.work_column) == "llm-small"
 
 
+def test_azure_functions_2021_rows_arrive_at_end_minus_duration(tmp_path: pathlib.Path) -> None:
+    body = "app,func,end_timestamp,duration\n"
+    body += "a1,f1,10.5,0.5\na1,f2,20.0,5.0\na1,f1,30.25,0.25\na2,f3,40.0,\n"
+    body += "a3,f4,0.2,1.0\n"  # began before the clock's 0: outside the trace
+    path = _write(tmp_path / "AzureFunctionsInvocationTraceForTwoWeeksJan2021.txt", body)
+    got = traces.load(str(path), seed=1)
+    assert got.family == "requests" and got.work_column == "duration"
+    # Endpoints by function, not by app; a missing duration counts as 0.
+    assert [list(t.arrivals) for t in got.traces] == [[10.0, 30.0], [15.0], [40.0]]
+    assert "`end_timestamp` - `duration`" in got.note and "1 that began before" in got.note
+    # An end time alone is the arrival, and the note says so.
+    ends = traces.load(str(_write(tmp_path / "ends.csv", "end_time,x\n5,1\n7,1\n")), seed=1)
+    assert list(ends.traces[0].arrivals) == [5.0, 7.0] and "no duration column" in ends.note
+
+
+@pytest.mark.parametrize(
+    "time_col",
+    ["arrival_timestamp", "ArrivalTime", "created_at", "Request_Time", "START_TIMESTAMP"],
+)
+def test_column_names_are_matched_whatever_their_case(
+    tmp_path: pathlib.Path, time_col: str
+) -> None:
+    body = f"{time_col},Model_Name,Output_Tokens\n3,m1,10\n4,m2,30\n6,m1,20\n"
+    got = traces.load(str(_write(tmp_path / "t.csv", body)), seed=1)
+    assert [list(t.arrivals) for t in got.traces] == [[3.0, 6.0], [4.0]]
+    assert f"`{time_col}`" in got.note and got.work_column == "Output_Tokens"
+    assert workloads.trace_model("auto", got.family, got.work_column) == "llm-small"
+    # The older names keep their rank: `timestamp` before `created_at`.
+    both = "created_at,timestamp\n100,1\n"
+    assert traces.load(str(_write(tmp_path / "b.csv", both)), seed=1).traces[0].arrivals[0] == 1
+
+
 def test_wide_per_minute_functions_any_day_and_either_header(tmp_path: pathlib.Path) -> None:
     for cols in ([str(m) for m in range(1, 1441)], [f"{m}_minute" for m in range(1, 1441)]):
         rows = ["HashOwner,HashApp,HashFunction,Trigger," + ",".join(cols)]
