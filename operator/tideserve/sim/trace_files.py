@@ -1,6 +1,6 @@
 """Reading public trace files: their columns, format family, clock and window. Pure apart
-from reading the file (gzip or plain CSV); the loaders are traces.py (request rows) and
-trace_minutes.py (per-minute counts)."""
+from reading the file (CSV or JSON lines, gzip or plain); the loaders are traces.py
+(request rows) and trace_minutes.py (per-minute counts)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import datetime
 import gzip
+import json
 import math
 import pathlib
 import re
@@ -66,15 +67,41 @@ class Loaded:
 
 
 def lines(path: pathlib.Path) -> Iterator[str]:
+    # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the first column.
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="") as f:
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
         yield from f
 
 
-def header(path: pathlib.Path) -> list[str]:
+def _first(path: pathlib.Path) -> str:
     for line in lines(path):
-        return [h.strip() for h in next(csv.reader([line]))]
+        if line.strip():
+            return line.strip()
     raise ValueError(f"{path}: empty file")
+
+
+def is_jsonl(path: pathlib.Path) -> bool:
+    """JSON lines (one object a line: Mooncake), told from CSV by content, not name."""
+    return _first(path).startswith("{")
+
+
+def header(path: pathlib.Path) -> list[str]:
+    first = _first(path)
+    if first.startswith("{"):
+        return [str(k).strip() for k in _object(path, first, 1)]
+    if first.startswith("["):
+        raise ValueError(f"{path}: a JSON array; want JSON lines (one object a line) or CSV")
+    return [h.strip() for h in next(csv.reader([first]))]
+
+
+def _object(path: pathlib.Path, line: str, n: int) -> dict[str, object]:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}:{n}: not a JSON object")
+    return obj
 
 
 def split_unit(name: str) -> tuple[str, str | None]:
@@ -178,6 +205,18 @@ def day_start(t: float) -> float:
 
 
 def rows(path: pathlib.Path) -> Iterator[dict[str, str]]:
+    """Each row as column -> text, CSV or JSON lines alike. A JSON row's lists and
+    objects (Mooncake's hash_ids) are left out: no column here reads them."""
+    if is_jsonl(path):
+        for n, line in enumerate(lines(path), 1):
+            if line.strip():
+                obj = _object(path, line, n)
+                yield {
+                    str(k).strip(): "" if v is None else str(v).strip()
+                    for k, v in obj.items()
+                    if not isinstance(v, list | dict)
+                }
+        return
     reader = csv.DictReader(lines(path))
     for row in reader:
         yield {(k or "").strip(): (v or "").strip() for k, v in row.items()}

@@ -1,14 +1,17 @@
 """Loaders for public trace files, by format family (not by file), so a trace nobody here
 has seen replays as well as the shipped ones.
 
-Three families, recognised from the header (gzip or plain CSV):
+Three families, recognised from the header (CSV, or JSON lines: the first object's keys;
+gzip or plain). Column names are matched whatever their case, spaces or underscores.
 
 - requests: one row per request with a time column (TIMESTAMP, Timestamp, gmt_create,
-  timestamp, time, arrival_time, ...; ISO date-times or seconds). Optional work column
-  (GeneratedTokens, Response tokens, exec_time_seconds, ...): a request's size relative
-  to the mean. Optional endpoint column (checkpoint_model_version_id, Model, ...): each
-  value its own endpoint. Azure LLM 2023/2024 (code, conv), BurstGPT, Alibaba GenAI
-  LoRA and other Alibaba request traces.
+  timestamp, time, arrival_time, ...; ISO date-times or seconds), or else an end time
+  (end_timestamp, end_time, ...: arrival = end - duration where a duration column is
+  there). Optional work column (GeneratedTokens, Response tokens, exec_time_seconds,
+  output_length, ...): a request's size relative to the mean. Optional endpoint column
+  (checkpoint_model_version_id, Model, func, app, ...): each value its own endpoint.
+  Azure LLM 2023/2024 (code, conv), BurstGPT, Alibaba GenAI LoRA and other Alibaba
+  request traces, Azure Functions 2021 (end times), Mooncake (JSON lines).
 - per-minute, wide: one row per function, columns 1..1440 (or 1_minute..1440_minute) of
   invocations per minute, an id column (HashFunction). Azure Functions 2019, any day.
   Arrivals are spread uniformly inside each minute (seeded). A durations file of the same
@@ -48,6 +51,8 @@ SHORT = {
     "wc98": "wc98_invocation_count_per_minute",
     "azure-llm-code": "azure_llm2023_code",
 }
+# What a trace file's name ends with (before .gz): a name prefix finds only these.
+SUFFIXES = (".csv", ".jsonl", ".json", ".txt")
 # Endpoints replayed from a many-endpoint trace by default: the busiest ones, and the rest
 # together as one more (so no traffic is dropped). More with ::endpoints=N (each one
 # costs a full replay of the window per policy).
@@ -228,7 +233,7 @@ def resolve(target: str, directory: pathlib.Path) -> pathlib.Path:
     if path.exists():
         return path
     prefix = SHORT.get(target, target)
-    found = sorted(p for p in directory.glob(f"{prefix}*") if ".csv" in p.name)
+    found = sorted(p for p in directory.glob(f"{prefix}*") if _stem(p.name) != p.name)
     if not found:
         known = ", ".join(SHORT)
         raise ValueError(f"no trace {target!r} (a path, or in {directory}: {known})")
@@ -290,8 +295,18 @@ def sniff(spec: str, directory: pathlib.Path) -> tuple[str, str | None]:
     return files.family_of(header), files.pick(header, files.WORK_COLUMNS)
 
 
+def _stem(name: str) -> str:
+    """A trace file's name without its suffixes (.csv, .jsonl, .json, .txt; .gz of each);
+    the name as is if it has none of them (not a trace)."""
+    base = name.removesuffix(".gz")
+    for suffix in SUFFIXES:
+        if base.endswith(suffix):
+            return base.removesuffix(suffix)
+    return name
+
+
 def _short_name(path: pathlib.Path) -> str:
-    stem = path.name.split(".csv")[0]
+    stem = _stem(path.name)
     for short, prefix in SHORT.items():
         if stem.startswith(prefix):
             return short

@@ -81,6 +81,27 @@ def test_column_names_are_matched_whatever_their_case(
     assert traces.load(str(_write(tmp_path / "b.csv", both)), seed=1).traces[0].arrivals[0] == 1
 
 
+@pytest.mark.parametrize("name", ["trace.jsonl", "trace.jsonl.gz"])
+def test_json_lines_rows_plain_or_gzip(tmp_path: pathlib.Path, name: str) -> None:
+    body = '{"timestamp": 1.5, "input_length": 1000, "output_length": 200, "hash_ids": [1]}\n'
+    body += "\n" + '{"timestamp": 3.0, "input_length": 10, "output_length": 600, "hash_ids": []}\n'
+    got = traces.load(str(_write(tmp_path / name, body)), seed=1)
+    assert got.family == "requests" and list(got.traces[0].arrivals) == [1.5, 3.0]
+    # The output's length is the work, not the prompt's; lists (hash_ids) are left out.
+    assert got.work_column == "output_length" and got.traces[0].work is not None
+    assert list(got.traces[0].work) == [0.5, 1.5]
+    assert workloads.trace_model("auto", got.family, got.work_column) == "llm-small"
+
+
+def test_a_name_prefix_finds_json_lines_and_text_files(tmp_path: pathlib.Path) -> None:
+    _write(tmp_path / "mooncake_notes.md", "timestamp\n1\n")  # not a trace file
+    _write(tmp_path / "mooncake_trace.jsonl", '{"timestamp": 2}\n{"timestamp": 4}\n')
+    got = traces.load("mooncake", seed=1, directory=tmp_path)
+    assert got.name == "mooncake_trace" and list(got.traces[0].arrivals) == [2.0, 4.0]
+    _write(tmp_path / "AzureFunctions2021.txt", "app,func,end_timestamp,duration\na,f,3,1\n")
+    assert traces.resolve("AzureFunctions", tmp_path).name == "AzureFunctions2021.txt"
+
+
 def test_wide_per_minute_functions_any_day_and_either_header(tmp_path: pathlib.Path) -> None:
     for cols in ([str(m) for m in range(1, 1441)], [f"{m}_minute" for m in range(1, 1441)]):
         rows = ["HashOwner,HashApp,HashFunction,Trigger," + ",".join(cols)]
@@ -113,6 +134,10 @@ def test_bad_files_are_named_errors(tmp_path: pathlib.Path) -> None:
         traces.load(str(_write(tmp_path / "x.csv", "a,b\n1,2\n")), seed=1)
     with pytest.raises(ValueError, match="no trace 'nothing-here'"):
         traces.load("nothing-here", seed=1, directory=tmp_path)
+    with pytest.raises(ValueError, match="JSON array"):
+        traces.load(str(_write(tmp_path / "z.json", '[{"time": 1}]')), seed=1)
+    with pytest.raises(ValueError, match=r"z.jsonl:2: not JSON"):
+        traces.load(str(_write(tmp_path / "z.jsonl", '{"time": 1}\n{"time": \n')), seed=1)
     with pytest.raises(ValueError, match="--days"):
         traces.load(str(_write(tmp_path / "y.csv", "time\n1\n")), seed=1, days="a:b")
 
