@@ -162,6 +162,15 @@ def family_of(columns: list[str]) -> str:
     return "requests"
 
 
+def is_number(text: str) -> bool:
+    """Whether a time is written as a number (of some unit), not as a date-time."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def seconds(text: str) -> float:
     text = text.strip()
     try:

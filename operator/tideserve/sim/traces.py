@@ -36,8 +36,8 @@ import pathlib
 
 import numpy as np
 
+from tideserve.sim import trace_clock, trace_minutes, traffic
 from tideserve.sim import trace_files as files
-from tideserve.sim import trace_minutes, traffic
 
 # Re-exported: what a caller of the loaders needs.
 Loaded = files.Loaded
@@ -139,17 +139,31 @@ def _number(text: str | None) -> float:
         return math.nan
 
 
-def _read(
-    path: pathlib.Path, cols: _Columns, only: str | None
-) -> tuple[traffic.FloatArray, traffic.FloatArray, traffic.FloatArray, list[str]]:
-    """(times, durations, work, groups) of the rows that have a time; NaN where a number
-    is missing or not one."""
-    times, durations, work, groups = [], [], [], []
+@dataclasses.dataclass(frozen=True)
+class _Rows:
+    """A request-row file's columns as read: NaN where a number is missing or not one."""
+
+    times: traffic.FloatArray  # as written (numbers in the file's unit; dates as seconds)
+    numeric: bool  # the times are numbers, not date-times
+    durations: traffic.FloatArray
+    work: traffic.FloatArray
+    groups: list[str]
+
+
+def _read(path: pathlib.Path, cols: _Columns, only: str | None) -> _Rows:
+    """The rows that have a time (and are of endpoint `only`, if given)."""
+    times: list[float] = []
+    durations: list[float] = []
+    work: list[float] = []
+    groups: list[str] = []
+    numeric = True
     for row in files.rows(path):
         if not row.get(cols.time):
             continue
         if only is not None and cols.group is not None and row.get(cols.group) != only:
             continue
+        if not times:
+            numeric = files.is_number(row[cols.time])
         times.append(files.seconds(row[cols.time]))
         if cols.duration is not None:
             durations.append(_number(row.get(cols.duration)))
@@ -157,24 +171,26 @@ def _read(
             work.append(_number(row.get(cols.work)))
         if cols.group is not None:
             groups.append(row.get(cols.group) or "?")
-    return np.array(times), np.array(durations), np.array(work), groups
+    return _Rows(np.array(times), numeric, np.array(durations), np.array(work), groups)
 
 
 def _arrivals(
-    t: traffic.FloatArray, cols: _Columns, durations: traffic.FloatArray
+    rows: _Rows, cols: _Columns, clock: trace_clock.Clock
 ) -> tuple[traffic.FloatArray, str]:
-    """Arrival times from the clock column, and how, in words: an end time minus the
-    request's duration where the file has one (a missing duration counts as 0)."""
+    """Arrival times in seconds, and how, in words: an end time minus the request's
+    duration where the file has one (a missing duration counts as 0)."""
+    t = clock.seconds(rows.times)
+    unit = clock.words()
     if not cols.ends:
-        return t, f"time `{cols.time}`"
+        return t, f"time `{cols.time}` {unit}"
     if cols.duration is None:
-        return t, f"time `{cols.time}` (when each request ended: no duration column)"
-    d = np.clip(np.nan_to_num(durations, nan=0.0), 0.0, None)
-    a = t - d
-    how = f"time `{cols.time}` - `{cols.duration}` (end time minus duration)"
+        return t, f"time `{cols.time}` {unit} (when each request ended: no duration column)"
+    d = np.clip(np.nan_to_num(rows.durations, nan=0.0), 0.0, None)
+    a = t - d * clock.duration_scale(cols.duration)
+    how = f"time `{cols.time}` - `{cols.duration}` (end time minus duration) {unit}"
     # A relative clock starts at 0: a request that began before it is outside the trace.
     before = int((a < 0).sum()) if t.min() >= 0 and files.day_start(float(t.min())) == 0 else 0
-    return a, how + (f"; {before} that began before the clock's 0 left out" if before else "")
+    return a, how + (f" ({before} began before the clock's 0: left out)" if before else "")
 
 
 def requests(
@@ -184,23 +200,25 @@ def requests(
     group: str | None,
     endpoints: int,
     only: str | None = None,
+    unit: str | None = None,
 ) -> files.Loaded:
     cols = _Columns.of(files.header(path), path, group)
-    clock, durations, work, groups = _read(path, cols, only)
-    if not len(clock):
+    rows = _read(path, cols, only)
+    if not len(rows.times):
         raise ValueError(f"{path}: no rows with a {cols.time}")
-    t, how_time = _arrivals(clock, cols, durations)
+    clock = trace_clock.Clock.of(cols.time, rows.numeric, float(rows.times[0]), unit)
+    t, how_time = _arrivals(rows, cols, clock)
     origin, end = files.span(t, days, last=1.0)
     keep = (t >= origin) & (t < end)
     if not keep.any():
         raise ValueError(f"{path}: no request in days {days}")
     w = None
     if cols.work is not None:
-        raw = work[keep]
+        raw = rows.work[keep]
         good = np.isfinite(raw) & (raw > 0)
         mean = float(raw[good].mean()) if good.any() else 1.0
         w = np.clip(np.where(good, raw, mean) / mean, 0.05, 8.0)
-    g = None if cols.group is None else [x for x, k in zip(groups, keep, strict=True) if k]
+    g = None if cols.group is None else [x for x, k in zip(rows.groups, keep, strict=True) if k]
     if only is not None:
         g = None
     duration = math.ceil((end - origin) / 60.0) * 60.0
@@ -209,6 +227,7 @@ def requests(
         f"{path.name}: one row per request, {how_time}"
         + (f", work `{cols.work}` / its mean" if cols.work else "")
         + (f", endpoints by `{cols.group}`: {how}" if cols.group else "")
+        + clock.suspect(rows.times)
     )
     return files.Loaded(name, "requests", trs, note, cols.work, files.peak(trs))
 
@@ -247,7 +266,9 @@ def load(
     days: str | None = None,
     max_peak_rps: float | None = None,
 ) -> files.Loaded:
-    """`[kind:]PATH_OR_NAME[::OPTION,...]`; options: endpoints=N, by=COLUMN (or none).
+    """`[kind:]PATH_OR_NAME[::OPTION,...]`; options: endpoints=N, by=COLUMN (or none),
+    unit=s|ms|us|ns (of numeric times, where neither the column's name nor an epoch's
+    magnitude says it).
 
     The kind prefix (azure-functions:, azure-llm:, burstgpt:, alibaba:, wc98:) is accepted
     for compatibility and ignored: the header decides the family.
@@ -263,15 +284,16 @@ def load(
     except ValueError:
         raise ValueError(f"endpoints={options['endpoints']!r}: want a whole number") from None
     group = options.get("by")
+    unit = trace_clock.option(options.get("unit"))
     path = resolve(target, directory)
     fam = files.family_of(files.header(path))
     name = _short_name(path)
     if fam == "requests":
-        loaded = requests(path, name, days, group, endpoints, only)
+        loaded = requests(path, name, days, group, endpoints, only, unit)
     elif fam == "per-minute-wide":
         loaded = trace_minutes.per_minute_wide(path, name, seed, days, endpoints, only)
     elif fam == "per-minute-long":
-        return trace_minutes.per_minute_long(path, name, seed, days, max_peak_rps)
+        return trace_minutes.per_minute_long(path, name, seed, days, max_peak_rps, unit)
     else:
         raise ValueError(f"{path}: a {fam} file is read beside its invocations, not replayed")
     factor = (
