@@ -21,8 +21,8 @@ from tideserve.sim import traffic
 
 DAY_S = 86_400.0
 # Column names, best first. Matched by `key` (case, spaces, underscores and a unit suffix
-# aside), so `ArrivalTime`, `TIMESTAMP_MS` and `generated_tokens` are found too. The names
-# after the first line of each list came later: they rank below the older ones.
+# aside), so `ArrivalTime`, `TIMESTAMP_MS` and `generated_tokens` are found too. Names
+# added later rank below the older ones (save `func`, finer than `app`: before it).
 TIME_COLUMNS = ("TIMESTAMP", "Timestamp", "timestamp", "gmt_create", "time", "arrival_time",
                 "start_time", "period", "datetime", "date",
                 "arrival_timestamp", "start_timestamp", "created_at", "request_time",
