@@ -5,6 +5,7 @@
     tideserve bench --workloads '' --trace alibaba --days 0:3 --seeds 1
     tideserve bench --workloads '' --trace azure-functions --trace wc98 --days 45:47
     tideserve bench --trace path/to/AzureLLMInferenceTrace_conv.csv   # any file of a family
+    tideserve bench --trace path/to/mooncake_trace.jsonl::unit=ms     # JSON lines, ms clock
     tideserve bench --node-provision 600     # every replica needs a new GPU node
 
 Shipped traces (alibaba, azure-functions, wc98, azure-llm-code) are found in --trace-dir,
@@ -59,8 +60,9 @@ def _parser() -> argparse.ArgumentParser:
         "--trace",
         action="append",
         default=[],
-        help="replay a file: azure-functions:PATH[::ROW|HASH], azure-llm:PATH, "
-        "burstgpt:PATH[::MODEL]",
+        help="replay a trace: NAME|PATH[::endpoints=N,by=COLUMN,unit=s|ms|us|ns|::ONE]; any "
+        "file of a known family (request rows by arrival or end time, per-minute wide or long; "
+        "CSV or JSON lines, gzip or plain)",
     )
     p.add_argument(
         "--trace-dir",

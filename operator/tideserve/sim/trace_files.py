@@ -1,6 +1,6 @@
 """Reading public trace files: their columns, format family, clock and window. Pure apart
-from reading the file (gzip or plain CSV); the loaders are traces.py (request rows) and
-trace_minutes.py (per-minute counts)."""
+from reading the file (CSV or JSON lines, gzip or plain); the loaders are traces.py
+(request rows) and trace_minutes.py (per-minute counts)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import datetime
 import gzip
+import json
 import math
 import pathlib
 import re
@@ -19,14 +20,38 @@ import numpy.typing as npt
 from tideserve.sim import traffic
 
 DAY_S = 86_400.0
+# Column names, best first. Matched by `key` (case, spaces, underscores and a unit suffix
+# aside), so `ArrivalTime`, `TIMESTAMP_MS` and `generated_tokens` are found too. Names
+# added later rank below the older ones (save `func`, finer than `app`: before it).
 TIME_COLUMNS = ("TIMESTAMP", "Timestamp", "timestamp", "gmt_create", "time", "arrival_time",
-                "start_time", "period", "datetime", "date")  # fmt: skip
+                "start_time", "period", "datetime", "date",
+                "arrival_timestamp", "start_timestamp", "created_at", "request_time",
+                "submit_time", "submitted_at", "ts")  # fmt: skip
+# When a request ended: the clock of a file that has no start time (Azure Functions 2021).
+END_COLUMNS = ("end_timestamp", "end_time", "finish_time", "finish_timestamp",
+               "completion_time", "completed_at", "finished_at", "ended_at", "end")  # fmt: skip
+# How long a request ran: an end time minus it is when the request arrived.
+DURATION_COLUMNS = ("duration", "exec_time", "execution_time", "latency", "elapsed", "runtime")
 WORK_COLUMNS = ("GeneratedTokens", "Response tokens", "output_tokens", "exec_time_seconds",
-                "exec_time", "duration", "latency")  # fmt: skip
+                "exec_time", "duration", "latency",
+                "output_length", "completion_tokens",
+                # A prompt's length is work only where the file says nothing of the output.
+                "input_length", "input_tokens", "prompt_tokens")  # fmt: skip
+TOKEN_COLUMNS = ("GeneratedTokens", "Response tokens", "output_tokens", "output_length",
+                 "completion_tokens", "input_length", "input_tokens", "prompt_tokens")  # fmt: skip
+# The finest grouping first: a function before its app.
 GROUP_COLUMNS = ("checkpoint_model_version_id", "Model", "model", "model_id", "HashFunction",
-                 "function", "app")  # fmt: skip
+                 "function", "func", "app",
+                 "model_name", "endpoint", "deployment")  # fmt: skip
 COUNT_COLUMNS = ("count", "requests", "invocations", "value", "rate")
 MINUTE = re.compile(r"^(\d+)(_minute)?$")
+# A unit at the end of a column's name: `timestamp_ms`, `time_us`, `Duration (ms)`.
+UNIT_SUFFIX = re.compile(
+    r"^(.*?)(?:[\s_.-]+|[\s_.-]*[(\[])"
+    r"(s|secs?|seconds?|ms|msecs?|millis(?:econds?)?|us|µs|usecs?|micros(?:econds?)?"
+    r"|ns|nsecs?|nanos(?:econds?)?)[)\]]?$",
+    re.IGNORECASE,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,15 +67,82 @@ class Loaded:
 
 
 def lines(path: pathlib.Path) -> Iterator[str]:
+    # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the first column.
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="") as f:
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
         yield from f
 
 
-def header(path: pathlib.Path) -> list[str]:
+def _first(path: pathlib.Path) -> str:
     for line in lines(path):
-        return [h.strip() for h in next(csv.reader([line]))]
+        if line.strip():
+            return line.strip()
     raise ValueError(f"{path}: empty file")
+
+
+def is_jsonl(path: pathlib.Path) -> bool:
+    """JSON lines (one object a line: Mooncake), told from CSV by content, not name."""
+    return _first(path).startswith("{")
+
+
+def header(path: pathlib.Path) -> list[str]:
+    first = _first(path)
+    if first.startswith("{"):
+        return [str(k).strip() for k in _object(path, first, 1)]
+    if first.startswith("["):
+        raise ValueError(f"{path}: a JSON array; want JSON lines (one object a line) or CSV")
+    return [h.strip() for h in next(csv.reader([first]))]
+
+
+def _object(path: pathlib.Path, line: str, n: int) -> dict[str, object]:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}:{n}: not a JSON object")
+    return obj
+
+
+def split_unit(name: str) -> tuple[str, str | None]:
+    """(name without its unit suffix, the unit as s|ms|us|ns or None)."""
+    m = UNIT_SUFFIX.match(name.strip())
+    if not m:
+        return name.strip(), None
+    word = m.group(2).lower()
+    for unit, starts in (
+        ("ms", ("ms", "milli")),
+        ("us", ("us", "µs", "micro")),
+        ("ns", ("ns", "nano")),
+    ):
+        if word.startswith(starts):
+            return m.group(1), unit
+    return m.group(1), "s"
+
+
+def key(name: str) -> str:
+    """What a column name says, for matching: lower case, letters and digits only, no unit
+    suffix (`ArrivalTime`, `arrival_time` and `arrival_time_ms` are one key)."""
+    return re.sub(r"[^0-9a-z]", "", split_unit(name)[0].casefold())
+
+
+def pick(columns: list[str], wanted: tuple[str, ...]) -> str | None:
+    """The header's name of the first `wanted` column it has: as written, else by `key`.
+    Exact names first, so a file's own spelling wins where two columns share a key."""
+    by_key: dict[str, str] = {}
+    for c in columns:
+        by_key.setdefault(key(c), c)
+    for w in wanted:
+        if w in columns:
+            return w
+        if (found := by_key.get(key(w))) is not None:
+            return found
+    return None
+
+
+def is_tokens(column: str | None) -> bool:
+    """Whether a work column counts tokens (an LLM's), not seconds of execution."""
+    return column is not None and key(column) in {key(c) for c in TOKEN_COLUMNS}
 
 
 def family_of(columns: list[str]) -> str:
@@ -60,13 +152,23 @@ def family_of(columns: list[str]) -> str:
         return "per-minute-wide"
     if {"HashFunction", "Average"} <= cols and "percentile_Average_50" in cols:
         return "durations"
-    time_col = next((c for c in TIME_COLUMNS if c in cols), None)
-    if time_col is None:
-        raise ValueError(f"no time column (one of {', '.join(TIME_COLUMNS)}) in {columns[:8]}")
-    count = [c for c in COUNT_COLUMNS if c in cols]
-    if count and len(columns) <= 3:
+    if pick(columns, TIME_COLUMNS) is None and pick(columns, END_COLUMNS) is None:
+        raise ValueError(
+            f"no time column (one of {', '.join(TIME_COLUMNS)}; or an end time: "
+            f"{', '.join(END_COLUMNS)}) in {columns[:8]}"
+        )
+    if pick(columns, COUNT_COLUMNS) and len(columns) <= 3:
         return "per-minute-long"
     return "requests"
+
+
+def is_number(text: str) -> bool:
+    """Whether a time is written as a number (of some unit), not as a date-time."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def seconds(text: str) -> float:
@@ -112,6 +214,18 @@ def day_start(t: float) -> float:
 
 
 def rows(path: pathlib.Path) -> Iterator[dict[str, str]]:
+    """Each row as column -> text, CSV or JSON lines alike. A JSON row's lists and
+    objects (Mooncake's hash_ids) are left out: no column here reads them."""
+    if is_jsonl(path):
+        for n, line in enumerate(lines(path), 1):
+            if line.strip():
+                obj = _object(path, line, n)
+                yield {
+                    str(k).strip(): "" if v is None else str(v).strip()
+                    for k, v in obj.items()
+                    if not isinstance(v, list | dict)
+                }
+        return
     reader = csv.DictReader(lines(path))
     for row in reader:
         yield {(k or "").strip(): (v or "").strip() for k, v in row.items()}

@@ -9,8 +9,8 @@ import pathlib
 
 import numpy as np
 
+from tideserve.sim import trace_clock, traffic
 from tideserve.sim import trace_files as files
-from tideserve.sim import traffic
 
 
 def durations(path: pathlib.Path) -> dict[str, float]:
@@ -101,19 +101,31 @@ def _spread(counts: traffic.FloatArray, rng: np.random.Generator) -> traffic.Flo
 
 
 def per_minute_long(
-    path: pathlib.Path, name: str, seed: int, days: str | None, max_peak_rps: float | None
+    path: pathlib.Path,
+    name: str,
+    seed: int,
+    days: str | None,
+    max_peak_rps: float | None,
+    unit: str | None = None,
 ) -> files.Loaded:
     header = files.header(path)
-    time_col = next(c for c in files.TIME_COLUMNS if c in header)
-    count_col = next(c for c in files.COUNT_COLUMNS if c in header)
-    stamps, counts = [], []
+    time_col = files.pick(header, files.TIME_COLUMNS) or files.pick(header, files.END_COLUMNS)
+    count_col = files.pick(header, files.COUNT_COLUMNS)
+    if time_col is None or count_col is None:
+        raise ValueError(f"{path}: no time or count column in {header}")
+    stamps: list[float] = []
+    counts: list[float] = []
+    numeric = True
     for row in files.rows(path):
         if row.get(time_col):
+            if not stamps:
+                numeric = files.is_number(row[time_col])
             stamps.append(files.seconds(row[time_col]))
             counts.append(float(row.get(count_col) or 0))
     if not stamps:
         raise ValueError(f"{path}: no rows")
-    t = np.array(stamps)
+    clock = trace_clock.Clock.of(time_col, numeric, stamps[0], unit)
+    t = clock.seconds(np.array(stamps))
     origin, end = files.span(t, days, last=60.0)
     minutes = math.ceil((end - origin) / 60.0)
     per_min = np.zeros(max(0, minutes))
@@ -126,6 +138,9 @@ def per_minute_long(
     factor = 1.0 if max_peak_rps is None or peak <= max_peak_rps else max_peak_rps / peak
     rng = np.random.default_rng(seed)
     arr = traffic.from_rates(name, per_min * factor / 60.0, 60.0, rng)
-    note = f"{path.name}: `{count_col}` per minute of `{time_col}`; Poisson inside each minute"
+    note = (
+        f"{path.name}: `{count_col}` per minute of `{time_col}` {clock.words()}; Poisson "
+        "inside each minute" + clock.suspect(np.array(stamps))
+    )
     tr = traffic.Trace(name, arr, minutes * 60.0)
     return files.Loaded(name, "per-minute-long", (tr,), note, None, peak, factor)

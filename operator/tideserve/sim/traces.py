@@ -1,14 +1,17 @@
 """Loaders for public trace files, by format family (not by file), so a trace nobody here
 has seen replays as well as the shipped ones.
 
-Three families, recognised from the header (gzip or plain CSV):
+Three families, recognised from the header (CSV, or JSON lines: the first object's keys;
+gzip or plain). Column names are matched whatever their case, spaces or underscores.
 
 - requests: one row per request with a time column (TIMESTAMP, Timestamp, gmt_create,
-  timestamp, time, arrival_time, ...; ISO date-times or seconds). Optional work column
-  (GeneratedTokens, Response tokens, exec_time_seconds, ...): a request's size relative
-  to the mean. Optional endpoint column (checkpoint_model_version_id, Model, ...): each
-  value its own endpoint. Azure LLM 2023/2024 (code, conv), BurstGPT, Alibaba GenAI
-  LoRA and other Alibaba request traces.
+  timestamp, time, arrival_time, ...; ISO date-times or seconds), or else an end time
+  (end_timestamp, end_time, ...: arrival = end - duration where a duration column is
+  there). Optional work column (GeneratedTokens, Response tokens, exec_time_seconds,
+  output_length, ...): a request's size relative to the mean. Optional endpoint column
+  (checkpoint_model_version_id, Model, func, app, ...): each value its own endpoint.
+  Azure LLM 2023/2024 (code, conv), BurstGPT, Alibaba GenAI LoRA and other Alibaba
+  request traces, Azure Functions 2021 (end times), Mooncake (JSON lines).
 - per-minute, wide: one row per function, columns 1..1440 (or 1_minute..1440_minute) of
   invocations per minute, an id column (HashFunction). Azure Functions 2019, any day.
   Arrivals are spread uniformly inside each minute (seeded). A durations file of the same
@@ -33,12 +36,13 @@ import pathlib
 
 import numpy as np
 
+from tideserve.sim import trace_clock, trace_minutes, traffic
 from tideserve.sim import trace_files as files
-from tideserve.sim import trace_minutes, traffic
 
 # Re-exported: what a caller of the loaders needs.
 Loaded = files.Loaded
 family_of = files.family_of
+is_tokens = files.is_tokens
 
 # Shipped-file shortcuts: bare name -> file name prefix in the trace directory.
 SHORT = {
@@ -47,6 +51,8 @@ SHORT = {
     "wc98": "wc98_invocation_count_per_minute",
     "azure-llm-code": "azure_llm2023_code",
 }
+# What a trace file's name ends with (before .gz): a name prefix finds only these.
+SUFFIXES = (".csv", ".jsonl", ".json", ".txt")
 # Endpoints replayed from a many-endpoint trace by default: the busiest ones, and the rest
 # together as one more (so no traffic is dropped). More with ::endpoints=N (each one
 # costs a full replay of the window per policy).
@@ -98,6 +104,95 @@ def _split(
     return tuple(out), note
 
 
+@dataclasses.dataclass(frozen=True)
+class _Columns:
+    """The columns a request-row file is read by (header names; None: not in the file)."""
+
+    time: str  # when a request arrived, else (ends) when it ended
+    ends: bool
+    duration: str | None  # subtracted from an end time
+    work: str | None
+    group: str | None
+
+    @staticmethod
+    def of(header: list[str], path: pathlib.Path, group: str | None) -> _Columns:
+        start = files.pick(header, files.TIME_COLUMNS)
+        end = None if start else files.pick(header, files.END_COLUMNS)
+        group_col = files.pick(header, files.GROUP_COLUMNS) if group is None else None
+        if group is not None and group != "none":
+            group_col = files.pick(header, (group,))
+            if group_col is None:
+                raise ValueError(f"{path}: no column {group!r} to split endpoints by")
+        return _Columns(
+            time=start or end or "",
+            ends=end is not None,
+            duration=files.pick(header, files.DURATION_COLUMNS) if end else None,
+            work=files.pick(header, files.WORK_COLUMNS),
+            group=group_col,
+        )
+
+
+def _number(text: str | None) -> float:
+    try:
+        return float(text or "nan")
+    except ValueError:
+        return math.nan
+
+
+@dataclasses.dataclass(frozen=True)
+class _Rows:
+    """A request-row file's columns as read: NaN where a number is missing or not one."""
+
+    times: traffic.FloatArray  # as written (numbers in the file's unit; dates as seconds)
+    numeric: bool  # the times are numbers, not date-times
+    durations: traffic.FloatArray
+    work: traffic.FloatArray
+    groups: list[str]
+
+
+def _read(path: pathlib.Path, cols: _Columns, only: str | None) -> _Rows:
+    """The rows that have a time (and are of endpoint `only`, if given)."""
+    times: list[float] = []
+    durations: list[float] = []
+    work: list[float] = []
+    groups: list[str] = []
+    numeric = True
+    for row in files.rows(path):
+        if not row.get(cols.time):
+            continue
+        if only is not None and cols.group is not None and row.get(cols.group) != only:
+            continue
+        if not times:
+            numeric = files.is_number(row[cols.time])
+        times.append(files.seconds(row[cols.time]))
+        if cols.duration is not None:
+            durations.append(_number(row.get(cols.duration)))
+        if cols.work is not None:
+            work.append(_number(row.get(cols.work)))
+        if cols.group is not None:
+            groups.append(row.get(cols.group) or "?")
+    return _Rows(np.array(times), numeric, np.array(durations), np.array(work), groups)
+
+
+def _arrivals(
+    rows: _Rows, cols: _Columns, clock: trace_clock.Clock
+) -> tuple[traffic.FloatArray, str]:
+    """Arrival times in seconds, and how, in words: an end time minus the request's
+    duration where the file has one (a missing duration counts as 0)."""
+    t = clock.seconds(rows.times)
+    unit = clock.words()
+    if not cols.ends:
+        return t, f"time `{cols.time}` {unit}"
+    if cols.duration is None:
+        return t, f"time `{cols.time}` {unit} (when each request ended: no duration column)"
+    d = np.clip(np.nan_to_num(rows.durations, nan=0.0), 0.0, None)
+    a = t - d * clock.duration_scale(cols.duration)
+    how = f"time `{cols.time}` - `{cols.duration}` (end time minus duration) {unit}"
+    # A relative clock starts at 0: a request that began before it is outside the trace.
+    before = int((a < 0).sum()) if t.min() >= 0 and files.day_start(float(t.min())) == 0 else 0
+    return a, how + (f" ({before} began before the clock's 0: left out)" if before else "")
+
+
 def requests(
     path: pathlib.Path,
     name: str,
@@ -105,54 +200,36 @@ def requests(
     group: str | None,
     endpoints: int,
     only: str | None = None,
+    unit: str | None = None,
 ) -> files.Loaded:
-    header = files.header(path)
-    cols = set(header)
-    time_col = next(c for c in files.TIME_COLUMNS if c in cols)
-    work_col = next((c for c in files.WORK_COLUMNS if c in cols), None)
-    group_col = group if group in cols else None
-    if group is None:
-        group_col = next((c for c in files.GROUP_COLUMNS if c in cols), None)
-    if group is not None and group_col is None and group != "none":
-        raise ValueError(f"{path}: no column {group!r} to split endpoints by")
-    times, work, groups = [], [], []
-    for row in files.rows(path):
-        if not row.get(time_col):
-            continue
-        if only is not None and group_col is not None and row.get(group_col) != only:
-            continue
-        times.append(files.seconds(row[time_col]))
-        if work_col is not None:
-            try:
-                work.append(float(row.get(work_col) or "nan"))
-            except ValueError:
-                work.append(math.nan)
-        if group_col is not None:
-            groups.append(row.get(group_col) or "?")
-    if not times:
-        raise ValueError(f"{path}: no rows with a {time_col}")
-    t = np.array(times)
+    cols = _Columns.of(files.header(path), path, group)
+    rows = _read(path, cols, only)
+    if not len(rows.times):
+        raise ValueError(f"{path}: no rows with a {cols.time}")
+    clock = trace_clock.Clock.of(cols.time, rows.numeric, float(rows.times[0]), unit)
+    t, how_time = _arrivals(rows, cols, clock)
     origin, end = files.span(t, days, last=1.0)
     keep = (t >= origin) & (t < end)
     if not keep.any():
         raise ValueError(f"{path}: no request in days {days}")
     w = None
-    if work_col is not None:
-        raw = np.array(work)[keep]
+    if cols.work is not None:
+        raw = rows.work[keep]
         good = np.isfinite(raw) & (raw > 0)
         mean = float(raw[good].mean()) if good.any() else 1.0
         w = np.clip(np.where(good, raw, mean) / mean, 0.05, 8.0)
-    g = None if group_col is None else [x for x, k in zip(groups, keep, strict=True) if k]
+    g = None if cols.group is None else [x for x, k in zip(rows.groups, keep, strict=True) if k]
     if only is not None:
         g = None
     duration = math.ceil((end - origin) / 60.0) * 60.0
     trs, how = _split(name, t[keep] - origin, w, g, duration, endpoints)
     note = (
-        f"{path.name}: one row per request, time `{time_col}`"
-        + (f", work `{work_col}` / its mean" if work_col else "")
-        + (f", endpoints by `{group_col}`: {how}" if group_col else "")
+        f"{path.name}: one row per request, {how_time}"
+        + (f", work `{cols.work}` / its mean" if cols.work else "")
+        + (f", endpoints by `{cols.group}`: {how}" if cols.group else "")
+        + clock.suspect(rows.times)
     )
-    return files.Loaded(name, "requests", trs, note, work_col, files.peak(trs))
+    return files.Loaded(name, "requests", trs, note, cols.work, files.peak(trs))
 
 
 def scaled(loaded: files.Loaded, factor: float, seed: int) -> files.Loaded:
@@ -175,7 +252,7 @@ def resolve(target: str, directory: pathlib.Path) -> pathlib.Path:
     if path.exists():
         return path
     prefix = SHORT.get(target, target)
-    found = sorted(p for p in directory.glob(f"{prefix}*") if ".csv" in p.name)
+    found = sorted(p for p in directory.glob(f"{prefix}*") if _stem(p.name) != p.name)
     if not found:
         known = ", ".join(SHORT)
         raise ValueError(f"no trace {target!r} (a path, or in {directory}: {known})")
@@ -189,7 +266,9 @@ def load(
     days: str | None = None,
     max_peak_rps: float | None = None,
 ) -> files.Loaded:
-    """`[kind:]PATH_OR_NAME[::OPTION,...]`; options: endpoints=N, by=COLUMN (or none).
+    """`[kind:]PATH_OR_NAME[::OPTION,...]`; options: endpoints=N, by=COLUMN (or none),
+    unit=s|ms|us|ns (of numeric times, where neither the column's name nor an epoch's
+    magnitude says it).
 
     The kind prefix (azure-functions:, azure-llm:, burstgpt:, alibaba:, wc98:) is accepted
     for compatibility and ignored: the header decides the family.
@@ -205,15 +284,16 @@ def load(
     except ValueError:
         raise ValueError(f"endpoints={options['endpoints']!r}: want a whole number") from None
     group = options.get("by")
+    unit = trace_clock.option(options.get("unit"))
     path = resolve(target, directory)
     fam = files.family_of(files.header(path))
     name = _short_name(path)
     if fam == "requests":
-        loaded = requests(path, name, days, group, endpoints, only)
+        loaded = requests(path, name, days, group, endpoints, only, unit)
     elif fam == "per-minute-wide":
         loaded = trace_minutes.per_minute_wide(path, name, seed, days, endpoints, only)
     elif fam == "per-minute-long":
-        return trace_minutes.per_minute_long(path, name, seed, days, max_peak_rps)
+        return trace_minutes.per_minute_long(path, name, seed, days, max_peak_rps, unit)
     else:
         raise ValueError(f"{path}: a {fam} file is read beside its invocations, not replayed")
     factor = (
@@ -234,11 +314,21 @@ def _target(body: str) -> str:
 def sniff(spec: str, directory: pathlib.Path) -> tuple[str, str | None]:
     """(family, work column) of the file a --trace spec names, from its header."""
     header = files.header(resolve(_target(spec.partition("::")[0]), directory))
-    return files.family_of(header), next((c for c in files.WORK_COLUMNS if c in header), None)
+    return files.family_of(header), files.pick(header, files.WORK_COLUMNS)
+
+
+def _stem(name: str) -> str:
+    """A trace file's name without its suffixes (.csv, .jsonl, .json, .txt; .gz of each);
+    the name as is if it has none of them (not a trace)."""
+    base = name.removesuffix(".gz")
+    for suffix in SUFFIXES:
+        if base.endswith(suffix):
+            return base.removesuffix(suffix)
+    return name
 
 
 def _short_name(path: pathlib.Path) -> str:
-    stem = path.name.split(".csv")[0]
+    stem = _stem(path.name)
     for short, prefix in SHORT.items():
         if stem.startswith(prefix):
             return short

@@ -126,7 +126,7 @@ def trace_model(choice: str, family: str, work_column: str | None) -> str:
     execution times -> diffusion, bare counts -> imagegen."""
     if choice != "auto":
         return choice
-    if work_column in {"GeneratedTokens", "Response tokens", "output_tokens"}:
+    if traces.is_tokens(work_column):
         return "llm-small"
     if work_column is not None and family == "requests":
         return "diffusion"

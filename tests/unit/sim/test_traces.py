@@ -49,6 +49,120 @@ def test_azure_llm_and_burstgpt_style_rows(tmp_path: pathlib.Path) -> None:
     assert workloads.trace_model("auto", got.family, got.work_column) == "llm-small"
 
 
+def test_azure_functions_2021_rows_arrive_at_end_minus_duration(tmp_path: pathlib.Path) -> None:
+    body = "app,func,end_timestamp,duration\n"
+    body += "a1,f1,10.5,0.5\na1,f2,20.0,5.0\na1,f1,30.25,0.25\na2,f3,40.0,\n"
+    body += "a3,f4,0.2,1.0\n"  # began before the clock's 0: outside the trace
+    path = _write(tmp_path / "AzureFunctionsInvocationTraceForTwoWeeksJan2021.txt", body)
+    got = traces.load(str(path), seed=1)
+    assert got.family == "requests" and got.work_column == "duration"
+    # Endpoints by function, not by app; a missing duration counts as 0.
+    assert [list(t.arrivals) for t in got.traces] == [[10.0, 30.0], [15.0], [40.0]]
+    assert (
+        "`end_timestamp` - `duration`" in got.note
+        and "(1 began before the clock's 0: left out)" in got.note
+    )
+    # An end time alone is the arrival, and the note says so.
+    ends = traces.load(str(_write(tmp_path / "ends.csv", "end_time,x\n5,1\n7,1\n")), seed=1)
+    assert list(ends.traces[0].arrivals) == [5.0, 7.0] and "no duration column" in ends.note
+
+
+@pytest.mark.parametrize(
+    "time_col",
+    ["arrival_timestamp", "ArrivalTime", "created_at", "Request_Time", "START_TIMESTAMP"],
+)
+def test_column_names_are_matched_whatever_their_case(
+    tmp_path: pathlib.Path, time_col: str
+) -> None:
+    body = f"{time_col},Model_Name,Output_Tokens\n3,m1,10\n4,m2,30\n6,m1,20\n"
+    got = traces.load(str(_write(tmp_path / "t.csv", body)), seed=1)
+    assert [list(t.arrivals) for t in got.traces] == [[3.0, 6.0], [4.0]]
+    assert f"`{time_col}`" in got.note and got.work_column == "Output_Tokens"
+    assert workloads.trace_model("auto", got.family, got.work_column) == "llm-small"
+    # The older names keep their rank: `timestamp` before `created_at`.
+    both = "created_at,timestamp\n100,1\n"
+    assert traces.load(str(_write(tmp_path / "b.csv", both)), seed=1).traces[0].arrivals[0] == 1
+
+
+@pytest.mark.parametrize("name", ["trace.jsonl", "trace.jsonl.gz"])
+def test_json_lines_rows_plain_or_gzip(tmp_path: pathlib.Path, name: str) -> None:
+    body = '{"timestamp": 1.5, "input_length": 1000, "output_length": 200, "hash_ids": [1]}\n'
+    body += "\n" + '{"timestamp": 3.0, "input_length": 10, "output_length": 600, "hash_ids": []}\n'
+    got = traces.load(str(_write(tmp_path / name, body)), seed=1)
+    assert got.family == "requests" and list(got.traces[0].arrivals) == [1.5, 3.0]
+    # The output's length is the work, not the prompt's; lists (hash_ids) are left out.
+    assert got.work_column == "output_length" and got.traces[0].work is not None
+    assert list(got.traces[0].work) == [0.5, 1.5]
+    assert workloads.trace_model("auto", got.family, got.work_column) == "llm-small"
+
+
+def test_a_name_prefix_finds_json_lines_and_text_files(tmp_path: pathlib.Path) -> None:
+    _write(tmp_path / "mooncake_notes.md", "timestamp\n1\n")  # not a trace file
+    _write(tmp_path / "mooncake_trace.jsonl", '{"timestamp": 2}\n{"timestamp": 4}\n')
+    got = traces.load("mooncake", seed=1, directory=tmp_path)
+    assert got.name == "mooncake_trace" and list(got.traces[0].arrivals) == [2.0, 4.0]
+    _write(tmp_path / "AzureFunctions2021.txt", "app,func,end_timestamp,duration\na,f,3,1\n")
+    assert traces.resolve("AzureFunctions", tmp_path).name == "AzureFunctions2021.txt"
+
+
+MOONCAKE = "".join(
+    f'{{"timestamp": {ms}, "input_length": 1000, "output_length": 200, "hash_ids": [1, 2]}}\n'
+    for ms in (0, 226, 3_600_000)
+)
+
+
+def test_mooncake_milliseconds_with_the_unit_option(tmp_path: pathlib.Path) -> None:
+    path = _write(tmp_path / "mooncake_trace.jsonl", MOONCAKE)
+    got = traces.load(str(path) + "::unit=ms", seed=1)
+    assert list(got.traces[0].arrivals) == pytest.approx([0.0, 0.226, 3600.0])
+    assert "in ms (::unit=ms)" in got.note and "say ::unit=ms" not in got.note
+
+
+def test_whole_numbers_that_look_like_milliseconds_are_pointed_out(tmp_path: pathlib.Path) -> None:
+    # Read as seconds (nothing says otherwise), not guessed: the note says what to do.
+    got = traces.load(str(_write(tmp_path / "mooncake_trace.jsonl", MOONCAKE)), seed=1)
+    assert got.traces[0].arrivals[-1] == 3_600_000.0
+    assert "spanning 41.7 days if seconds" in got.note and "say ::unit=ms" in got.note
+    # Not for a short relative clock, nor for an absolute one in whole seconds.
+    for name, body in (("short.csv", "timestamp\n1\n2\n"), ("epoch.csv", "ts\n1.7e9\n1.8e9\n")):
+        got = traces.load(str(_write(tmp_path / name, body)), seed=1)
+        assert "::unit=ms" not in got.note and "in s" in got.note
+
+
+@pytest.mark.parametrize(
+    ("column", "scale"), [("timestamp_ms", 1e3), ("TIME_US", 1e6), ("Arrival Time (ns)", 1e9)]
+)
+def test_the_unit_from_the_column_name(tmp_path: pathlib.Path, column: str, scale: float) -> None:
+    body = f"{column}\n{1.0 * scale:.0f}\n{2.5 * scale:.0f}\n"
+    got = traces.load(str(_write(tmp_path / "t.csv", body)), seed=1)
+    assert list(got.traces[0].arrivals) == pytest.approx([1.0, 2.5])
+    assert "(from its name)" in got.note
+    # A duration is in the clock's unit unless its own name says otherwise.
+    ends = "end_timestamp,duration,latency_ms\n10500,500,7\n"
+    got = traces.load(str(_write(tmp_path / "e.csv", ends)) + "::unit=ms", seed=1)
+    assert list(got.traces[0].arrivals) == [10.0]
+    ends = "end_timestamp,duration_ms\n10.5,500\n"
+    assert traces.load(str(_write(tmp_path / "f.csv", ends)), seed=1).traces[0].arrivals[0] == 10
+
+
+@pytest.mark.parametrize(("unit", "scale"), [("ms", 1e3), ("us", 1e6), ("ns", 1e9)])
+def test_the_unit_of_an_epoch_clock_from_its_magnitude(
+    tmp_path: pathlib.Path, unit: str, scale: float
+) -> None:
+    # 1.7e9 s is 2023-11-14 22:13:20 UTC: time 0 is 22:00, so arrivals at 800 and 801.5 s.
+    body = "timestamp\n" + "".join(f"{(1.7e9 + d) * scale:.0f}\n" for d in (0.0, 1.5))
+    got = traces.load(str(_write(tmp_path / "epoch.csv", body)), seed=1)
+    assert list(got.traces[0].arrivals) == pytest.approx([800.0, 801.5])
+    assert f"in {unit} (epoch magnitude)" in got.note
+
+
+def test_a_per_minute_series_reads_its_unit_too(tmp_path: pathlib.Path) -> None:
+    path = _write(tmp_path / "series.csv", "time_ms,count\n60000,5\n120000,3\n")
+    got = traces.load(str(path), seed=1)
+    assert got.family == "per-minute-long" and "in ms" in got.note
+    assert got.traces[0].duration_s == 180.0
+
+
 def test_wide_per_minute_functions_any_day_and_either_header(tmp_path: pathlib.Path) -> None:
     for cols in ([str(m) for m in range(1, 1441)], [f"{m}_minute" for m in range(1, 1441)]):
         rows = ["HashOwner,HashApp,HashFunction,Trigger," + ",".join(cols)]
@@ -81,6 +195,12 @@ def test_bad_files_are_named_errors(tmp_path: pathlib.Path) -> None:
         traces.load(str(_write(tmp_path / "x.csv", "a,b\n1,2\n")), seed=1)
     with pytest.raises(ValueError, match="no trace 'nothing-here'"):
         traces.load("nothing-here", seed=1, directory=tmp_path)
+    with pytest.raises(ValueError, match="JSON array"):
+        traces.load(str(_write(tmp_path / "z.json", '[{"time": 1}]')), seed=1)
+    with pytest.raises(ValueError, match=r"z.jsonl:2: not JSON"):
+        traces.load(str(_write(tmp_path / "z.jsonl", '{"time": 1}\n{"time": \n')), seed=1)
+    with pytest.raises(ValueError, match=r"unit='min': want one of s, ms, us, ns"):
+        traces.load(str(_write(tmp_path / "u.csv", "time\n1\n")) + "::unit=min", seed=1)
     with pytest.raises(ValueError, match="--days"):
         traces.load(str(_write(tmp_path / "y.csv", "time\n1\n")), seed=1, days="a:b")
 
