@@ -273,7 +273,8 @@ def misses_over_budget(observed: Observed, attainment: float = 0.99) -> float:
     """Requests a wake usually makes wait, less its share of the objective's miss budget
     (WAKE_SHARE x (1 - attainment) of the requests of a cycle, as in keep_warm_s): misses
     the objective allows are not priced. The budget is the same as keep_warm_s's: where
-    every wake fits it, keep_warm_s is 0 and the endpoint sleeps at once."""
+    the wakes fit it, the floor is one cold start (keep_warm_s still covers the gaps
+    shorter than that, which cost less kept warm than woken, and is 0 otherwise)."""
     k = min(len(observed.gaps), len(observed.gap_wake), len(observed.gap_cycle))
     if k == 0:
         return 0.0
@@ -334,6 +335,8 @@ class Knobs:
     # The scale-down window under steady traffic (no idle gap within down_window_s):
     # two cold starts, or the spec's. down_window_s holds replicas through idle gaps.
     steady_down_window_s: int
+    # slo.attainment (the objective the idle period is priced against), for its reason.
+    attainment: float = 0.99
 
 
 def knobs(
@@ -362,6 +365,7 @@ def knobs(
         ),
         idle_learned=explicit_idle is None,
         steady_down_window_s=steady,
+        attainment=attainment,
     )
 
 

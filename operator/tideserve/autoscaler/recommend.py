@@ -254,6 +254,11 @@ def _why_zero(knobs: learned.Knobs, state: state_lib.PolicyState) -> str:
         return ""
     misses = learned.wake_misses(observed)
     cost = "" if misses is None else f"; a wake makes ~{misses:.1f} requests wait"
+    if misses is not None:
+        # What the floor prices (learned.sleep_after_s): the misses past the budget.
+        over = learned.misses_over_budget(observed, knobs.attainment)
+        if misses - over >= 0.05:
+            cost += f", ~{over:.1f} past the miss budget of attainment {knobs.attainment:.4g}"
     return (
         f" (keep warm {duration(knobs.idle_s)}, learned from {len(observed.gaps)} idle gaps{cost})"
     )

@@ -220,6 +220,13 @@ def test_wakes_the_miss_budget_allows_are_not_priced_by_the_floor() -> None:
     # At 99.9 % the budget is 0.5 a wake: 7.5 requests over it.
     assert learned.misses_over_budget(obs, 0.999) == pytest.approx(7.5)
     assert learned.sleep_after_s(obs, 0.999) == pytest.approx(60.0 * (1 + 10 * 7.5))
+    # A status from an older operator may hold more gaps than counts: the newest of each
+    # are paired (the counts belong to the newest gaps), never the oldest gaps.
+    longer = dataclasses.replace(obs, gaps=(5.0e4, 6.0e4, *obs.gaps))
+    assert learned.misses_over_budget(longer, 0.99) == pytest.approx(3.0)
+    fewer = dataclasses.replace(obs, gap_cycle=obs.gap_cycle[2:], gap_wake=(0.0, *obs.gap_wake[1:]))
+    # The last four: wakes of 8 against a budget of 5 each; the zeroed wake is older.
+    assert learned.misses_over_budget(fewer, 0.99) == pytest.approx(3.0)
     # Wakes within the budget: nothing to price, and no gap worth covering: it sleeps at once.
     light = observed([(g, 4.0, 1000.0) for g, _, _ in items], 60.0)
     assert learned.misses_over_budget(light, 0.99) == 0.0

@@ -272,6 +272,10 @@ def test_policy_learns_gaps_and_idles_to_zero_after_the_keep_warm_period() -> No
         assert quiet_for <= keep + 60  # the rate window: idle begins once it reads 0
     assert decision.kind == "Idle"
     assert "learned from 4 idle gaps" in decision.reason
+    # What the floor priced: the waiting requests past the 99 % objective's budget.
+    over = learned.misses_over_budget(state.observed, 0.99)
+    assert 0 < over < learned.wake_misses(state.observed)
+    assert f"~{over:.1f} past the miss budget of attainment 0.99" in decision.reason
     assert quiet_for >= keep
 
 
