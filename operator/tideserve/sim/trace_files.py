@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import datetime
 import gzip
+import itertools
 import json
 import math
 import pathlib
@@ -226,9 +227,11 @@ def rows(path: pathlib.Path) -> Iterator[dict[str, str]]:
                     if not isinstance(v, list | dict)
                 }
         return
-    reader = csv.DictReader(lines(path))
+    # The header is the first line with something on it (as `header` reads it); fields
+    # past the header's (DictReader's key None) are nobody's column: left out.
+    reader = csv.DictReader(itertools.dropwhile(lambda line: not line.strip(), lines(path)))
     for row in reader:
-        yield {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        yield {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
 
 
 def peak(trs: tuple[traffic.Trace, ...]) -> float:

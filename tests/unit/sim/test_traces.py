@@ -205,6 +205,16 @@ def test_bad_files_are_named_errors(tmp_path: pathlib.Path) -> None:
         traces.load(str(_write(tmp_path / "y.csv", "time\n1\n")), seed=1, days="a:b")
 
 
+def test_blank_lines_before_the_header_and_extra_fields(tmp_path: pathlib.Path) -> None:
+    # The header is the first line with something on it, for the rows as for the header.
+    body = "\n  \ntime,model\n1,m1\n2,m1,an extra field,another\n"
+    got = traces.load(str(_write(tmp_path / "t.csv", body)), seed=1)
+    assert [list(t.arrivals) for t in got.traces] == [[1.0, 2.0]] and "`model`" in got.note
+    series = "\nperiod,count\n0,60\n60,120,9\n"
+    got = traces.load(str(_write(tmp_path / "s.csv", series)), seed=1)
+    assert got.family == "per-minute-long" and got.peak_rps == pytest.approx(2.0)
+
+
 @pytest.mark.skipif(not traces.trace_dir(None).is_dir(), reason="no shipped traces here")
 def test_every_shipped_file_loads_out_of_the_box() -> None:
     for name in traces.SHORT:
