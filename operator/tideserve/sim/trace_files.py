@@ -128,17 +128,16 @@ def key(name: str) -> str:
 
 
 def pick(columns: list[str], wanted: tuple[str, ...]) -> str | None:
-    """The header's name of the first `wanted` column it has: as written, else by `key`.
-    Exact names first, so a file's own spelling wins where two columns share a key."""
+    """The header's name of the first `wanted` column it has as written, else of the first
+    it has by `key`: a name written as wanted wins over a better-ranked one matched only by
+    its key (`datetime` over `Time`, a time of day; `latency` over `Duration`)."""
+    exact = next((w for w in wanted if w in columns), None)
+    if exact is not None:
+        return exact
     by_key: dict[str, str] = {}
     for c in columns:
         by_key.setdefault(key(c), c)
-    for w in wanted:
-        if w in columns:
-            return w
-        if (found := by_key.get(key(w))) is not None:
-            return found
-    return None
+    return next((by_key[k] for w in wanted if (k := key(w)) in by_key), None)
 
 
 def is_tokens(column: str | None) -> bool:

@@ -84,6 +84,18 @@ def test_column_names_are_matched_whatever_their_case(
     assert traces.load(str(_write(tmp_path / "b.csv", both)), seed=1).traces[0].arrivals[0] == 1
 
 
+def test_a_column_named_exactly_beats_one_matched_by_key(tmp_path: pathlib.Path) -> None:
+    # `datetime` is a time column as written; `Time` (time of day) only by its key.
+    body = "datetime,Time,x\n2024-01-01 00:00:10,00:00:10,1\n2024-01-01 00:00:20,00:00:20,1\n"
+    got = traces.load(str(_write(tmp_path / "d.csv", body)), seed=1)
+    assert list(got.traces[0].arrivals) == [10.0, 20.0] and "time `datetime`" in got.note
+    # `latency` is a work column as written; `Duration` only by its key.
+    body = "time,Duration,latency\n1,5,0.1\n2,5,0.3\n"
+    got = traces.load(str(_write(tmp_path / "w.csv", body)), seed=1)
+    assert got.work_column == "latency" and got.traces[0].work is not None
+    assert list(got.traces[0].work) == pytest.approx([0.5, 1.5])
+
+
 @pytest.mark.parametrize("name", ["trace.jsonl", "trace.jsonl.gz"])
 def test_json_lines_rows_plain_or_gzip(tmp_path: pathlib.Path, name: str) -> None:
     body = '{"timestamp": 1.5, "input_length": 1000, "output_length": 200, "hash_ids": [1]}\n'
