@@ -23,7 +23,8 @@ from tideserve.sim import traffic
 DAY_S = 86_400.0
 # Column names, best first. Matched by `key` (case, spaces, underscores and a unit suffix
 # aside), so `ArrivalTime`, `TIMESTAMP_MS` and `generated_tokens` are found too. Names
-# added later rank below the older ones (save `func`, finer than `app`: before it).
+# added later rank below the older ones, save `func` (finer than `app`: before it) and the
+# output-token names (an LLM's work before a latency or duration beside it).
 TIME_COLUMNS = ("TIMESTAMP", "Timestamp", "timestamp", "gmt_create", "time", "arrival_time",
                 "start_time", "period", "datetime", "date",
                 "arrival_timestamp", "start_timestamp", "created_at", "request_time",
@@ -33,9 +34,9 @@ END_COLUMNS = ("end_timestamp", "end_time", "finish_time", "finish_timestamp",
                "completion_time", "completed_at", "finished_at", "ended_at", "end")  # fmt: skip
 # How long a request ran: an end time minus it is when the request arrived.
 DURATION_COLUMNS = ("duration", "exec_time", "execution_time", "latency", "elapsed", "runtime")
-WORK_COLUMNS = ("GeneratedTokens", "Response tokens", "output_tokens", "exec_time_seconds",
-                "exec_time", "duration", "latency",
-                "output_length", "completion_tokens",
+WORK_COLUMNS = ("GeneratedTokens", "Response tokens", "output_tokens", "output_length",
+                "completion_tokens",
+                "exec_time_seconds", "exec_time", "duration", "latency",
                 # A prompt's length is work only where the file says nothing of the output.
                 "input_length", "input_tokens", "prompt_tokens")  # fmt: skip
 TOKEN_COLUMNS = ("GeneratedTokens", "Response tokens", "output_tokens", "output_length",

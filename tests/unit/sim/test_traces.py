@@ -96,6 +96,15 @@ def test_a_column_named_exactly_beats_one_matched_by_key(tmp_path: pathlib.Path)
     assert list(got.traces[0].work) == pytest.approx([0.5, 1.5])
 
 
+def test_output_tokens_are_the_work_before_a_latency(tmp_path: pathlib.Path) -> None:
+    body = "Request_ID,Arrival_Time_s,Prompt_Tokens,Completion_Tokens,Latency_ms\n"
+    body += "r1,1.0,100,10,900\nr2,2.0,100,30,300\n"
+    got = traces.load(str(_write(tmp_path / "llm.csv", body)), seed=1)
+    assert got.work_column == "Completion_Tokens" and got.traces[0].work is not None
+    assert list(got.traces[0].work) == pytest.approx([0.5, 1.5])
+    assert workloads.trace_model("auto", got.family, got.work_column) == "llm-small"
+
+
 @pytest.mark.parametrize("name", ["trace.jsonl", "trace.jsonl.gz"])
 def test_json_lines_rows_plain_or_gzip(tmp_path: pathlib.Path, name: str) -> None:
     body = '{"timestamp": 1.5, "input_length": 1000, "output_length": 200, "hash_ids": [1]}\n'
