@@ -1,12 +1,15 @@
 """The unit of a trace's numeric times. Seconds, unless the `::unit=` option, the column's
-name (`timestamp_ms`, `time (us)`) or an epoch's magnitude says otherwise. A relative clock
-in milliseconds under a plain name (Mooncake's `timestamp`) cannot be told from seconds by
-its numbers: such a clock is pointed out in the note, not guessed, since a wrong guess
-would replay a month as 40 minutes (or 40 minutes as a month) without a word."""
+name (`timestamp_ms`, `time (us)`) or an epoch's magnitude (where it dates the first time
+between 2000 and 2100) says otherwise. A relative clock in milliseconds under a plain name
+(Mooncake's `timestamp`) cannot be told from seconds by its numbers: such a clock is
+pointed out in the note, not guessed, since a wrong guess would replay a month as 40
+minutes (or 40 minutes as a month) without a word. A replay spanning over 400 days is an
+error: a clock read in too coarse a unit (or a trace that wants a --days window)."""
 
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
 import numpy as np
 
@@ -14,8 +17,11 @@ from tideserve.sim import trace_files as files
 from tideserve.sim import traffic
 
 UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
-# Seconds since 1970 are ~1.7e9 today: a first time this large is a finer epoch clock.
-EPOCH_BOUNDS = (("ns", 1e17), ("us", 1e14), ("ms", 1e11))
+# An epoch clock finer than seconds is taken only if it dates its first time in this range
+# (2000-01-01 .. 2100-01-01 UTC): a monotonic or relative clock of big numbers is not one.
+EPOCH_RANGE_S = (946_684_800.0, 4_102_444_800.0)
+# A replay spanning more than this is a clock read in the wrong unit (or wants --days).
+MAX_SPAN_S = 400 * files.DAY_S
 # Whole numbers of "seconds" from 0 spanning more than this are likely milliseconds.
 SUSPECT_SPAN_S = 10 * files.DAY_S
 
@@ -28,8 +34,10 @@ def option(value: str | None) -> str | None:
 
 
 def by_magnitude(first: float) -> str | None:
-    """The unit of an absolute epoch clock finer than seconds, from its first time."""
-    return next((unit for unit, bound in EPOCH_BOUNDS if abs(first) >= bound), None)
+    """The unit of an absolute epoch clock finer than seconds, from its first time: the one
+    (ms, us or ns; their ranges do not overlap) that dates it between 2000 and 2100."""
+    lo, hi = EPOCH_RANGE_S
+    return next((u for u in ("ms", "us", "ns") if lo <= first * UNITS[u] < hi), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +70,22 @@ class Clock:
     def duration_scale(self, column: str) -> float:
         """Seconds per unit of a duration column: its name's unit, else the clock's."""
         return UNITS[files.split_unit(column)[1] or self.unit]
+
+    def check_span(self, path: pathlib.Path, origin: float, end: float) -> None:
+        """A ValueError if the replay's window [origin, end) is over MAX_SPAN_S: a clock in
+        a finer unit than it was read in (a relative us clock read as seconds is ~3e4
+        years a day), or a long trace that wants a window."""
+        days = (end - origin) / files.DAY_S
+        if days <= MAX_SPAN_S / files.DAY_S:
+            return
+        say = f"{path}: `{self.column}` read {self.words()} spans {days:.3g} days, over "
+        say += f"{MAX_SPAN_S / files.DAY_S:.0f}"
+        if self.why == "date-times":
+            raise ValueError(f"{say}: replay a window of it (--days A:B)")
+        raise ValueError(
+            f"{say}: if its numbers are not in {self.unit}, say ::unit=s, ms, us or ns; "
+            "else replay a window of it (--days A:B)"
+        )
 
     def words(self) -> str:
         if self.why == "date-times":

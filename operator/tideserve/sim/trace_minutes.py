@@ -127,6 +127,7 @@ def per_minute_long(
     clock = trace_clock.Clock.of(time_col, numeric, stamps[0], unit)
     t = clock.seconds(np.array(stamps))
     origin, end = files.span(t, days, last=60.0)
+    clock.check_span(path, origin, end)
     minutes = math.ceil((end - origin) / 60.0)
     per_min = np.zeros(max(0, minutes))
     idx = np.floor((t - origin) / 60.0).astype(np.int64)

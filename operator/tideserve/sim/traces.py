@@ -209,6 +209,7 @@ def requests(
     clock = trace_clock.Clock.of(cols.time, rows.numeric, float(rows.times[0]), unit)
     t, how_time = _arrivals(rows, cols, clock)
     origin, end = files.span(t, days, last=1.0)
+    clock.check_span(path, origin, end)
     keep = (t >= origin) & (t < end)
     if not keep.any():
         raise ValueError(f"{path}: no request in days {days}")
@@ -268,7 +269,7 @@ def load(
 ) -> files.Loaded:
     """`[kind:]PATH_OR_NAME[::OPTION,...]`; options: endpoints=N, by=COLUMN (or none),
     unit=s|ms|us|ns (of numeric times, where neither the column's name nor an epoch's
-    magnitude says it).
+    magnitude says it; a replay spanning over 400 days is an error saying so).
 
     The kind prefix (azure-functions:, azure-llm:, burstgpt:, alibaba:, wc98:) is accepted
     for compatibility and ignored: the header decides the family.

@@ -145,7 +145,7 @@ def test_whole_numbers_that_look_like_milliseconds_are_pointed_out(tmp_path: pat
     assert got.traces[0].arrivals[-1] == 3_600_000.0
     assert "spanning 41.7 days if seconds" in got.note and "say ::unit=ms" in got.note
     # Not for a short relative clock, nor for an absolute one in whole seconds.
-    for name, body in (("short.csv", "timestamp\n1\n2\n"), ("epoch.csv", "ts\n1.7e9\n1.8e9\n")):
+    for name, body in (("short.csv", "timestamp\n1\n2\n"), ("epoch.csv", "ts\n1.7e9\n1.703e9\n")):
         got = traces.load(str(_write(tmp_path / name, body)), seed=1)
         assert "::unit=ms" not in got.note and "in s" in got.note
 
@@ -175,6 +175,31 @@ def test_the_unit_of_an_epoch_clock_from_its_magnitude(
     got = traces.load(str(_write(tmp_path / "epoch.csv", body)), seed=1)
     assert list(got.traces[0].arrivals) == pytest.approx([800.0, 801.5])
     assert f"in {unit} (epoch magnitude)" in got.note
+
+
+def test_an_epoch_unit_is_guessed_only_for_a_date_between_2000_and_2100(
+    tmp_path: pathlib.Path,
+) -> None:
+    # 2e11 as ms would be 1976: not taken for an epoch clock, read as seconds (time 0 the
+    # whole hour before, 2,000 s before it).
+    got = traces.load(str(_write(tmp_path / "t.csv", "timestamp\n2e11\n200000000005\n")), seed=1)
+    assert list(got.traces[0].arrivals) == [2000.0, 2005.0] and "in s" in got.note
+    # A monotonic clock in ns (3e14: 3.5 days of uptime) is not 1979 in us either; read as
+    # seconds it spans years: a named error, not years of replay.
+    body = "timestamp\n300000000000000\n300000500000000\n"
+    with pytest.raises(ValueError, match=r"t2.csv: `timestamp` read in s spans 5.79e\+03 days"):
+        traces.load(str(_write(tmp_path / "t2.csv", body)), seed=1)
+
+
+@pytest.mark.parametrize("body", ["time\n0\n1e15\n", "time,count\n0,5\n1e15,3\n"])
+def test_a_replay_over_400_days_is_a_unit_error(tmp_path: pathlib.Path, body: str) -> None:
+    # A relative clock in us read as seconds: 3e7 years (it was a MemoryError), named with
+    # the unit it was read in and the option that sets it.
+    path = _write(tmp_path / "us.csv", body)
+    with pytest.raises(ValueError, match=r"us.csv: `time` read in s spans .* days.*::unit="):
+        traces.load(str(path), seed=1)
+    # A window of it is no error: the window is what is replayed.
+    assert traces.load(str(path), seed=1, days="0:1").traces[0].duration_s == 86_400.0
 
 
 def test_a_per_minute_series_reads_its_unit_too(tmp_path: pathlib.Path) -> None:
