@@ -22,7 +22,7 @@ UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 EPOCH_RANGE_S = (946_684_800.0, 4_102_444_800.0)
 # A replay spanning more than this is a clock read in the wrong unit (or wants --days).
 MAX_SPAN_S = 400 * files.DAY_S
-# Whole numbers of "seconds" from 0 spanning more than this are likely milliseconds.
+# Whole numbers of "seconds" from 0 spanning more than this may be ms (or us, ns).
 SUSPECT_SPAN_S = 10 * files.DAY_S
 
 
@@ -93,8 +93,9 @@ class Clock:
         return f"in {self.unit}" + ("" if self.why == "seconds" else f" ({self.why})")
 
     def suspect(self, raw: traffic.FloatArray) -> str:
-        """What to say of a relative clock that may be ms read as seconds ('' if nothing):
-        whole numbers from about 0 that would span over SUSPECT_SPAN_S."""
+        """What to say of a relative clock that may be ms, us or ns read as seconds ('' if
+        nothing): whole numbers from about 0 that would span over SUSPECT_SPAN_S. Worded
+        as a question: whole seconds (BurstGPT's 61 days) are as likely as Mooncake's ms."""
         if self.why != "seconds" or not len(raw):
             return ""
         lo, hi = float(raw.min()), float(raw.max())
@@ -103,6 +104,7 @@ class Clock:
         if not np.all(raw == np.floor(raw)):
             return ""
         return (
-            f"; `{self.column}` holds whole numbers spanning {(hi - lo) / files.DAY_S:.3g} "
-            "days if seconds: if they are milliseconds, say ::unit=ms"
+            f"; `{self.column}` holds whole numbers from 0 spanning "
+            f"{(hi - lo) / files.DAY_S:.3g} days if read as seconds; if they are ms, us or ns, "
+            "say ::unit=ms (or us, ns)"
         )

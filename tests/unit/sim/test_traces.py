@@ -143,7 +143,17 @@ def test_whole_numbers_that_look_like_milliseconds_are_pointed_out(tmp_path: pat
     # Read as seconds (nothing says otherwise), not guessed: the note says what to do.
     got = traces.load(str(_write(tmp_path / "mooncake_trace.jsonl", MOONCAKE)), seed=1)
     assert got.traces[0].arrivals[-1] == 3_600_000.0
-    assert "spanning 41.7 days if seconds" in got.note and "say ::unit=ms" in got.note
+    assert (
+        "; `timestamp` holds whole numbers from 0 spanning 41.7 days if read as seconds; if "
+        "they are ms, us or ns, say ::unit=ms (or us, ns)" in got.note
+    )
+    # BurstGPT's clock is whole seconds from 0 over 61 days: the same note, in words that do
+    # not say it is wrong (it is not: following a note that said "milliseconds" would
+    # replay 61 days in 1.5 hours).
+    burst = "Timestamp,Model,Response tokens\n0,ChatGPT,10\n5270400,GPT-4,20\n"
+    got = traces.load(str(_write(tmp_path / "BurstGPT_1.csv", burst)) + "::by=none", seed=1)
+    assert list(got.traces[0].arrivals) == [0.0, 5_270_400.0] and "`Timestamp` in s," in got.note
+    assert "spanning 61 days if read as seconds; if they are ms, us or ns" in got.note
     # Not for a short relative clock, nor for an absolute one in whole seconds.
     for name, body in (("short.csv", "timestamp\n1\n2\n"), ("epoch.csv", "ts\n1.7e9\n1.703e9\n")):
         got = traces.load(str(_write(tmp_path / name, body)), seed=1)
