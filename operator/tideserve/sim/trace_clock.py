@@ -47,12 +47,13 @@ class Clock:
     column: str
     unit: str  # of the numbers (for date-times: of durations beside them)
     why: str  # "::unit=..." | "from its name" | "epoch magnitude" | "seconds" | "date-times"
+    given: str | None = None  # the ::unit= option (of date-times: of durations only)
 
     @staticmethod
     def of(column: str, numeric: bool, first: float, given: str | None) -> Clock:
         """The option first (the user knows the file), then the name, then the magnitude."""
         if not numeric:
-            return Clock(column, given or "s", "date-times")
+            return Clock(column, given or "s", "date-times", given)
         if given:
             return Clock(column, given, f"::unit={given}")
         named = files.split_unit(column)[1]
@@ -69,7 +70,21 @@ class Clock:
 
     def duration_scale(self, column: str) -> float:
         """Seconds per unit of a duration column: its name's unit, else the clock's."""
-        return UNITS[files.split_unit(column)[1] or self.unit]
+        return UNITS[self.duration_unit(column)]
+
+    def duration_unit(self, column: str) -> str:
+        return files.split_unit(column)[1] or self.unit
+
+    def duration_words(self, column: str) -> str:
+        """The unit of a duration column, and why, in words (`in ms (from its name)`)."""
+        unit = self.duration_unit(column)
+        if files.split_unit(column)[1]:
+            return f"in {unit} (from its name)"
+        if self.why == "date-times":
+            if self.given:
+                return f"in {unit} (::unit={unit}: of durations only, the times being date-times)"
+            return "in s"
+        return f"in {unit}" + ("" if self.why == "seconds" else " (the clock's)")
 
     def check_span(self, path: pathlib.Path, origin: float, end: float) -> None:
         """A ValueError if the replay's window [origin, end) is over MAX_SPAN_S: a clock in

@@ -175,7 +175,7 @@ def _read(path: pathlib.Path, cols: _Columns, only: str | None) -> _Rows:
 
 
 def _arrivals(
-    rows: _Rows, cols: _Columns, clock: trace_clock.Clock
+    path: pathlib.Path, rows: _Rows, cols: _Columns, clock: trace_clock.Clock
 ) -> tuple[traffic.FloatArray, str]:
     """Arrival times in seconds, and how, in words: an end time minus the request's
     duration where the file has one (a missing duration counts as 0)."""
@@ -187,9 +187,19 @@ def _arrivals(
         return t, f"time `{cols.time}` {unit} (when each request ended: no duration column)"
     d = np.clip(np.nan_to_num(rows.durations, nan=0.0), 0.0, None)
     a = t - d * clock.duration_scale(cols.duration)
-    how = f"time `{cols.time}` - `{cols.duration}` (end time minus duration) {unit}"
-    # A relative clock starts at 0: a request that began before it is outside the trace.
+    how = (
+        f"time `{cols.time}` {unit} - `{cols.duration}` {clock.duration_words(cols.duration)}"
+        " (end time minus duration)"
+    )
+    # A relative clock starts at 0: a request that began before it is outside the trace;
+    # most of them is a duration in a finer unit than it was read in (or a clock coarser).
     before = int((a < 0).sum()) if t.min() >= 0 and files.day_start(float(t.min())) == 0 else 0
+    if before > len(a) / 2:
+        raise ValueError(
+            f"{path}: {how} is before the clock's 0 for {before} of {len(a)} requests: "
+            "the two columns' units do not match (::unit= sets the times' unit, and a "
+            "duration's where its name says none)"
+        )
     return a, how + (f" ({before} began before the clock's 0: left out)" if before else "")
 
 
@@ -207,7 +217,7 @@ def requests(
     if not len(rows.times):
         raise ValueError(f"{path}: no rows with a {cols.time}")
     clock = trace_clock.Clock.of(cols.time, rows.numeric, float(rows.times[0]), unit)
-    t, how_time = _arrivals(rows, cols, clock)
+    t, how_time = _arrivals(path, rows, cols, clock)
     origin, end = files.span(t, days, last=1.0)
     clock.check_span(path, origin, end)
     keep = (t >= origin) & (t < end)

@@ -59,12 +59,36 @@ def test_azure_functions_2021_rows_arrive_at_end_minus_duration(tmp_path: pathli
     # Endpoints by function, not by app; a missing duration counts as 0.
     assert [list(t.arrivals) for t in got.traces] == [[10.0, 30.0], [15.0], [40.0]]
     assert (
-        "`end_timestamp` - `duration`" in got.note
+        "`end_timestamp` in s - `duration` in s (end time minus duration)" in got.note
         and "(1 began before the clock's 0: left out)" in got.note
     )
     # An end time alone is the arrival, and the note says so.
     ends = traces.load(str(_write(tmp_path / "ends.csv", "end_time,x\n5,1\n7,1\n")), seed=1)
     assert list(ends.traces[0].arrivals) == [5.0, 7.0] and "no duration column" in ends.note
+
+
+def test_end_minus_duration_says_the_durations_unit(tmp_path: pathlib.Path) -> None:
+    got = traces.load(
+        str(_write(tmp_path / "a.csv", "end_timestamp,duration_ms\n10.5,500\n")), seed=1
+    )
+    assert "`end_timestamp` in s - `duration_ms` in ms (from its name)" in got.note
+    got = traces.load(
+        str(_write(tmp_path / "b.csv", "end_time,duration\n10500,500\n")) + "::unit=ms", seed=1
+    )
+    assert "`end_time` in ms (::unit=ms) - `duration` in ms (the clock's)" in got.note
+    # The unit option of a date-time clock is its durations'; the note says so.
+    body = "end_time,duration\n2024-01-01 00:00:10,500\n2024-01-01 00:00:20,1000\n"
+    got = traces.load(str(_write(tmp_path / "c.csv", body)) + "::unit=ms", seed=1)
+    assert list(got.traces[0].arrivals) == [9.5, 19.0]
+    assert "`duration` in ms (::unit=ms: of durations only, the times being date-times)" in got.note
+    # Most requests beginning before a relative clock's 0: the units do not match.
+    body = "end_timestamp,duration\n10.5,500\n20,700\n30,1\n"  # durations in ms
+    with pytest.raises(
+        ValueError,
+        match=r"d.csv: time `end_timestamp` in s - `duration` in s \(end time minus duration\) "
+        r"is before the clock's 0 for 2 of 3 requests: the two columns' units do not match",
+    ):
+        traces.load(str(_write(tmp_path / "d.csv", body)), seed=1)
 
 
 @pytest.mark.parametrize(
