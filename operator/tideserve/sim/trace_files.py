@@ -13,7 +13,7 @@ import json
 import math
 import pathlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +47,8 @@ GROUP_COLUMNS = ("checkpoint_model_version_id", "Model", "model", "model_id", "H
                  "model_name", "endpoint", "deployment")  # fmt: skip
 COUNT_COLUMNS = ("count", "requests", "invocations", "value", "rate")
 MINUTE = re.compile(r"^(\d+)(_minute)?$")
+# JSON lines' header: the keys of this many objects (an object leaves out keys it lacks).
+JSON_HEADER_ROWS = 1_000
 # A unit at the end of a column's name: `timestamp_ms`, `time_us`, `Duration (ms)`.
 UNIT_SUFFIX = re.compile(
     r"^(.*?)(?:[\s_.-]+|[\s_.-]*[(\[])"
@@ -88,12 +90,26 @@ def is_jsonl(path: pathlib.Path) -> bool:
 
 
 def header(path: pathlib.Path) -> list[str]:
+    """The column names: a CSV's first line with something on it; of JSON lines, the keys
+    of the first JSON_HEADER_ROWS objects, in the order first seen."""
     first = _first(path)
     if first.startswith("{"):
-        return [str(k).strip() for k in _object(path, first, 1)]
+        return _keys(path)
     if first.startswith("["):
         raise ValueError(f"{path}: a JSON array; want JSON lines (one object a line) or CSV")
     return [h.strip() for h in next(csv.reader([first]))]
+
+
+def _keys(path: pathlib.Path) -> list[str]:
+    keys: dict[str, None] = {}
+    objects = 0
+    for n, line in enumerate(lines(path), 1):
+        if line.strip():
+            keys.update(dict.fromkeys(str(k).strip() for k in _object(path, line, n)))
+            objects += 1
+            if objects >= JSON_HEADER_ROWS:
+                break
+    return list(keys)
 
 
 def _object(path: pathlib.Path, line: str, n: int) -> dict[str, object]:
@@ -232,6 +248,33 @@ def rows(path: pathlib.Path) -> Iterator[dict[str, str]]:
     reader = csv.DictReader(itertools.dropwhile(lambda line: not line.strip(), lines(path)))
     for row in reader:
         yield {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+
+
+@dataclasses.dataclass
+class Left:
+    """Rows a loader left out for their time, counted for its note."""
+
+    column: str
+    no_time: int = 0
+
+    def words(self) -> str:
+        parts = [f"{self.no_time} without a `{self.column}`"] if self.no_time else []
+        return f"; rows left out: {', '.join(parts)}" if parts else ""
+
+
+def timed(
+    path: pathlib.Path, column: str, left: Left, keep: Callable[[dict[str, str]], bool]
+) -> Iterator[tuple[float, dict[str, str]]]:
+    """(time in the file's clock, row) of each row `keep` takes that has a time; the rows
+    without one are counted in `left`."""
+    for row in rows(path):
+        if not keep(row):
+            continue
+        text = row.get(column)
+        if not text:
+            left.no_time += 1
+            continue
+        yield seconds(text), row
 
 
 def peak(trs: tuple[traffic.Trace, ...]) -> float:

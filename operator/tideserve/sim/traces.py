@@ -1,8 +1,9 @@
 """Loaders for public trace files, by format family (not by file), so a trace nobody here
 has seen replays as well as the shipped ones.
 
-Three families, recognised from the header (CSV, or JSON lines: the first object's keys;
-gzip or plain). Column names are matched whatever their case, spaces or underscores.
+Three families, recognised from the header (CSV, or JSON lines: the keys of the first
+1,000 objects; gzip or plain). Column names are matched whatever their case, spaces or
+underscores. Rows without a time are left out, and counted in the note.
 
 - requests: one row per request with a time column (TIMESTAMP, Timestamp, gmt_create,
   timestamp, time, arrival_time, ...; ISO date-times or seconds), or else an end time
@@ -148,6 +149,7 @@ class _Rows:
     durations: traffic.FloatArray
     work: traffic.FloatArray
     groups: list[str]
+    left: files.Left  # the rows left out for their time
 
 
 def _read(path: pathlib.Path, cols: _Columns, only: str | None) -> _Rows:
@@ -157,21 +159,19 @@ def _read(path: pathlib.Path, cols: _Columns, only: str | None) -> _Rows:
     work: list[float] = []
     groups: list[str] = []
     numeric = True
-    for row in files.rows(path):
-        if not row.get(cols.time):
-            continue
-        if only is not None and cols.group is not None and row.get(cols.group) != only:
-            continue
+    left = files.Left(cols.time)
+    group = cols.group if only is not None else None
+    for t, row in files.timed(path, cols.time, left, lambda r: not group or r.get(group) == only):
         if not times:
             numeric = files.is_number(row[cols.time])
-        times.append(files.seconds(row[cols.time]))
+        times.append(t)
         if cols.duration is not None:
             durations.append(_number(row.get(cols.duration)))
         if cols.work is not None:
             work.append(_number(row.get(cols.work)))
         if cols.group is not None:
             groups.append(row.get(cols.group) or "?")
-    return _Rows(np.array(times), numeric, np.array(durations), np.array(work), groups)
+    return _Rows(np.array(times), numeric, np.array(durations), np.array(work), groups, left)
 
 
 def _arrivals(
@@ -238,6 +238,7 @@ def requests(
         f"{path.name}: one row per request, {how_time}"
         + (f", work `{cols.work}` / its mean" if cols.work else "")
         + (f", endpoints by `{cols.group}`: {how}" if cols.group else "")
+        + rows.left.words()
         + clock.suspect(rows.times)
     )
     return files.Loaded(name, "requests", trs, note, cols.work, files.peak(trs))

@@ -141,6 +141,26 @@ def test_json_lines_rows_plain_or_gzip(tmp_path: pathlib.Path, name: str) -> Non
     assert workloads.trace_model("auto", got.family, got.work_column) == "llm-small"
 
 
+def test_json_lines_header_is_every_key_of_the_first_objects(tmp_path: pathlib.Path) -> None:
+    # The first object has no time and no output length; later ones do.
+    body = '{"input_length": 5}\n{"timestamp": 2, "output_length": 10}\n'
+    body += '{"timestamp": 3, "output_length": 30, "extra": 1}\n'
+    got = traces.load(str(_write(tmp_path / "t.jsonl", body)), seed=1)
+    assert list(got.traces[0].arrivals) == [2.0, 3.0] and got.work_column == "output_length"
+    assert "; rows left out: 1 without a `timestamp`" in got.note
+
+
+def test_rows_without_a_time_are_counted_in_the_note(tmp_path: pathlib.Path) -> None:
+    got = traces.load(str(_write(tmp_path / "t.csv", "time,x\n1,a\n,b\n2,c\n,d\n")), seed=1)
+    assert list(got.traces[0].arrivals) == [1.0, 2.0]
+    assert "; rows left out: 2 without a `time`" in got.note
+    got = traces.load(str(_write(tmp_path / "s.csv", "time,count\n0,6\n,6\n60,6\n")), seed=1)
+    assert got.family == "per-minute-long" and "; rows left out: 1 without a `time`" in got.note
+    # Nothing left out, nothing said.
+    got = traces.load(str(_write(tmp_path / "u.csv", "time,x\n1,a\n")), seed=1)
+    assert "left out" not in got.note
+
+
 def test_a_name_prefix_finds_json_lines_and_text_files(tmp_path: pathlib.Path) -> None:
     _write(tmp_path / "mooncake_notes.md", "timestamp\n1\n")  # not a trace file
     _write(tmp_path / "mooncake_trace.jsonl", '{"timestamp": 2}\n{"timestamp": 4}\n')
