@@ -256,25 +256,44 @@ class Left:
 
     column: str
     no_time: int = 0
+    not_finite: int = 0  # NaN, inf
 
     def words(self) -> str:
         parts = [f"{self.no_time} without a `{self.column}`"] if self.no_time else []
+        if self.not_finite:
+            parts.append(f"{self.not_finite} whose `{self.column}` is not a finite number")
         return f"; rows left out: {', '.join(parts)}" if parts else ""
 
 
 def timed(
     path: pathlib.Path, column: str, left: Left, keep: Callable[[dict[str, str]], bool]
 ) -> Iterator[tuple[float, dict[str, str]]]:
-    """(time in the file's clock, row) of each row `keep` takes that has a time; the rows
-    without one are counted in `left`."""
-    for row in rows(path):
+    """(time in the file's clock, row) of each row `keep` takes that has a finite time; the
+    rows without one are counted in `left`. A time that is neither a number nor an ISO
+    date-time is a ValueError naming its row (1-based, of the data rows)."""
+    for n, row in enumerate(rows(path), 1):
         if not keep(row):
             continue
         text = row.get(column)
         if not text:
             left.no_time += 1
             continue
-        yield seconds(text), row
+        try:
+            t = seconds(text)
+        except (ValueError, OverflowError):
+            raise ValueError(f"{path}: `{column}` row {n}: {_not_a_time(text)}") from None
+        if not math.isfinite(t):
+            left.not_finite += 1
+            continue
+        yield t, row
+
+
+def _not_a_time(text: str) -> str:
+    try:
+        datetime.time.fromisoformat(text)
+    except ValueError:
+        return f"{text!r} is neither a number nor an ISO date-time"
+    return f"{text!r} is a time of day, not a date-time (a date in another column is not read)"
 
 
 def peak(trs: tuple[traffic.Trace, ...]) -> float:

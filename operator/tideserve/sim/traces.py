@@ -3,7 +3,8 @@ has seen replays as well as the shipped ones.
 
 Three families, recognised from the header (CSV, or JSON lines: the keys of the first
 1,000 objects; gzip or plain). Column names are matched whatever their case, spaces or
-underscores. Rows without a time are left out, and counted in the note.
+underscores. Rows without a time (or with NaN or inf) are left out, and counted in the
+note; a time that is neither a number nor an ISO date-time is an error naming its row.
 
 - requests: one row per request with a time column (TIMESTAMP, Timestamp, gmt_create,
   timestamp, time, arrival_time, ...; ISO date-times or seconds), or else an end time

@@ -290,6 +290,30 @@ def test_long_per_minute_series_is_scaled_to_the_peak(tmp_path: pathlib.Path) ->
     assert 450 < per_min[30] < 750 and per_min[:30].mean() < 100
 
 
+def test_times_not_finite_are_left_out_and_counted(tmp_path: pathlib.Path) -> None:
+    body = "time,x\nnan,a\n1,b\ninf,c\n2,d\n-inf,e\n,f\n"
+    got = traces.load(str(_write(tmp_path / "t.csv", body)), seed=1)
+    assert list(got.traces[0].arrivals) == [1.0, 2.0]
+    assert "; rows left out: 1 without a `time`, 3 whose `time` is not a finite number" in got.note
+    got = traces.load(str(_write(tmp_path / "s.csv", "time,count\nNaN,5\n0,6\n")), seed=1)
+    assert got.family == "per-minute-long" and "1 whose `time` is not a finite" in got.note
+    body = '{"timestamp": NaN}\n{"timestamp": 1e999}\n{"timestamp": 3}\n'
+    got = traces.load(str(_write(tmp_path / "j.jsonl", body)), seed=1)
+    assert list(got.traces[0].arrivals) == [3.0] and "2 whose `timestamp`" in got.note
+
+
+def test_a_time_that_is_not_one_is_named_by_row(tmp_path: pathlib.Path) -> None:
+    body = "time,x\n1,a\nN/A,b\n"
+    with pytest.raises(
+        ValueError, match=r"t.csv: `time` row 2: 'N/A' is neither a number nor an ISO date-time"
+    ):
+        traces.load(str(_write(tmp_path / "t.csv", body)), seed=1)
+    # A time of day beside a date: no column here is a date-time; said so, by row.
+    body = "Date,Time,Requests\n2024-01-01,00:00:00,5\n2024-01-01,00:01:00,3\n"
+    with pytest.raises(ValueError, match=r"d.csv: `Time` row 1: '00:00:00' is a time of day"):
+        traces.load(str(_write(tmp_path / "d.csv", body)), seed=1)
+
+
 def test_bad_files_are_named_errors(tmp_path: pathlib.Path) -> None:
     with pytest.raises(ValueError, match="no time column"):
         traces.load(str(_write(tmp_path / "x.csv", "a,b\n1,2\n")), seed=1)
