@@ -97,9 +97,10 @@ class Clock:
         say += f"{MAX_SPAN_S / files.DAY_S:.0f}"
         if self.why == "date-times":
             raise ValueError(f"{say}: replay a window of it (--days A:B)")
+        *others, last = (u for u in UNITS if u != self.unit)
         raise ValueError(
-            f"{say}: if its numbers are not in {self.unit}, say ::unit=s, ms, us or ns; "
-            "else replay a window of it (--days A:B)"
+            f"{say}: if its numbers are not in {self.unit}, say ::unit={', '.join(others)} "
+            f"or {last}; else replay a window of it (--days A:B)"
         )
 
     def words(self) -> str:
