@@ -8,11 +8,12 @@ import csv
 import dataclasses
 import datetime
 import gzip
+import itertools
 import json
 import math
 import pathlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -22,7 +23,8 @@ from tideserve.sim import traffic
 DAY_S = 86_400.0
 # Column names, best first. Matched by `key` (case, spaces, underscores and a unit suffix
 # aside), so `ArrivalTime`, `TIMESTAMP_MS` and `generated_tokens` are found too. Names
-# added later rank below the older ones (save `func`, finer than `app`: before it).
+# added later rank below the older ones, save `func` (finer than `app`: before it) and the
+# output-token names (an LLM's work before a latency or duration beside it).
 TIME_COLUMNS = ("TIMESTAMP", "Timestamp", "timestamp", "gmt_create", "time", "arrival_time",
                 "start_time", "period", "datetime", "date",
                 "arrival_timestamp", "start_timestamp", "created_at", "request_time",
@@ -32,9 +34,9 @@ END_COLUMNS = ("end_timestamp", "end_time", "finish_time", "finish_timestamp",
                "completion_time", "completed_at", "finished_at", "ended_at", "end")  # fmt: skip
 # How long a request ran: an end time minus it is when the request arrived.
 DURATION_COLUMNS = ("duration", "exec_time", "execution_time", "latency", "elapsed", "runtime")
-WORK_COLUMNS = ("GeneratedTokens", "Response tokens", "output_tokens", "exec_time_seconds",
-                "exec_time", "duration", "latency",
-                "output_length", "completion_tokens",
+WORK_COLUMNS = ("GeneratedTokens", "Response tokens", "output_tokens", "output_length",
+                "completion_tokens",
+                "exec_time_seconds", "exec_time", "duration", "latency",
                 # A prompt's length is work only where the file says nothing of the output.
                 "input_length", "input_tokens", "prompt_tokens")  # fmt: skip
 TOKEN_COLUMNS = ("GeneratedTokens", "Response tokens", "output_tokens", "output_length",
@@ -45,6 +47,8 @@ GROUP_COLUMNS = ("checkpoint_model_version_id", "Model", "model", "model_id", "H
                  "model_name", "endpoint", "deployment")  # fmt: skip
 COUNT_COLUMNS = ("count", "requests", "invocations", "value", "rate")
 MINUTE = re.compile(r"^(\d+)(_minute)?$")
+# JSON lines' header: the keys of this many objects (an object leaves out keys it lacks).
+JSON_HEADER_ROWS = 1_000
 # A unit at the end of a column's name: `timestamp_ms`, `time_us`, `Duration (ms)`.
 UNIT_SUFFIX = re.compile(
     r"^(.*?)(?:[\s_.-]+|[\s_.-]*[(\[])"
@@ -86,12 +90,26 @@ def is_jsonl(path: pathlib.Path) -> bool:
 
 
 def header(path: pathlib.Path) -> list[str]:
+    """The column names: a CSV's first line with something on it; of JSON lines, the keys
+    of the first JSON_HEADER_ROWS objects, in the order first seen."""
     first = _first(path)
     if first.startswith("{"):
-        return [str(k).strip() for k in _object(path, first, 1)]
+        return _keys(path)
     if first.startswith("["):
         raise ValueError(f"{path}: a JSON array; want JSON lines (one object a line) or CSV")
     return [h.strip() for h in next(csv.reader([first]))]
+
+
+def _keys(path: pathlib.Path) -> list[str]:
+    keys: dict[str, None] = {}
+    objects = 0
+    for n, line in enumerate(lines(path), 1):
+        if line.strip():
+            keys.update(dict.fromkeys(str(k).strip() for k in _object(path, line, n)))
+            objects += 1
+            if objects >= JSON_HEADER_ROWS:
+                break
+    return list(keys)
 
 
 def _object(path: pathlib.Path, line: str, n: int) -> dict[str, object]:
@@ -127,17 +145,16 @@ def key(name: str) -> str:
 
 
 def pick(columns: list[str], wanted: tuple[str, ...]) -> str | None:
-    """The header's name of the first `wanted` column it has: as written, else by `key`.
-    Exact names first, so a file's own spelling wins where two columns share a key."""
+    """The header's name of the first `wanted` column it has as written, else of the first
+    it has by `key`: a name written as wanted wins over a better-ranked one matched only by
+    its key (`datetime` over `Time`, a time of day; `latency` over `Duration`)."""
+    exact = next((w for w in wanted if w in columns), None)
+    if exact is not None:
+        return exact
     by_key: dict[str, str] = {}
     for c in columns:
         by_key.setdefault(key(c), c)
-    for w in wanted:
-        if w in columns:
-            return w
-        if (found := by_key.get(key(w))) is not None:
-            return found
-    return None
+    return next((by_key[k] for w in wanted if (k := key(w)) in by_key), None)
 
 
 def is_tokens(column: str | None) -> bool:
@@ -226,9 +243,57 @@ def rows(path: pathlib.Path) -> Iterator[dict[str, str]]:
                     if not isinstance(v, list | dict)
                 }
         return
-    reader = csv.DictReader(lines(path))
+    # The header is the first line with something on it (as `header` reads it); fields
+    # past the header's (DictReader's key None) are nobody's column: left out.
+    reader = csv.DictReader(itertools.dropwhile(lambda line: not line.strip(), lines(path)))
     for row in reader:
-        yield {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        yield {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+
+
+@dataclasses.dataclass
+class Left:
+    """Rows a loader left out for their time, counted for its note."""
+
+    column: str
+    no_time: int = 0
+    not_finite: int = 0  # NaN, inf
+
+    def words(self) -> str:
+        parts = [f"{self.no_time} without a `{self.column}`"] if self.no_time else []
+        if self.not_finite:
+            parts.append(f"{self.not_finite} whose `{self.column}` is not a finite number")
+        return f"; rows left out: {', '.join(parts)}" if parts else ""
+
+
+def timed(
+    path: pathlib.Path, column: str, left: Left, keep: Callable[[dict[str, str]], bool]
+) -> Iterator[tuple[float, dict[str, str]]]:
+    """(time in the file's clock, row) of each row `keep` takes that has a finite time; the
+    rows without one are counted in `left`. A time that is neither a number nor an ISO
+    date-time is a ValueError naming its row (1-based, of the data rows)."""
+    for n, row in enumerate(rows(path), 1):
+        if not keep(row):
+            continue
+        text = row.get(column)
+        if not text:
+            left.no_time += 1
+            continue
+        try:
+            t = seconds(text)
+        except (ValueError, OverflowError):
+            raise ValueError(f"{path}: `{column}` row {n}: {_not_a_time(text)}") from None
+        if not math.isfinite(t):
+            left.not_finite += 1
+            continue
+        yield t, row
+
+
+def _not_a_time(text: str) -> str:
+    try:
+        datetime.time.fromisoformat(text)
+    except ValueError:
+        return f"{text!r} is neither a number nor an ISO date-time"
+    return f"{text!r} is a time of day, not a date-time (a date in another column is not read)"
 
 
 def peak(trs: tuple[traffic.Trace, ...]) -> float:

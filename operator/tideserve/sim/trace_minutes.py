@@ -116,17 +116,18 @@ def per_minute_long(
     stamps: list[float] = []
     counts: list[float] = []
     numeric = True
-    for row in files.rows(path):
-        if row.get(time_col):
-            if not stamps:
-                numeric = files.is_number(row[time_col])
-            stamps.append(files.seconds(row[time_col]))
-            counts.append(float(row.get(count_col) or 0))
+    left = files.Left(time_col)
+    for stamp, row in files.timed(path, time_col, left, lambda _: True):
+        if not stamps:
+            numeric = files.is_number(row[time_col])
+        stamps.append(stamp)
+        counts.append(float(row.get(count_col) or 0))
     if not stamps:
         raise ValueError(f"{path}: no rows")
     clock = trace_clock.Clock.of(time_col, numeric, stamps[0], unit)
     t = clock.seconds(np.array(stamps))
     origin, end = files.span(t, days, last=60.0)
+    clock.check_span(path, origin, end)
     minutes = math.ceil((end - origin) / 60.0)
     per_min = np.zeros(max(0, minutes))
     idx = np.floor((t - origin) / 60.0).astype(np.int64)
@@ -140,7 +141,7 @@ def per_minute_long(
     arr = traffic.from_rates(name, per_min * factor / 60.0, 60.0, rng)
     note = (
         f"{path.name}: `{count_col}` per minute of `{time_col}` {clock.words()}; Poisson "
-        "inside each minute" + clock.suspect(np.array(stamps))
+        "inside each minute" + left.words() + clock.suspect(np.array(stamps))
     )
     tr = traffic.Trace(name, arr, minutes * 60.0)
     return files.Loaded(name, "per-minute-long", (tr,), note, None, peak, factor)

@@ -1,8 +1,10 @@
 """Loaders for public trace files, by format family (not by file), so a trace nobody here
 has seen replays as well as the shipped ones.
 
-Three families, recognised from the header (CSV, or JSON lines: the first object's keys;
-gzip or plain). Column names are matched whatever their case, spaces or underscores.
+Three families, recognised from the header (CSV, or JSON lines: the keys of the first
+1,000 objects; gzip or plain). Column names are matched whatever their case, spaces or
+underscores. Rows without a time (or with NaN or inf) are left out, and counted in the
+note; a time that is neither a number nor an ISO date-time is an error naming its row.
 
 - requests: one row per request with a time column (TIMESTAMP, Timestamp, gmt_create,
   timestamp, time, arrival_time, ...; ISO date-times or seconds), or else an end time
@@ -148,6 +150,7 @@ class _Rows:
     durations: traffic.FloatArray
     work: traffic.FloatArray
     groups: list[str]
+    left: files.Left  # the rows left out for their time
 
 
 def _read(path: pathlib.Path, cols: _Columns, only: str | None) -> _Rows:
@@ -157,25 +160,23 @@ def _read(path: pathlib.Path, cols: _Columns, only: str | None) -> _Rows:
     work: list[float] = []
     groups: list[str] = []
     numeric = True
-    for row in files.rows(path):
-        if not row.get(cols.time):
-            continue
-        if only is not None and cols.group is not None and row.get(cols.group) != only:
-            continue
+    left = files.Left(cols.time)
+    group = cols.group if only is not None else None
+    for t, row in files.timed(path, cols.time, left, lambda r: not group or r.get(group) == only):
         if not times:
             numeric = files.is_number(row[cols.time])
-        times.append(files.seconds(row[cols.time]))
+        times.append(t)
         if cols.duration is not None:
             durations.append(_number(row.get(cols.duration)))
         if cols.work is not None:
             work.append(_number(row.get(cols.work)))
         if cols.group is not None:
             groups.append(row.get(cols.group) or "?")
-    return _Rows(np.array(times), numeric, np.array(durations), np.array(work), groups)
+    return _Rows(np.array(times), numeric, np.array(durations), np.array(work), groups, left)
 
 
 def _arrivals(
-    rows: _Rows, cols: _Columns, clock: trace_clock.Clock
+    path: pathlib.Path, rows: _Rows, cols: _Columns, clock: trace_clock.Clock
 ) -> tuple[traffic.FloatArray, str]:
     """Arrival times in seconds, and how, in words: an end time minus the request's
     duration where the file has one (a missing duration counts as 0)."""
@@ -187,9 +188,19 @@ def _arrivals(
         return t, f"time `{cols.time}` {unit} (when each request ended: no duration column)"
     d = np.clip(np.nan_to_num(rows.durations, nan=0.0), 0.0, None)
     a = t - d * clock.duration_scale(cols.duration)
-    how = f"time `{cols.time}` - `{cols.duration}` (end time minus duration) {unit}"
-    # A relative clock starts at 0: a request that began before it is outside the trace.
+    how = (
+        f"time `{cols.time}` {unit} - `{cols.duration}` {clock.duration_words(cols.duration)}"
+        " (end time minus duration)"
+    )
+    # A relative clock starts at 0: a request that began before it is outside the trace;
+    # most of them is a duration in a finer unit than it was read in (or a clock coarser).
     before = int((a < 0).sum()) if t.min() >= 0 and files.day_start(float(t.min())) == 0 else 0
+    if before > len(a) / 2:
+        raise ValueError(
+            f"{path}: {how} is before the clock's 0 for {before} of {len(a)} requests: "
+            "the two columns' units do not match (::unit= sets the times' unit, and a "
+            "duration's where its name says none)"
+        )
     return a, how + (f" ({before} began before the clock's 0: left out)" if before else "")
 
 
@@ -207,8 +218,9 @@ def requests(
     if not len(rows.times):
         raise ValueError(f"{path}: no rows with a {cols.time}")
     clock = trace_clock.Clock.of(cols.time, rows.numeric, float(rows.times[0]), unit)
-    t, how_time = _arrivals(rows, cols, clock)
+    t, how_time = _arrivals(path, rows, cols, clock)
     origin, end = files.span(t, days, last=1.0)
+    clock.check_span(path, origin, end)
     keep = (t >= origin) & (t < end)
     if not keep.any():
         raise ValueError(f"{path}: no request in days {days}")
@@ -227,6 +239,7 @@ def requests(
         f"{path.name}: one row per request, {how_time}"
         + (f", work `{cols.work}` / its mean" if cols.work else "")
         + (f", endpoints by `{cols.group}`: {how}" if cols.group else "")
+        + rows.left.words()
         + clock.suspect(rows.times)
     )
     return files.Loaded(name, "requests", trs, note, cols.work, files.peak(trs))
@@ -268,7 +281,7 @@ def load(
 ) -> files.Loaded:
     """`[kind:]PATH_OR_NAME[::OPTION,...]`; options: endpoints=N, by=COLUMN (or none),
     unit=s|ms|us|ns (of numeric times, where neither the column's name nor an epoch's
-    magnitude says it).
+    magnitude says it; a replay spanning over 400 days is an error saying so).
 
     The kind prefix (azure-functions:, azure-llm:, burstgpt:, alibaba:, wc98:) is accepted
     for compatibility and ignored: the header decides the family.

@@ -59,12 +59,36 @@ def test_azure_functions_2021_rows_arrive_at_end_minus_duration(tmp_path: pathli
     # Endpoints by function, not by app; a missing duration counts as 0.
     assert [list(t.arrivals) for t in got.traces] == [[10.0, 30.0], [15.0], [40.0]]
     assert (
-        "`end_timestamp` - `duration`" in got.note
+        "`end_timestamp` in s - `duration` in s (end time minus duration)" in got.note
         and "(1 began before the clock's 0: left out)" in got.note
     )
     # An end time alone is the arrival, and the note says so.
     ends = traces.load(str(_write(tmp_path / "ends.csv", "end_time,x\n5,1\n7,1\n")), seed=1)
     assert list(ends.traces[0].arrivals) == [5.0, 7.0] and "no duration column" in ends.note
+
+
+def test_end_minus_duration_says_the_durations_unit(tmp_path: pathlib.Path) -> None:
+    got = traces.load(
+        str(_write(tmp_path / "a.csv", "end_timestamp,duration_ms\n10.5,500\n")), seed=1
+    )
+    assert "`end_timestamp` in s - `duration_ms` in ms (from its name)" in got.note
+    got = traces.load(
+        str(_write(tmp_path / "b.csv", "end_time,duration\n10500,500\n")) + "::unit=ms", seed=1
+    )
+    assert "`end_time` in ms (::unit=ms) - `duration` in ms (the clock's)" in got.note
+    # The unit option of a date-time clock is its durations'; the note says so.
+    body = "end_time,duration\n2024-01-01 00:00:10,500\n2024-01-01 00:00:20,1000\n"
+    got = traces.load(str(_write(tmp_path / "c.csv", body)) + "::unit=ms", seed=1)
+    assert list(got.traces[0].arrivals) == [9.5, 19.0]
+    assert "`duration` in ms (::unit=ms: of durations only, the times being date-times)" in got.note
+    # Most requests beginning before a relative clock's 0: the units do not match.
+    body = "end_timestamp,duration\n10.5,500\n20,700\n30,1\n"  # durations in ms
+    with pytest.raises(
+        ValueError,
+        match=r"d.csv: time `end_timestamp` in s - `duration` in s \(end time minus duration\) "
+        r"is before the clock's 0 for 2 of 3 requests: the two columns' units do not match",
+    ):
+        traces.load(str(_write(tmp_path / "d.csv", body)), seed=1)
 
 
 @pytest.mark.parametrize(
@@ -84,6 +108,27 @@ def test_column_names_are_matched_whatever_their_case(
     assert traces.load(str(_write(tmp_path / "b.csv", both)), seed=1).traces[0].arrivals[0] == 1
 
 
+def test_a_column_named_exactly_beats_one_matched_by_key(tmp_path: pathlib.Path) -> None:
+    # `datetime` is a time column as written; `Time` (time of day) only by its key.
+    body = "datetime,Time,x\n2024-01-01 00:00:10,00:00:10,1\n2024-01-01 00:00:20,00:00:20,1\n"
+    got = traces.load(str(_write(tmp_path / "d.csv", body)), seed=1)
+    assert list(got.traces[0].arrivals) == [10.0, 20.0] and "time `datetime`" in got.note
+    # `latency` is a work column as written; `Duration` only by its key.
+    body = "time,Duration,latency\n1,5,0.1\n2,5,0.3\n"
+    got = traces.load(str(_write(tmp_path / "w.csv", body)), seed=1)
+    assert got.work_column == "latency" and got.traces[0].work is not None
+    assert list(got.traces[0].work) == pytest.approx([0.5, 1.5])
+
+
+def test_output_tokens_are_the_work_before_a_latency(tmp_path: pathlib.Path) -> None:
+    body = "Request_ID,Arrival_Time_s,Prompt_Tokens,Completion_Tokens,Latency_ms\n"
+    body += "r1,1.0,100,10,900\nr2,2.0,100,30,300\n"
+    got = traces.load(str(_write(tmp_path / "llm.csv", body)), seed=1)
+    assert got.work_column == "Completion_Tokens" and got.traces[0].work is not None
+    assert list(got.traces[0].work) == pytest.approx([0.5, 1.5])
+    assert workloads.trace_model("auto", got.family, got.work_column) == "llm-small"
+
+
 @pytest.mark.parametrize("name", ["trace.jsonl", "trace.jsonl.gz"])
 def test_json_lines_rows_plain_or_gzip(tmp_path: pathlib.Path, name: str) -> None:
     body = '{"timestamp": 1.5, "input_length": 1000, "output_length": 200, "hash_ids": [1]}\n'
@@ -94,6 +139,26 @@ def test_json_lines_rows_plain_or_gzip(tmp_path: pathlib.Path, name: str) -> Non
     assert got.work_column == "output_length" and got.traces[0].work is not None
     assert list(got.traces[0].work) == [0.5, 1.5]
     assert workloads.trace_model("auto", got.family, got.work_column) == "llm-small"
+
+
+def test_json_lines_header_is_every_key_of_the_first_objects(tmp_path: pathlib.Path) -> None:
+    # The first object has no time and no output length; later ones do.
+    body = '{"input_length": 5}\n{"timestamp": 2, "output_length": 10}\n'
+    body += '{"timestamp": 3, "output_length": 30, "extra": 1}\n'
+    got = traces.load(str(_write(tmp_path / "t.jsonl", body)), seed=1)
+    assert list(got.traces[0].arrivals) == [2.0, 3.0] and got.work_column == "output_length"
+    assert "; rows left out: 1 without a `timestamp`" in got.note
+
+
+def test_rows_without_a_time_are_counted_in_the_note(tmp_path: pathlib.Path) -> None:
+    got = traces.load(str(_write(tmp_path / "t.csv", "time,x\n1,a\n,b\n2,c\n,d\n")), seed=1)
+    assert list(got.traces[0].arrivals) == [1.0, 2.0]
+    assert "; rows left out: 2 without a `time`" in got.note
+    got = traces.load(str(_write(tmp_path / "s.csv", "time,count\n0,6\n,6\n60,6\n")), seed=1)
+    assert got.family == "per-minute-long" and "; rows left out: 1 without a `time`" in got.note
+    # Nothing left out, nothing said.
+    got = traces.load(str(_write(tmp_path / "u.csv", "time,x\n1,a\n")), seed=1)
+    assert "left out" not in got.note
 
 
 def test_a_name_prefix_finds_json_lines_and_text_files(tmp_path: pathlib.Path) -> None:
@@ -122,9 +187,19 @@ def test_whole_numbers_that_look_like_milliseconds_are_pointed_out(tmp_path: pat
     # Read as seconds (nothing says otherwise), not guessed: the note says what to do.
     got = traces.load(str(_write(tmp_path / "mooncake_trace.jsonl", MOONCAKE)), seed=1)
     assert got.traces[0].arrivals[-1] == 3_600_000.0
-    assert "spanning 41.7 days if seconds" in got.note and "say ::unit=ms" in got.note
+    assert (
+        "; `timestamp` holds whole numbers from 0 spanning 41.7 days if read as seconds; if "
+        "they are ms, us or ns, say ::unit=ms (or us, ns)" in got.note
+    )
+    # BurstGPT's clock is whole seconds from 0 over 61 days: the same note, in words that do
+    # not say it is wrong (it is not: following a note that said "milliseconds" would
+    # replay 61 days in 1.5 hours).
+    burst = "Timestamp,Model,Response tokens\n0,ChatGPT,10\n5270400,GPT-4,20\n"
+    got = traces.load(str(_write(tmp_path / "BurstGPT_1.csv", burst)) + "::by=none", seed=1)
+    assert list(got.traces[0].arrivals) == [0.0, 5_270_400.0] and "`Timestamp` in s," in got.note
+    assert "spanning 61 days if read as seconds; if they are ms, us or ns" in got.note
     # Not for a short relative clock, nor for an absolute one in whole seconds.
-    for name, body in (("short.csv", "timestamp\n1\n2\n"), ("epoch.csv", "ts\n1.7e9\n1.8e9\n")):
+    for name, body in (("short.csv", "timestamp\n1\n2\n"), ("epoch.csv", "ts\n1.7e9\n1.703e9\n")):
         got = traces.load(str(_write(tmp_path / name, body)), seed=1)
         assert "::unit=ms" not in got.note and "in s" in got.note
 
@@ -154,6 +229,33 @@ def test_the_unit_of_an_epoch_clock_from_its_magnitude(
     got = traces.load(str(_write(tmp_path / "epoch.csv", body)), seed=1)
     assert list(got.traces[0].arrivals) == pytest.approx([800.0, 801.5])
     assert f"in {unit} (epoch magnitude)" in got.note
+
+
+def test_an_epoch_unit_is_guessed_only_for_a_date_between_2000_and_2100(
+    tmp_path: pathlib.Path,
+) -> None:
+    # 2e11 as ms would be 1976: not taken for an epoch clock, read as seconds (time 0 the
+    # whole hour before, 2,000 s before it).
+    got = traces.load(str(_write(tmp_path / "t.csv", "timestamp\n2e11\n200000000005\n")), seed=1)
+    assert list(got.traces[0].arrivals) == [2000.0, 2005.0] and "in s" in got.note
+    # A monotonic clock in ns (3e14: 3.5 days of uptime) is not 1979 in us either; read as
+    # seconds it spans years: a named error, not years of replay.
+    body = "timestamp\n300000000000000\n300000500000000\n"
+    with pytest.raises(ValueError, match=r"t2.csv: `timestamp` read in s spans 5.79e\+03 days"):
+        traces.load(str(_write(tmp_path / "t2.csv", body)), seed=1)
+
+
+@pytest.mark.parametrize("body", ["time\n0\n1e15\n", "time,count\n0,5\n1e15,3\n"])
+def test_a_replay_over_400_days_is_a_unit_error(tmp_path: pathlib.Path, body: str) -> None:
+    # A relative clock in us read as seconds: 3e7 years (it was a MemoryError), named with
+    # the unit it was read in and the option that sets it.
+    path = _write(tmp_path / "us.csv", body)
+    with pytest.raises(
+        ValueError, match=r"us.csv: `time` read in s spans .* days.*say ::unit=ms, us or ns;"
+    ):
+        traces.load(str(path), seed=1)
+    # A window of it is no error: the window is what is replayed.
+    assert traces.load(str(path), seed=1, days="0:1").traces[0].duration_s == 86_400.0
 
 
 def test_a_per_minute_series_reads_its_unit_too(tmp_path: pathlib.Path) -> None:
@@ -190,6 +292,30 @@ def test_long_per_minute_series_is_scaled_to_the_peak(tmp_path: pathlib.Path) ->
     assert 450 < per_min[30] < 750 and per_min[:30].mean() < 100
 
 
+def test_times_not_finite_are_left_out_and_counted(tmp_path: pathlib.Path) -> None:
+    body = "time,x\nnan,a\n1,b\ninf,c\n2,d\n-inf,e\n,f\n"
+    got = traces.load(str(_write(tmp_path / "t.csv", body)), seed=1)
+    assert list(got.traces[0].arrivals) == [1.0, 2.0]
+    assert "; rows left out: 1 without a `time`, 3 whose `time` is not a finite number" in got.note
+    got = traces.load(str(_write(tmp_path / "s.csv", "time,count\nNaN,5\n0,6\n")), seed=1)
+    assert got.family == "per-minute-long" and "1 whose `time` is not a finite" in got.note
+    body = '{"timestamp": NaN}\n{"timestamp": 1e999}\n{"timestamp": 3}\n'
+    got = traces.load(str(_write(tmp_path / "j.jsonl", body)), seed=1)
+    assert list(got.traces[0].arrivals) == [3.0] and "2 whose `timestamp`" in got.note
+
+
+def test_a_time_that_is_not_one_is_named_by_row(tmp_path: pathlib.Path) -> None:
+    body = "time,x\n1,a\nN/A,b\n"
+    with pytest.raises(
+        ValueError, match=r"t.csv: `time` row 2: 'N/A' is neither a number nor an ISO date-time"
+    ):
+        traces.load(str(_write(tmp_path / "t.csv", body)), seed=1)
+    # A time of day beside a date: no column here is a date-time; said so, by row.
+    body = "Date,Time,Requests\n2024-01-01,00:00:00,5\n2024-01-01,00:01:00,3\n"
+    with pytest.raises(ValueError, match=r"d.csv: `Time` row 1: '00:00:00' is a time of day"):
+        traces.load(str(_write(tmp_path / "d.csv", body)), seed=1)
+
+
 def test_bad_files_are_named_errors(tmp_path: pathlib.Path) -> None:
     with pytest.raises(ValueError, match="no time column"):
         traces.load(str(_write(tmp_path / "x.csv", "a,b\n1,2\n")), seed=1)
@@ -203,6 +329,16 @@ def test_bad_files_are_named_errors(tmp_path: pathlib.Path) -> None:
         traces.load(str(_write(tmp_path / "u.csv", "time\n1\n")) + "::unit=min", seed=1)
     with pytest.raises(ValueError, match="--days"):
         traces.load(str(_write(tmp_path / "y.csv", "time\n1\n")), seed=1, days="a:b")
+
+
+def test_blank_lines_before_the_header_and_extra_fields(tmp_path: pathlib.Path) -> None:
+    # The header is the first line with something on it, for the rows as for the header.
+    body = "\n  \ntime,model\n1,m1\n2,m1,an extra field,another\n"
+    got = traces.load(str(_write(tmp_path / "t.csv", body)), seed=1)
+    assert [list(t.arrivals) for t in got.traces] == [[1.0, 2.0]] and "`model`" in got.note
+    series = "\nperiod,count\n0,60\n60,120,9\n"
+    got = traces.load(str(_write(tmp_path / "s.csv", series)), seed=1)
+    assert got.family == "per-minute-long" and got.peak_rps == pytest.approx(2.0)
 
 
 @pytest.mark.skipif(not traces.trace_dir(None).is_dir(), reason="no shipped traces here")
