@@ -19,7 +19,7 @@ import kopf
 from tideserve import kube
 from tideserve import settings as settings_mod
 from tideserve.api import crd, resource
-from tideserve.controller import metrics, reconcile, refresher, sizing, store
+from tideserve.controller import metrics, persistence, reconcile, refresher, sizing, store
 from tideserve.render import names
 
 ISVC = (resource.GROUP, resource.VERSION, resource.PLURAL)
@@ -75,8 +75,8 @@ def watch_selectors(activator: bool) -> dict[tuple[str, str, str], str]:
 def configure(settings: kopf.OperatorSettings, activator: bool = False) -> None:
     """kopf's own settings: state in annotations (the status schema is strict)."""
     prefix = resource.LABEL_PREFIX
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.progress_storage = persistence.ProgressStorage(prefix=prefix)
+    settings.persistence.diffbase_storage = persistence.DiffBaseStorage(
         prefix=prefix, key="last-handled-configuration"
     )
     settings.persistence.finalizer = f"{prefix}/finalizer"
