@@ -225,8 +225,9 @@ def register(
             return
         live = None if event["type"] == "DELETED" else body
         rec.store.put_deployment(key, live)
-        rec.observe_child(key, "Deployment", str(body.metadata.name), live)
-        schedule(key)  # status follows the Deployment; drift is checked on refresh
+        displaced = rec.observe_child(key, "Deployment", str(body.metadata.name), live)
+        for other in {key, *displaced}:  # status follows the Deployment; drift on refresh
+            schedule(other)
 
     # The other children are watched only to repair drift: a deleted or hand-edited
     # child is applied again. Their events are few (tideserve's own writes, hand edits).
@@ -248,8 +249,10 @@ def register(
             if key is None:
                 return
             kind, name = str(param), str(body.metadata.name)
-            if rec.observe_child(key, kind, name, None if event["type"] == "DELETED" else body):
-                schedule(key)
+            for other in rec.observe_child(
+                key, kind, name, None if event["type"] == "DELETED" else body
+            ):
+                schedule(other)
 
     @kopf.on.event(
         "",
