@@ -512,6 +512,18 @@ class SloSpec(base.Model):
 
 
 class InferenceServiceSpec(base.Model):
+    rules = (
+        base.Rule(
+            cel="self.scaling.mode != 'external' || self.replicas <= self.scaling.maxReplicas",
+            message="with scaling.mode: external, replicas (written by an HPA or KEDA through "
+            "the scale subresource) cannot exceed scaling.maxReplicas",
+            check=lambda s: (
+                s.scaling.mode != ScalingMode.EXTERNAL or s.replicas <= s.scaling.max_replicas
+            ),
+            field_path=".replicas",
+        ),
+    )
+
     model: ModelSpec = pydantic.Field(..., description="The model to serve and where it lives.")
     runtime: RuntimeSpec = pydantic.Field(
         default_factory=RuntimeSpec, description="Triton image, args and environment."
@@ -533,7 +545,8 @@ class InferenceServiceSpec(base.Model):
         ge=0,
         le=2**31 - 1,
         description="Replica count written through the scale subresource (kubectl scale, HPA, "
-        "KEDA). Honoured only with scaling.mode: external; the builtin autoscaler ignores it. "
+        "KEDA). Honoured only with scaling.mode: external, up to scaling.maxReplicas; the "
+        "builtin autoscaler ignores it. "
         "Defaulted so that the scale subresource can always be read.",
     )
 
