@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # kopf's progress of the "apply" handler (AnnotationsProgressStorage, tideserve's prefix).
 PROGRESS = "serving.tideserve.io/apply"
+ISVC_LABEL = "serving.tideserve.io/inferenceservice"
 
 
 def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -354,6 +355,49 @@ def test_missing_storage_secret_is_a_condition_not_a_hot_loop(
     ahead = (delayed - datetime.datetime.now(datetime.UTC)).total_seconds()
     assert ahead > 30, progress
     assert (operator.metric("tideserve_reconciles_total", result="blocked") or 0) <= 2
+
+
+def test_a_child_name_another_object_holds_is_a_condition_and_that_object_is_untouched(
+    kube: fixtures.Kube, namespace: str, operator: harness.Operator
+) -> None:
+    # Another app's Service and ConfigMap, named as tideserve would name the children of
+    # an InferenceService "shop": applying over them would take them over, and garbage
+    # collection would delete them with the InferenceService.
+    kube.kubectl("create", "service", "clusterip", "shop", "--tcp=5432:5432", "-n", namespace)
+    kube.kubectl("create", "configmap", "shop-config", "--from-literal=k=v", "-n", namespace)
+    kube.apply(fixtures.isvc("shop", resources={"accelerator": "cpu"}), "-n", namespace)
+
+    def taken() -> dict[str, Any] | None:
+        ready = condition(get(kube, namespace, "tisvc", "shop"), "Ready")
+        return ready if ready and ready["reason"] == "ChildNameTaken" else None
+
+    ready = fixtures.eventually(taken, TIMEOUT, f"Ready=False ChildNameTaken\n{operator.tail()}")
+    assert "Service shop is not tideserve's" in ready["message"]
+    service = get(kube, namespace, "service", "shop")
+    assert "ownerReferences" not in service["metadata"]
+    assert [p["port"] for p in service["spec"]["ports"]] == [5432]
+    config = get(kube, namespace, "configmap", "shop-config")
+    assert config["data"] == {"k": "v"} and "ownerReferences" not in config["metadata"]
+    assert get(kube, namespace, "deployments", "-l", f"{ISVC_LABEL}=shop")["items"] == []
+
+
+def test_an_inference_service_named_after_anothers_child_waits_and_the_other_keeps_it(
+    kube: fixtures.Kube, namespace: str, operator: harness.Operator
+) -> None:
+    # "twin-predictor" would name its Service "twin-predictor", which is twin's own.
+    kube.apply(fixtures.isvc("twin", resources={"accelerator": "cpu"}), "-n", namespace)
+    wait_ready(kube, namespace, "twin", operator)
+    kube.apply(fixtures.isvc("twin-predictor", resources={"accelerator": "cpu"}), "-n", namespace)
+
+    def taken() -> dict[str, Any] | None:
+        ready = condition(get(kube, namespace, "tisvc", "twin-predictor"), "Ready")
+        return ready if ready and ready["reason"] == "ChildNameTaken" else None
+
+    ready = fixtures.eventually(taken, TIMEOUT, f"Ready=False ChildNameTaken\n{operator.tail()}")
+    assert "Service twin-predictor is InferenceService twin's" in ready["message"]
+    service = get(kube, namespace, "service", "twin-predictor")
+    assert service["metadata"]["labels"][ISVC_LABEL] == "twin"
+    assert (condition(get(kube, namespace, "tisvc", "twin"), "Ready") or {})["status"] == "True"
 
 
 def test_restart_with_nothing_changed_writes_no_children(

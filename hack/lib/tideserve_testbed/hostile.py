@@ -25,7 +25,7 @@ class Case:
     def named(self, name: str) -> str:
         """The manifest under another metadata.name (cases named "hostile" share one)."""
         return self.text.replace('"name": "hostile"', f'"name": "{name}"').replace(
-            "metadata: {name: hostile}", f"metadata: {{name: {name}}}"
+            "metadata: {name: hostile", f"metadata: {{name: {name}"
         )
 
 
@@ -43,5 +43,9 @@ def cases() -> list[Case]:
                 "spec": spec,
             }
             text = json.dumps(manifest)
+        # fill: {TOKEN: [text, n]} writes text n times in place of TOKEN, for cases about
+        # size that would otherwise need kilobytes of the same character in the table.
+        for token, (piece, times) in row.get("fill", {}).items():
+            text = text.replace(token, piece * times)
         out.append(Case(row["id"], row["field"], text))
     return out

@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 
 from tideserve.api import crd, formats, resource
 
-# CEL `matches` with a raw-string regular expression, as base.pattern_rule writes it.
+# CEL `matches` with a raw-string regular expression, as base.pattern_rule writes it, and
+# its negation, as base.no_match_rule writes it.
 _CEL_MATCHES = re.compile(r"self\.matches\(r'([^']*)'\)")
+_CEL_NO_MATCH = re.compile(r"!self\.matches\(r'([^']*)'\)")
 MAX_ITEMS = 3  # lists stay short: bounds are checked by the hostile table
 
 
@@ -27,17 +29,21 @@ def root_schema() -> dict[str, Any]:
     return schema
 
 
-def _regexes(node: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(expressions every value must match, expressions of conditional rules)."""
+def _regexes(node: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """(expressions every value must match, expressions of conditional rules, expressions
+    no value may contain a match of)."""
     always = [node["pattern"]] if "pattern" in node else []
-    conditional = []
+    conditional, never = [], []
     for rule in node.get("x-kubernetes-validations", []):
         whole = _CEL_MATCHES.fullmatch(rule["rule"])
+        negated = _CEL_NO_MATCH.fullmatch(rule["rule"])
         if whole:
             always.append(whole[1])
+        elif negated:
+            never.append(negated[1])
         else:
             conditional += _CEL_MATCHES.findall(rule["rule"])
-    return always, conditional
+    return always, conditional, never
 
 
 def _string(node: dict[str, Any]) -> st.SearchStrategy[Any]:
@@ -48,12 +54,16 @@ def _string(node: dict[str, Any]) -> st.SearchStrategy[Any]:
             datetime.date.isoformat
         )
     limit = node.get("maxLength", 64)
-    always, conditional = _regexes(node)
+    always, conditional, never = _regexes(node)
     if not always and not conditional:
         return st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=limit)
 
     def fits(value: str) -> bool:
-        return len(value) <= limit and all(re.fullmatch(p, value) for p in always)
+        return (
+            len(value) <= limit
+            and all(re.fullmatch(p, value) for p in always)
+            and not any(re.search(p, value) for p in never)
+        )
 
     def drawn(pattern: str) -> st.SearchStrategy[str]:
         return st.from_regex(pattern, fullmatch=True)

@@ -76,6 +76,16 @@ def pattern_rule(pattern: str, message: str) -> FieldRule:
     )
 
 
+def no_match_rule(pattern: str, message: str) -> FieldRule:
+    """A FieldRule that the value does not contain a match of `pattern` (anchor it with ^
+    to mean a prefix)."""
+    return FieldRule(
+        cel=f"!self.matches({_cel_string(pattern)})",
+        message=message,
+        check=lambda value: re.search(pattern, value) is None,
+    )
+
+
 def _cel_string(text: str) -> str:
     """A CEL string literal: raw, single-quoted (a pattern never holds a quote)."""
     if "'" in text or "\n" in text:

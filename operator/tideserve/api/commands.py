@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
+from typing import Any, TypeGuard
 
 import yaml
 
@@ -59,7 +60,7 @@ def main_validate(argv: list[str]) -> int:
             failures += 1
             continue
         for doc in documents:
-            if not isinstance(doc, dict) or doc.get("kind") != resource.KIND:
+            if not _ours(doc):
                 continue
             metadata = doc.get("metadata")
             name = metadata.get("name", "?") if isinstance(metadata, dict) else "?"
@@ -70,3 +71,12 @@ def main_validate(argv: list[str]) -> int:
             else:
                 print(f"{path}: {name}: valid")
     return 1 if failures else 0
+
+
+def _ours(doc: object) -> TypeGuard[dict[str, Any]]:
+    """An InferenceService, or anything of our API group: a misspelt kind is named, not
+    skipped as someone else's."""
+    if not isinstance(doc, dict):
+        return False
+    group = str(doc.get("apiVersion", "")).partition("/")[0]
+    return doc.get("kind") == resource.KIND or group == resource.GROUP

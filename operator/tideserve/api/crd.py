@@ -59,6 +59,41 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     return out
 
 
+def _fractional_bounds(node: Any) -> None:
+    """Add a CEL rule for each fractional bound of a number.
+
+    The API server's OpenAPI check compares a JSON integer with the bound cut to an
+    integer (0 passes minimum: 0.5); CEL compares the number itself.
+    """
+    if isinstance(node, list):
+        for item in node:
+            _fractional_bounds(item)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key in ("properties", "items", "anyOf"):
+            _fractional_bounds(list(value.values()) if key == "properties" else value)
+    if node.get("type") != "number":
+        return
+    rules = []
+    for bound, flag, op, words in (
+        ("minimum", "exclusiveMinimum", ">", "greater than"),
+        ("maximum", "exclusiveMaximum", "<", "less than"),
+    ):
+        value = node.get(bound)
+        if isinstance(value, float) and not value.is_integer():
+            strict = node.get(flag) is True
+            rules.append(
+                {
+                    "rule": f"self {op}{'' if strict else '='} {value!r}",
+                    "message": f"must be {words}{'' if strict else ' or equal to'} {value!r}",
+                }
+            )
+    if rules:
+        node["x-kubernetes-validations"] = [*node.get("x-kubernetes-validations", []), *rules]
+
+
 def _model_defaults(model: type[pydantic.BaseModel], node: dict[str, Any]) -> None:
     """Give object fields built by a default factory their full default value.
 
@@ -98,6 +133,7 @@ def to_structural(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     resolved: dict[str, Any] = _resolve(schema, schema.get("$defs", {}))
     resolved.setdefault("type", "object")
     _model_defaults(model, resolved)
+    _fractional_bounds(resolved)
     return resolved
 
 

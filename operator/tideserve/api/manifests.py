@@ -19,7 +19,7 @@ from typing import Any
 import pydantic
 import yaml
 
-from tideserve.api import formats, resource
+from tideserve.api import formats, objectmeta, resource
 from tideserve.api import spec as spec_api
 
 _GO_NUMBER_TAG = "tag:tideserve.io,2026:go-number"
@@ -76,8 +76,9 @@ def _construct_go_number(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> obje
             value = int(digits, 0)
         if -(2**63) <= sign * value < 2**64:
             return sign * value
-    if _YAML_FLOAT.fullmatch(plain):
-        return float(plain)
+    if _YAML_FLOAT.fullmatch(plain) and math.isfinite(number := float(plain)):
+        return number
+    # Past float64 (1e309) Go's ParseFloat fails, and go-yaml keeps the text.
     return text
 
 
@@ -130,12 +131,15 @@ TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
 
 
 def problems(document: dict[str, Any]) -> list[str]:
-    """Why the API server would refuse this InferenceService; [] if it would accept it."""
+    """Why `kubectl apply` and the API server would refuse this InferenceService; [] if
+    they would accept it."""
     found = []
     if document.get("apiVersion") != resource.API_VERSION:
         found.append(f"apiVersion: must be {resource.API_VERSION}")
+    if document.get("kind") != resource.KIND:
+        found.append(f"kind: must be {resource.KIND}")
     found += [f"{key}: unknown field" for key in document if key not in TOP_LEVEL]
-    metadata = document.get("metadata")
+    metadata = without_nulls(document.get("metadata"))
     if not isinstance(metadata, dict):
         found.append("metadata: Required value")
     else:
@@ -145,7 +149,11 @@ def problems(document: dict[str, Any]) -> list[str]:
             name = generated[:58] + "x0000"  # the API server appends 5 characters
         if problem := formats.name_problem(name):
             found.append(f"metadata.name: {problem}")
-    spec = document.get("spec")
+        found += objectmeta.metadata_problems(metadata)
+    if problem := objectmeta.annotations_size_problem(document):
+        found.append(problem)
+    found += objectmeta.status_problems(without_nulls(document.get("status")))
+    spec = without_nulls(document.get("spec"))
     if not isinstance(spec, dict):
         found.append("spec: Required value (an object)")
         return found
@@ -154,6 +162,16 @@ def problems(document: dict[str, Any]) -> list[str]:
     except pydantic.ValidationError as error:
         found.append(resource.describe_error(error))
     return found
+
+
+def without_nulls(value: object) -> object:
+    """The value with every null object member left out, as the API server prunes them
+    before defaulting (runtime: null is no runtime; a null list item stays, and is refused)."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
 
 
 def parse_strict(spec: dict[str, Any]) -> spec_api.InferenceServiceSpec:

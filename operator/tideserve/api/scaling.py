@@ -101,6 +101,16 @@ def _scale_down_default() -> ScalingRules:
 
 
 class BehaviorSpec(base.Model):
+    rules = (
+        base.Rule(
+            cel="self.panicWindowSeconds <= self.stableWindowSeconds",
+            message="panicWindowSeconds must be at most stableWindowSeconds: the panic window "
+            "is the short one (defaults 6 and 60)",
+            check=lambda b: b.panic_window_seconds <= b.stable_window_seconds,
+            field_path=".panicWindowSeconds",
+        ),
+    )
+
     tolerance: float = pydantic.Field(
         0.1, ge=0, le=1, description="Ignore demand changes within this fraction of the target."
     )
@@ -153,6 +163,16 @@ class ScalingSpec(base.Model):
             message="a schedule window's minReplicas cannot exceed scaling.maxReplicas",
             check=lambda s: all(
                 w.min_replicas is None or w.min_replicas <= s.max_replicas for w in s.schedules
+            ),
+            field_path=".schedules",
+        ),
+        base.Rule(
+            cel="!has(self.schedules) || self.schedules.map(w, has(w.exceptDates)"
+            f" ? size(w.exceptDates) : 0).sum() <= {schedule_api.EXCEPT_DATES_TOTAL_MAX}",
+            message=f"the schedules' exceptDates must come to at most "
+            f"{schedule_api.EXCEPT_DATES_TOTAL_MAX} dates in all",
+            check=lambda s: (
+                sum(len(w.except_dates) for w in s.schedules) <= schedule_api.EXCEPT_DATES_TOTAL_MAX
             ),
             field_path=".schedules",
         ),

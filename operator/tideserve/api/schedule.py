@@ -5,14 +5,18 @@ from __future__ import annotations
 import datetime
 import enum
 import zoneinfo
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import pydantic
 
 from tideserve.api import base, formats
 
 HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+# Over all windows of an object: with the other lists at their longest, the object stays
+# within what `kubectl apply` can store (see spec.ENV_TOTAL_MAX).
+EXCEPT_DATES_TOTAL_MAX = 1024
 CRON_PATTERN = formats.CRON
+T = TypeVar("T")
 
 
 def known_zone(name: str) -> bool:
@@ -43,6 +47,7 @@ Cron = Annotated[
     str,
     pydantic.Field(max_length=128),
     base.pattern_rule(formats.CRON, formats.CRON_MESSAGE),
+    base.no_match_rule(formats.CRON_NEVER, formats.CRON_NEVER_MESSAGE),
 ]
 
 
@@ -124,8 +129,9 @@ class ScheduleWindow(base.Model):
     days: list[Weekday] = pydantic.Field(
         default_factory=list,
         max_length=7,
-        description="Days on which the window starts (Mon..Sun); empty means every day. "
-        "A window crossing midnight belongs to the day it starts on.",
+        description="Days on which the window starts (Mon..Sun), each once; empty means "
+        "every day. A window crossing midnight belongs to the day it starts on.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     cron: Cron | None = pydantic.Field(
         None,
@@ -162,5 +168,16 @@ class ScheduleWindow(base.Model):
     except_dates: list[datetime.date] = pydantic.Field(
         default_factory=list,
         max_length=366,
-        description="Local dates (YYYY-MM-DD) on which the window does not open, e.g. holidays.",
+        description="Local dates (YYYY-MM-DD) on which the window does not open, e.g. "
+        f"holidays; each once, at most {EXCEPT_DATES_TOTAL_MAX} over all windows.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
+
+    @pydantic.field_validator("days", "except_dates")
+    @classmethod
+    def _each_once(cls, value: list[T]) -> list[T]:
+        # The API server refuses a repeated item of a list-type set ("Duplicate value").
+        repeated = sorted({str(v) for v in value if value.count(v) > 1})
+        if repeated:
+            raise ValueError(f"each item once; repeated: {', '.join(repeated)}")
+        return value

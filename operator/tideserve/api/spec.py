@@ -7,7 +7,9 @@ Cross-field rules are `base.Rule`s, enforced both by the CRD (CEL) and by pydant
 from __future__ import annotations
 
 import enum
-from typing import Annotated
+import functools
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import pydantic
 
@@ -15,38 +17,57 @@ from tideserve.api import base, formats
 from tideserve.api import scaling as scaling_api
 
 QUANTITY_PATTERN = formats.QUANTITY
-MIG_PROFILE_PATTERN = r"^[1-7]g\.[0-9]{1,3}gb$"
+MIG_PROFILE_PATTERN = formats.MIG_PROFILE
 STORAGE_URI_PATTERN = formats.STORAGE_URI
 DNS_LABEL_PATTERN = formats.DNS1123_LABEL
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
-def _quantity(value: object) -> str:
+def _quantity(problem: Callable[[int | str], str | None], value: object) -> str:
     # The CRD types a quantity as integer-or-string: a YAML float (cpu: 0.5) is refused
     # by the API server, so it is refused here too.
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise ValueError(formats.QUANTITY_MESSAGE)
-        return str(value)
-    if not isinstance(value, str):
+    if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError("must be an integer or a string quantity such as 2, 500m or 4Gi")
-    if not formats.matches(QUANTITY_PATTERN, value):
-        raise ValueError(f"{value!r} {formats.QUANTITY_MESSAGE}")
-    return value
+    if found := problem(value):
+        raise ValueError(found)
+    return str(value)
 
 
-QuantityField = Annotated[
+def _quantity_schema(low: str, high: str, rule: str, message: str) -> dict[str, Any]:
+    """A request quantity in the CRD: integer-or-string, bounded both ways; the bounds of a
+    string are checked with Kubernetes' own quantity parser (CEL's quantity library)."""
+    within = (
+        f"quantity(self).compareTo(quantity('{low}')) >= 0"
+        f" && quantity(self).compareTo(quantity('{high}')) <= 0"
+    )
+    return {
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
+        "x-kubernetes-int-or-string": True,
+        "pattern": QUANTITY_PATTERN,
+        "minimum": max(1, int(formats.quantity_value(low) or 0)),
+        "maximum": int(formats.quantity_value(high) or 0),
+        "maxLength": 64,
+        "x-kubernetes-validations": [
+            {
+                # Not a string, or not a quantity: the type and pattern say so.
+                "rule": f"type(self) != string || !isQuantity(self) || ({within}{rule})",
+                "message": message,
+            }
+        ],
+    }
+
+
+CpuQuantity = Annotated[
     str,
-    pydantic.BeforeValidator(_quantity),
+    pydantic.BeforeValidator(functools.partial(_quantity, formats.cpu_problem)),
     pydantic.WithJsonSchema(
-        {
-            "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "x-kubernetes-int-or-string": True,
-            "pattern": QUANTITY_PATTERN,
-            "minimum": 1,
-            "maxLength": 64,
-        }
+        _quantity_schema("1m", str(formats.CPU_MAX), " && !self.endsWith('i')", formats.CPU_MESSAGE)
     ),
+]
+MemoryQuantity = Annotated[
+    str,
+    pydantic.BeforeValidator(functools.partial(_quantity, formats.memory_problem)),
+    pydantic.WithJsonSchema(_quantity_schema("64Mi", "16Ti", "", formats.MEMORY_MESSAGE)),
 ]
 
 
@@ -187,6 +208,14 @@ class ModelSpec(base.Model):
     )
 
 
+# Bounds on the whole environment and command line, in characters: they reach the
+# Deployment and the process (Linux takes at most 128 KiB per variable), and with the
+# other lists at their longest they keep the object within what `kubectl apply` can
+# store (its last-applied annotation holds at most 256 KiB).
+ENV_TOTAL_MAX = 16384
+ARGS_TOTAL_MAX = 8192
+
+
 class EnvVar(base.Model):
     name: Annotated[
         str,
@@ -196,10 +225,18 @@ class EnvVar(base.Model):
             message=f"names starting with {formats.RESERVED_ENV_PREFIX} are tideserve's own",
             check=lambda name: not name.startswith(formats.RESERVED_ENV_PREFIX),
         ),
+        base.FieldRule(
+            cel=f"!(self in {list(formats.GPU_SELECTING_ENV)})",
+            message=formats.GPU_SELECTING_ENV_MESSAGE,
+            check=lambda name: name not in formats.GPU_SELECTING_ENV,
+        ),
     ] = pydantic.Field(
         ..., description="Variable name: a C identifier (letters, digits, _; not a digit first)."
     )
-    value: str = pydantic.Field("", max_length=32768, description="Value.")
+    # No NUL: a process's environment cannot hold one (the container would not start).
+    value: str = pydantic.Field(
+        "", max_length=ENV_TOTAL_MAX, pattern=r"^[^\x00]*$", description="Value."
+    )
 
 
 TritonArg = Annotated[
@@ -207,6 +244,7 @@ TritonArg = Annotated[
     # The bound keeps the CEL rule's estimated cost within the API server's budget.
     pydantic.Field(max_length=512),
     base.pattern_rule(formats.TRITON_ARG, formats.TRITON_ARG_MESSAGE),
+    base.no_match_rule(formats.METRICS_OVERRIDE, formats.METRICS_OVERRIDE_MESSAGE),
 ]
 
 
@@ -216,6 +254,23 @@ class Protocol(enum.StrEnum):
 
 
 class RuntimeSpec(base.Model):
+    rules = (
+        base.Rule(
+            cel="!has(self.env) || self.env.map(e, size(e.name)"
+            f" + (has(e.value) ? size(e.value) : 0)).sum() <= {ENV_TOTAL_MAX}",
+            message=f"env names and values must come to at most {ENV_TOTAL_MAX} characters "
+            "in all (mount larger settings from a ConfigMap or Secret into the model instead)",
+            check=lambda r: sum(len(e.name) + len(e.value) for e in r.env) <= ENV_TOTAL_MAX,
+            field_path=".env",
+        ),
+        base.Rule(
+            cel=f"!has(self.args) || self.args.map(a, size(a)).sum() <= {ARGS_TOTAL_MAX}",
+            message=f"args must come to at most {ARGS_TOTAL_MAX} characters in all",
+            check=lambda r: sum(len(a) for a in r.args) <= ARGS_TOTAL_MAX,
+            field_path=".args",
+        ),
+    )
+
     image: str | None = pydantic.Field(
         None,
         max_length=512,
@@ -232,7 +287,8 @@ class RuntimeSpec(base.Model):
     env: list[EnvVar] = pydantic.Field(
         default_factory=list,
         max_length=64,
-        description="Extra environment variables for Triton (names unique).",
+        description="Extra environment variables for Triton (names unique; names and values "
+        f"at most {ENV_TOTAL_MAX} characters in all).",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
 
@@ -281,7 +337,9 @@ class DeclaredProfile(base.Model):
     option: str = pydantic.Field(
         ...,
         max_length=128,
-        description="Catalog option name, e.g. cpu-4, gpu:NVIDIA-L4, mig:1g.10gb.",
+        pattern=formats.PROFILE_OPTION,
+        description="Catalog option name: cpu-<cores> (e.g. cpu-4), gpu:<product> "
+        "(e.g. gpu:NVIDIA-L4) or mig:<profile> (e.g. mig:1g.10gb).",
     )
     max_requests_per_second: float = pydantic.Field(
         ..., gt=0, le=1e9, description="Requests per second one replica sustains within the SLO."
@@ -329,8 +387,23 @@ class RightSizingSpec(base.Model):
     profiles: list[DeclaredProfile] = pydantic.Field(
         default_factory=list,
         max_length=32,
-        description="Declared per-option throughput/latency; measured profiles win.",
+        description="Declared per-option throughput/latency, one per option; measured "
+        "profiles win.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["option"],
+        },
     )
+
+    @pydantic.field_validator("profiles")
+    @classmethod
+    def _unique_options(cls, value: list[DeclaredProfile]) -> list[DeclaredProfile]:
+        options = [p.option for p in value]
+        dupes = sorted({o for o in options if options.count(o) > 1})
+        if dupes:
+            raise ValueError(f"one profile per option; repeated: {', '.join(dupes)}")
+        return value
+
     profiling: ProfilingSpec = pydantic.Field(
         default_factory=ProfilingSpec, description="Automatic profiling of candidates."
     )
@@ -360,9 +433,9 @@ class ResourcesSpec(base.Model):
             field_path=".mig",
         ),
         base.Rule(
-            cel="self.accelerator != 'cpu' || !has(self.gpu)",
-            message="gpu settings are not allowed with accelerator: cpu",
-            check=lambda s: s.accelerator != Accelerator.CPU or s.gpu is None,
+            cel="self.accelerator in ['gpu', 'auto'] || !has(self.gpu)",
+            message="gpu settings are only allowed with accelerator: gpu or auto",
+            check=lambda s: s.accelerator in (Accelerator.GPU, Accelerator.AUTO) or s.gpu is None,
             field_path=".gpu",
         ),
     )
@@ -374,11 +447,11 @@ class ResourcesSpec(base.Model):
     )
     gpu: GpuSpec | None = pydantic.Field(None, description="GPU product and count per replica.")
     mig: MigSpec | None = pydantic.Field(None, description="MIG slice per replica.")
-    cpu: QuantityField | None = pydantic.Field(
-        None, description="CPU request per replica, e.g. 2 or 500m."
+    cpu: CpuQuantity | None = pydantic.Field(
+        None, description="CPU request per replica, e.g. 2 or 500m (1m to 512 cores)."
     )
-    memory: QuantityField | None = pydantic.Field(
-        None, description="Memory request (and limit) per replica, e.g. 8Gi."
+    memory: MemoryQuantity | None = pydantic.Field(
+        None, description="Memory request (and limit) per replica, e.g. 8Gi (64Mi to 16Ti)."
     )
     right_sizing: RightSizingSpec = pydantic.Field(
         default_factory=RightSizingSpec,
@@ -406,6 +479,19 @@ ScalingSpec = scaling_api.ScalingSpec
 
 
 class SloSpec(base.Model):
+    rules = (
+        base.Rule(
+            cel="!has(self.queueTimeMs) || !has(self.latencyMs)"
+            " || self.queueTimeMs <= self.latencyMs",
+            message="queueTimeMs must be at most latencyMs: the queue wait is part of the "
+            "end-to-end latency",
+            check=lambda s: (
+                s.queue_time_ms is None or s.latency_ms is None or s.queue_time_ms <= s.latency_ms
+            ),
+            field_path=".queueTimeMs",
+        ),
+    )
+
     latency_ms: float | None = pydantic.Field(
         None,
         gt=0,
@@ -426,6 +512,18 @@ class SloSpec(base.Model):
 
 
 class InferenceServiceSpec(base.Model):
+    rules = (
+        base.Rule(
+            cel="self.scaling.mode != 'external' || self.replicas <= self.scaling.maxReplicas",
+            message="with scaling.mode: external, replicas (written by an HPA or KEDA through "
+            "the scale subresource) cannot exceed scaling.maxReplicas",
+            check=lambda s: (
+                s.scaling.mode != ScalingMode.EXTERNAL or s.replicas <= s.scaling.max_replicas
+            ),
+            field_path=".replicas",
+        ),
+    )
+
     model: ModelSpec = pydantic.Field(..., description="The model to serve and where it lives.")
     runtime: RuntimeSpec = pydantic.Field(
         default_factory=RuntimeSpec, description="Triton image, args and environment."
@@ -447,7 +545,8 @@ class InferenceServiceSpec(base.Model):
         ge=0,
         le=2**31 - 1,
         description="Replica count written through the scale subresource (kubectl scale, HPA, "
-        "KEDA). Honoured only with scaling.mode: external; the builtin autoscaler ignores it. "
+        "KEDA). Honoured only with scaling.mode: external, up to scaling.maxReplicas; the "
+        "builtin autoscaler ignores it. "
         "Defaulted so that the scale subresource can always be read.",
     )
 

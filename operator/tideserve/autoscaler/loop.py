@@ -175,10 +175,13 @@ def decide(
     snapshot, fresh = _snapshot(record, endpoint.spec, state, basis)
     written = learned_status.due(record.learned, fresh, now)
     if decision.kind == "External" and endpoint.spec.replicas is not None:
-        wanted = endpoint.spec.replicas
-        decision = dataclasses.replace(
-            decision, desired=wanted, reason=f"external scaler: spec.replicas {wanted}"
-        )
+        # The CRD refuses more than maxReplicas; an object stored before it did is capped
+        # here, not scaled to whatever it says (2147483647 is a valid int32).
+        wanted = min(endpoint.spec.replicas, endpoint.spec.scaling.max_replicas)
+        reason = f"external scaler: spec.replicas {endpoint.spec.replicas}"
+        if wanted < endpoint.spec.replicas:
+            reason += f", capped at scaling.maxReplicas {wanted}"
+        decision = dataclasses.replace(decision, desired=wanted, reason=reason)
     scale = decision.desired != endpoint.current
     last_scaling = record.last_scaling
     if scale:

@@ -68,3 +68,26 @@ def invalid_spec(message: str) -> status.Problem:
     return status.Problem(
         condition=status.SPEC_VALID, reason="InvalidSpec", message=message, blocking=True
     )
+
+
+NAME_TAKEN = "ChildNameTaken"
+
+
+def names_taken(taken: Mapping[tuple[str, str], str]) -> list[status.Problem]:
+    """Children whose names other objects hold: blocking, since applying would take those
+    objects over (and garbage collection would delete them with this InferenceService)."""
+    if not taken:
+        return []
+    held = "; ".join(f"{kind} {name} is {who}" for (kind, name), who in sorted(taken.items()))
+    return [
+        status.Problem(
+            condition=status.SPEC_VALID,
+            reason=NAME_TAKEN,
+            message=(
+                f"tideserve names this InferenceService's children after it, and {held}: "
+                "rename the InferenceService, or remove that object and tideserve will "
+                "continue"
+            ),
+            blocking=True,
+        )
+    ]

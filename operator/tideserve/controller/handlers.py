@@ -19,7 +19,7 @@ import kopf
 from tideserve import kube
 from tideserve import settings as settings_mod
 from tideserve.api import crd, resource
-from tideserve.controller import metrics, reconcile, refresher, sizing, store
+from tideserve.controller import metrics, persistence, reconcile, refresher, sizing, store
 from tideserve.render import names
 
 ISVC = (resource.GROUP, resource.VERSION, resource.PLURAL)
@@ -75,8 +75,8 @@ def watch_selectors(activator: bool) -> dict[tuple[str, str, str], str]:
 def configure(settings: kopf.OperatorSettings, activator: bool = False) -> None:
     """kopf's own settings: state in annotations (the status schema is strict)."""
     prefix = resource.LABEL_PREFIX
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.progress_storage = persistence.ProgressStorage(prefix=prefix)
+    settings.persistence.diffbase_storage = persistence.DiffBaseStorage(
         prefix=prefix, key="last-handled-configuration"
     )
     settings.persistence.finalizer = f"{prefix}/finalizer"
@@ -225,8 +225,9 @@ def register(
             return
         live = None if event["type"] == "DELETED" else body
         rec.store.put_deployment(key, live)
-        rec.observe_child(key, "Deployment", str(body.metadata.name), live)
-        schedule(key)  # status follows the Deployment; drift is checked on refresh
+        displaced = rec.observe_child(key, "Deployment", str(body.metadata.name), live)
+        for other in {key, *displaced}:  # status follows the Deployment; drift on refresh
+            schedule(other)
 
     # The other children are watched only to repair drift: a deleted or hand-edited
     # child is applied again. Their events are few (tideserve's own writes, hand edits).
@@ -248,8 +249,10 @@ def register(
             if key is None:
                 return
             kind, name = str(param), str(body.metadata.name)
-            if rec.observe_child(key, kind, name, None if event["type"] == "DELETED" else body):
-                schedule(key)
+            for other in rec.observe_child(
+                key, kind, name, None if event["type"] == "DELETED" else body
+            ):
+                schedule(other)
 
     @kopf.on.event(
         "",

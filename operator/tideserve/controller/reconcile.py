@@ -39,6 +39,10 @@ BLOCKED_RETRY_SECONDS = 60.0
 # Deployment carries the plan digest and is read on its own). The ServiceMonitor is not
 # watched (its CRD is optional), so this is the one time a deleted one is noticed.
 RESUME_CHECKED = ("ConfigMap", "Service", "PodDisruptionBudget", "ServiceMonitor")
+# Children whose name another object may already hold (the watched kinds): tideserve's
+# force apply would take such an object over and garbage collection would then delete it
+# with the InferenceService; the planned deletion of an optional child would delete it.
+NAME_CHECKED = ("ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy")
 
 log = logging.getLogger("tideserve.controller")
 
@@ -95,6 +99,11 @@ def _peers(
     peers: settings_mod.NetworkPeers | None,
 ) -> tuple[tuple[Mapping[str, Any], ...], tuple[Mapping[str, Any], ...]] | None:
     return None if peers is None else (peers.serving, peers.metrics)
+
+
+def _controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("controller") and r.get("uid") == uid for r in refs)
 
 
 def _carry(previous: Facts | None) -> dict[str, Any]:
@@ -230,6 +239,20 @@ class Reconciler:
                         " (resumed)" if resumed else "",
                     )
                     return
+                # Only before a write: an unchanged plan (a resume) costs no look-ups.
+                taken = self._taken(owner, plan)
+                if held := checks.names_taken(
+                    {c: who for c, who in taken.items() if c in map(drift.key_of, plan.apply)}
+                ):
+                    generation = previous.generation if previous else None
+                    self._remember(Facts(owner, generation, url, hw.label, (*problems, *held),
+                                         **_carry(previous)))  # fmt: skip
+                    metrics.RECONCILES.labels(result="blocked").inc()
+                    raise kopf.TemporaryError(held[0].message, delay=BLOCKED_RETRY_SECONDS)
+                if taken:  # only optional children to delete: another object's, left alone
+                    plan = dataclasses.replace(
+                        plan, delete=tuple(c for c in plan.delete if c not in taken)
+                    )
                 self._apply_plan(key, owner, plan, fresh, url, hw.label, previous)
                 self._remember(
                     Facts(owner, owner.generation, url, hw.label, tuple(problems), hw, fresh, plan)
@@ -276,6 +299,31 @@ class Reconciler:
             self._remember(dataclasses.replace(previous, partial=True) if previous else None)
             raise
 
+    def _taken(self, owner: names.Owner, plan: children.Plan) -> dict[drift.ChildKey, str]:
+        """Children of the plan (to apply or to delete) whose name an object that is not
+        this InferenceService's holds: another InferenceService's child, or an object
+        tideserve does not manage. The watch cache knows this one's and others' children;
+        a name it does not know (a new object's children, mostly) is read, not looked up
+        in a cached list: an object created a moment ago must not be taken over."""
+        key = (owner.namespace, owner.name)
+        taken: dict[drift.ChildKey, str] = {}
+        for kind, name in [*map(drift.key_of, plan.apply), *plan.delete]:
+            holder = self.store.holder(owner.namespace, (kind, name))
+            if kind not in NAME_CHECKED or holder == key:
+                continue
+            if holder is not None:
+                taken[(kind, name)] = f"InferenceService {holder[1]}'s"
+                continue
+            live = kube.get(kind, owner.namespace, name)
+            labels = ((live or {}).get("metadata") or {}).get("labels") or {}
+            if live is None or _controlled_by(live, owner.uid):
+                continue
+            if labels.get(names.MANAGED_BY_LABEL) != names.MANAGED_BY:
+                taken[(kind, name)] = "not tideserve's"
+            elif (other := labels.get(names.ISVC_LABEL)) != owner.name:
+                taken[(kind, name)] = f"InferenceService {other}'s"
+        return taken
+
     def _up_to_date(self, key: store.Key, plan: children.Plan, previous: Facts | None) -> bool:
         """Whether the children already run `plan` (deletions and hand edits since are
         drift, repaired by refresh)."""
@@ -295,7 +343,8 @@ class Reconciler:
         seen = self.store.children_of(key)
         selector = f"{names.MANAGED_BY_LABEL}={names.MANAGED_BY}"
         return all(
-            (kind, name) in seen or name in kube.names_cached(kind, key[0], selector)
+            ((kind, name) in seen or name in kube.names_cached(kind, key[0], selector))
+            and self.store.holder(key[0], (kind, name)) in (None, key)
             for kind, name in map(drift.key_of, plan.apply)
             if kind in RESUME_CHECKED
         )
@@ -320,10 +369,27 @@ class Reconciler:
 
     def observe_child(
         self, key: store.Key, kind: str, name: str, body: Mapping[str, Any] | None
-    ) -> bool:
-        """Note a watched child (None: deleted); whether it shows drift worth a refresh."""
+    ) -> list[store.Key]:
+        """Note a watched child (None: deleted); the InferenceServices to refresh for it:
+        its own if it shows drift, and any other whose plan has a child of that name (two
+        objects whose children share a name: the other one has just lost it, or may now
+        have it back)."""
         self.store.put_child(key, kind, name, None if body is None else drift.seen(body))
-        return self._drifted(key, kind, name)
+        with self._lock:
+            records = list(self._records.items())
+        others = [
+            other
+            for other, record in records
+            if other != key
+            and other[0] == key[0]
+            and record.facts is not None
+            and record.facts.plan is not None
+            and (kind, name) in map(drift.key_of, record.facts.plan.apply)
+        ]
+        for other in others:
+            # Gone from the other one: its next refresh re-applies it, or says who has it.
+            self.store.put_child(other, kind, name, None)
+        return ([key] if self._drifted(key, kind, name) else []) + others
 
     def _drifted(self, key: store.Key, kind: str, name: str) -> bool:
         record = self._record(key)
@@ -372,10 +438,12 @@ class Reconciler:
             # A blocked or invalid generation is not re-applied on every event.
             if sizing.wants_auto(body) and not any(p.blocking for p in facts.problems):
                 self._resize(body, deployment, facts.hardware)
-            self._repair(key)
+            if self._repair(key):
+                self._refresh(key)  # its status names the child another object holds now
 
-    def _repair(self, key: store.Key) -> None:
-        """Apply again the children of the running plan that were deleted or hand-edited.
+    def _repair(self, key: store.Key) -> bool:
+        """Apply again the children of the running plan that were deleted or hand-edited;
+        whether that found a new problem (a child another InferenceService holds now).
 
         Only what tideserve applied is restored (never the Deployment's replicas, which
         it does not send), and only while the owner exists: the children of a deleted
@@ -384,16 +452,23 @@ class Reconciler:
         with self._writer(key):
             facts = self._facts(key)
             if facts is None or facts.plan is None or facts.partial:
-                return
+                return False
             found = drift.stale(facts.plan.apply, *self._children(key))
             if not found:
-                return
+                return False
             owner = kube.get(resource.KIND, *key)
             meta = (owner or {}).get("metadata") or {}
             if meta.get("uid") != facts.owner.uid or meta.get("deletionTimestamp"):
-                return
+                return False
+            taken: dict[drift.ChildKey, str] = {}
             for manifest, why in found:
                 kind, name = drift.key_of(manifest)
+                holder = self.store.holder(key[0], (kind, name))
+                if holder is not None and holder != key:
+                    # Another InferenceService's child by that name now: taking it back
+                    # would start a tug of war. Said in SpecValid instead.
+                    taken[(kind, name)] = f"InferenceService {holder[1]}'s"
+                    continue
                 log.warning("%s/%s: %s %s was %s; applying it again", *key, kind, name, why)
                 try:
                     result = kube.apply(dict(manifest))
@@ -405,6 +480,12 @@ class Reconciler:
                 metrics.CHILD_APPLIES.labels(kind=kind, cause="repair").inc()
                 metrics.DRIFT_REPAIRS.labels(kind=kind).inc()
                 self._applied(key, result)
+            kept = tuple(p for p in facts.problems if p.reason != checks.NAME_TAKEN)
+            problems = (*kept, *checks.names_taken(taken))
+            if problems == facts.problems:
+                return False
+            self._remember(dataclasses.replace(facts, problems=problems))
+            return True
 
     def _resize(
         self,

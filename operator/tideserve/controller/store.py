@@ -67,6 +67,11 @@ class Store:
         children of a deleted InferenceService go by garbage collection, not repair."""
         with self.lock:
             if seen is not None:
+                # Now labelled for this InferenceService: gone from any other one whose
+                # child of that name it was (two objects whose children share a name).
+                for other, children in self.children.items():
+                    if other != key and other[0] == key[0] and children.get((kind, name)):
+                        children[(kind, name)] = None
                 self.children.setdefault(key, {})[(kind, name)] = seen
             elif key in self.isvcs:
                 self.children.setdefault(key, {})[(kind, name)] = None
@@ -74,6 +79,14 @@ class Store:
     def children_of(self, key: Key) -> dict[ChildKey, drift.Seen | None]:
         with self.lock:
             return dict(self.children.get(key, {}))
+
+    def holder(self, namespace: str, child: ChildKey) -> Key | None:
+        """The InferenceService a live child of this name belongs to, by its label."""
+        with self.lock:
+            for key, children in self.children.items():
+                if key[0] == namespace and children.get(child) is not None:
+                    return key
+        return None
 
     def put_activator_slice(self, name: str, body: Mapping[str, Any] | None) -> None:
         with self.lock:

@@ -25,7 +25,7 @@ import pathlib
 import pydantic
 import yaml
 
-from tideserve.api import base
+from tideserve.api import base, formats
 from tideserve.rightsizing import quantities
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -38,12 +38,18 @@ class CpuPricing(base.Model):
     cost_per_gib_hour: float = pydantic.Field(
         0.0042, ge=0, alias="costPerGiBHour", description="Per GiB-hour of RAM."
     )
+    # At most what spec.resources admits: a recommendation is checked as a spec is
+    # (rightsizing/effective.py), and one beyond that would never be applied.
     max_cores_per_replica: float = pydantic.Field(
-        32, gt=0, description="Largest CPU request right-sizing will recommend."
+        32,
+        gt=0,
+        le=formats.CPU_MAX,
+        description="Largest CPU request right-sizing will recommend.",
     )
     max_memory_gib_per_replica: float = pydantic.Field(
         128,
         gt=0,
+        le=formats.MEMORY_MAX / 2**30,
         alias="maxMemoryGiBPerReplica",
         description="Largest memory request right-sizing will recommend.",
     )

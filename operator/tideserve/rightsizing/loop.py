@@ -25,6 +25,7 @@ import pydantic
 from tideserve import kube
 from tideserve import settings as settings_mod
 from tideserve.api import resource
+from tideserve.api import spec as spec_api
 from tideserve.api import status as status_api
 from tideserve.rightsizing import (
     accelerators,
@@ -112,23 +113,37 @@ def refresh_catalog(state: State, path: str) -> State:
 
 
 def measured_profiles(body: Mapping[str, Any]) -> list[accelerators.Profile]:
+    """The profiles of the measured-profiles annotation, each read as a declared profile
+    is (spec.resources.rightSizing.profiles[]): the annotation is written by hand (`tideserve
+    profile` prints the command) and no schema checks it, so an entry the CRD would refuse
+    in the spec (option cpu-nan, a rate of 0 or 1e999) is left out, and said so."""
     raw = ((body.get("metadata") or {}).get("annotations") or {}).get(PROFILES_ANNOTATION)
     if not raw:
         return []
     try:
         items = json.loads(raw)
-        return [
-            accelerators.profile_on(
-                str(item["option"]),
-                float(item["maxRequestsPerSecond"]),
-                float(item["p99LatencyMs"]),
-                accelerators.Source.MEASURED,
-            )
-            for item in items
-        ]
-    except (ValueError, KeyError, TypeError):
+    except ValueError:
+        items = None
+    if not isinstance(items, list):
         log.warning("ignoring malformed %s annotation", PROFILES_ANNOTATION)
         return []
+    out = []
+    for item in items:
+        try:
+            p = spec_api.DeclaredProfile.model_validate(item)
+        except pydantic.ValidationError as exc:
+            log.warning(
+                "ignoring an entry of the %s annotation: %s",
+                PROFILES_ANNOTATION,
+                resource.describe_error(exc).removeprefix("spec"),
+            )
+            continue
+        out.append(
+            accelerators.profile_on(
+                p.option, p.max_requests_per_second, p.p99_latency_ms, accelerators.Source.MEASURED
+            )
+        )
+    return out
 
 
 def host_cores_lookup(

@@ -36,6 +36,19 @@ def test_validate_names_the_bad_field(
     assert "Traceback" not in err
 
 
+def test_validate_names_a_misspelt_kind_of_ours_instead_of_skipping_it(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(
+        "apiVersion: serving.tideserve.io/v1alpha1\nkind: InferenceServices\n"
+        "metadata: {name: typo}\nspec:\n  model: {name: m, storageUri: 's3://b/m'}\n"
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\n"
+    )
+    assert cli.main(["validate", str(typo)]) == 1
+    assert "typo: kind: must be InferenceService" in capsys.readouterr().err
+
+
 def test_crds_check_reports_a_stale_file(
     tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

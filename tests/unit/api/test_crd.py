@@ -93,6 +93,31 @@ def test_cel_rules_come_from_the_same_rule_objects() -> None:
             assert rule.cel in cel
 
 
+def test_cel_rules_of_every_model_are_in_the_crd() -> None:
+    cel = {node["rule"] for _, node in walk(schema()) if "rule" in node}
+    for model in (spec.RuntimeSpec, spec.SloSpec, spec.BehaviorSpec, spec.ModelSpec):
+        for rule in model.rules:
+            assert rule.cel in cel
+
+
+def test_a_fractional_bound_of_a_number_is_also_a_cel_rule() -> None:
+    # The API server compares a JSON integer with the bound cut to an integer: without
+    # the rule, attainment: 0 passes minimum: 0.5.
+    fractional = [
+        (path, node)
+        for path, node in walk(schema())
+        if node.get("type") == "number"
+        and any(
+            isinstance(node.get(b), float) and not node[b].is_integer()
+            for b in ("minimum", "maximum")
+        )
+    ]
+    assert fractional, "attainment has minimum 0.5"
+    for path, node in fractional:
+        rules = [r["rule"] for r in node.get("x-kubernetes-validations", [])]
+        assert any(r.startswith("self >") or r.startswith("self <") for r in rules), path
+
+
 def test_enums_and_defaults_present() -> None:
     resources = schema()["properties"]["spec"]["properties"]["resources"]
     assert resources["properties"]["accelerator"]["enum"] == ["auto", "gpu", "cpu", "mig"]

@@ -83,17 +83,33 @@ def test_storage_uri_scheme() -> None:
     assert message.startswith("spec.model.storageUri:")
 
 
-@pytest.mark.parametrize("value", [2, "500m", "4Gi", "1.5", "+1", "1e3", ".5"])
+@pytest.mark.parametrize("value", [2, "500m", "1.5", "+1", "1e2", ".5", "1m", 512])
 def test_quantities_accept_integers_and_strings(value: object) -> None:
     parsed = resource.parse_spec(minimal(resources={"accelerator": "cpu", "cpu": value}))
     assert parsed.resources.cpu == str(value)
 
 
-@pytest.mark.parametrize("value", [1.5, 0, -1, "0", "-1", "0.0", "1.2.3", "5mM", "1e999", True])
-def test_quantities_refuse_floats_zero_negative_and_malformed(value: object) -> None:
+@pytest.mark.parametrize(
+    "value",
+    [1.5, 0, -1, "0", "-1", "0.0", "1.2.3", "5mM", "1e999", True,
+     "4Gi", "1Ki", "1e3", 513, "0.0001", "1n", "1e99"],
+)  # fmt: skip
+def test_cpu_refuses_floats_zero_negative_malformed_bytes_and_out_of_range(value: object) -> None:
     # The CRD types a quantity as integer-or-string: a YAML float is refused there too.
     message = error_of(minimal(resources={"accelerator": "cpu", "cpu": value}))
     assert message.startswith("spec.resources.cpu:")
+
+
+@pytest.mark.parametrize("value", ["64Mi", "1.5Gi", "16Ti", 67108864, "68e6", "512M"])
+def test_memory_accepts_what_a_replica_can_have(value: object) -> None:
+    parsed = resource.parse_spec(minimal(resources={"accelerator": "cpu", "memory": value}))
+    assert parsed.resources.memory == str(value)
+
+
+@pytest.mark.parametrize("value", ["100m", 512, "1", "64M", "1E", "1e20", "17Ti", "5Gb"])
+def test_memory_refuses_fractions_bare_small_numbers_and_out_of_range(value: object) -> None:
+    message = error_of(minimal(resources={"accelerator": "cpu", "memory": value}))
+    assert message.startswith("spec.resources.memory:")
 
 
 def test_quantity_refuses_garbage() -> None:

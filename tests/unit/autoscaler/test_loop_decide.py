@@ -53,6 +53,16 @@ def test_external_mode_copies_spec_replicas() -> None:
     assert action.status is not None and action.status["desiredReplicas"] == 5
 
 
+def test_external_mode_caps_spec_replicas_at_max_replicas() -> None:
+    # The CRD refuses replicas above maxReplicas in external mode; an object stored before
+    # that rule must still not scale to what it says.
+    ep = endpoint({"mode": "external", "maxReplicas": 4}, current=2, replicas=4)
+    ep = dataclasses.replace(ep, spec=ep.spec.model_copy(update={"replicas": 2**31 - 1}))
+    action, _ = loop.decide(ep, None, loop.signals_of(ep.key, {}, None), NOW)
+    assert action.decision.desired == 4
+    assert "capped at scaling.maxReplicas 4" in action.decision.reason
+
+
 def test_status_is_not_rewritten_when_nothing_changed() -> None:
     ep = endpoint({"minReplicas": 1}, current=1)
     first, record = loop.decide(ep, None, FRESH, NOW)

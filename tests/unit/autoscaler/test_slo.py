@@ -61,7 +61,7 @@ def test_quiet_interval_counts_nothing_and_says_so() -> None:
 
 
 def test_both_targets_take_the_smaller_share() -> None:
-    both = spec_api.SloSpec(queueTimeMs=200, latencyMs=25)
+    both = spec_api.SloSpec(queueTimeMs=25, latencyMs=200)
     observed = slo.Observed(served=1000, queue_ms=QUANTILES, latency_ms=QUANTILES)
     counted = slo.interval(observed, both, 60, 0)
     assert counted is not None

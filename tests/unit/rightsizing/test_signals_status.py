@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from typing import Any
 
 import pytest
 
@@ -146,6 +147,22 @@ def test_measured_profiles_annotation() -> None:
     assert (
         loop.measured_profiles({"metadata": {"annotations": {loop.PROFILES_ANNOTATION: "x"}}}) == []
     )
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [{"option": "cpu-nan"}, {"option": "cpu-inf"}, {"option": "cpu--2"}, {"option": "gpu"},
+     {"maxRequestsPerSecond": 0}, {"maxRequestsPerSecond": 1e999}, {"p99LatencyMs": -1},
+     {"extra": 1}],
+)  # fmt: skip
+def test_measured_profiles_leave_out_entries_a_spec_would_refuse(entry: dict[str, Any]) -> None:
+    # The annotation is written by hand: cpu-nan would size a replica at NaN cores and
+    # stop the advice with a stack trace; the good entries beside it still count.
+    good = {"option": "cpu-2", "maxRequestsPerSecond": 40, "p99LatencyMs": 12.5}
+    bad = good | {"option": "cpu-4"} | entry
+    value = json.dumps([bad, good]).replace("Infinity", "1e999")
+    body = {"metadata": {"annotations": {loop.PROFILES_ANNOTATION: value}}}
+    assert [p.option for p in loop.measured_profiles(body)] == ["cpu-2"]
 
 
 def test_host_cores_from_the_pods_node() -> None:
