@@ -82,7 +82,7 @@ def test_a_request_no_node_can_satisfy_is_reported_at_once(
     kube: fixtures.Kube, prometheus: fixtures.Prometheus, namespace: str
 ) -> None:
     for name, resources in (
-        ("huge", {"accelerator": "cpu", "cpu": "5000", "memory": "4Gi"}),
+        ("huge", {"accelerator": "cpu", "cpu": "500", "memory": "4Gi"}),
         ("h100", {"accelerator": "gpu", "gpu": {"product": "NVIDIA-H100-80GB-HBM3"}}),
         ("fine", {"accelerator": "mig", "mig": {"profile": "1g.10gb"}}),
     ):
@@ -93,8 +93,8 @@ def test_a_request_no_node_can_satisfy_is_reported_at_once(
     huge = fit_condition(get(kube, namespace, "huge"))
     assert huge is not None
     assert (huge["status"], huge["reason"]) == ("False", "NoNodeFits")
-    assert "no node can run a replica needing cpu=5000" in huge["message"]
-    assert "cpu 16 < 5000" in huge["message"]  # the CPU nodes
+    assert "no node can run a replica needing cpu=500" in huge["message"]
+    assert "cpu 16 < 500" in huge["message"]  # the CPU nodes
     assert "taint nvidia.com/gpu:NoSchedule" in huge["message"]  # the GPU nodes
     h100 = fit_condition(get(kube, namespace, "h100"))
     assert h100 is not None
