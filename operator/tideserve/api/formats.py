@@ -109,7 +109,9 @@ QUANTITY = (
 QUANTITY_MESSAGE = "must be a quantity greater than zero such as 2, 500m or 4Gi"
 
 _QUANTITY_PARTS = re.compile(r"\+?([0-9]*\.?[0-9]*)([eE][-+]?[0-9]+|[A-Za-z]*)")
-_SUFFIXES: dict[str, int | decimal.Decimal] = {
+# Quantity suffixes (the apimachinery ones) and what each multiplies by; right-sizing's
+# parser reads quantities with the same table.
+QUANTITY_SUFFIXES: dict[str, int | decimal.Decimal] = {
     "": 1, "n": decimal.Decimal("1e-9"), "u": decimal.Decimal("1e-6"),
     "m": decimal.Decimal("1e-3"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
     "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
@@ -127,8 +129,8 @@ def quantity_value(text: str) -> decimal.Decimal | None:
     with decimal.localcontext() as context:
         context.prec = 200  # 64 characters at most: exact
         number, suffix = decimal.Decimal(match[1]), match[2]
-        if suffix in _SUFFIXES:  # "E" alone is exa; "E3" and "e3" are exponents
-            value = number * _SUFFIXES[suffix]
+        if suffix in QUANTITY_SUFFIXES:  # "E" alone is exa; "E3" and "e3" are exponents
+            value = number * QUANTITY_SUFFIXES[suffix]
         else:
             value = number.scaleb(int(suffix[1:]))
         # Kubernetes keeps nano precision, rounding up: 0.0009999999999 is 1m to it.

@@ -6,28 +6,13 @@ import decimal
 import math
 import re
 
+from tideserve.api import formats
+
 MIB = 1024**2
 GIB = 1024**3
 
-_SUFFIX: dict[str, int | decimal.Decimal] = {
-    "": 1,
-    "m": decimal.Decimal("0.001"),
-    "u": decimal.Decimal("0.000001"),
-    "n": decimal.Decimal("0.000000001"),
-    "k": 10**3,
-    "K": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-}
+# The API's quantity suffixes, and "K" read as k (lenient with numbers written by hand).
+_SUFFIX: dict[str, int | decimal.Decimal] = {**formats.QUANTITY_SUFFIXES, "K": 10**3}
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][-+]?[0-9]+|[a-zA-Z]*)$")
 
 
