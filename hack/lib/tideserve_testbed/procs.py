@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import pathlib
+import random
 import signal
 import socket
 import ssl
@@ -111,10 +112,48 @@ def restore_netns_dir(before: dict[str, bool]) -> None:
             NETNS_DIR.rmdir()
 
 
+# Ports handed out by this process, so two callers never get the same one before
+# either binds it.
+_HANDED_OUT: set[int] = set()
+_LOWEST_PORT = 10000
+# The API server's default NodePort range starts here; kube-proxy owns what is above.
+_NODE_PORTS = 30000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        text = pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low, high = text.split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
+    """A loopback port nothing listens on, from below the kernel's ephemeral range.
+    A port from bind(("", 0)) is an ephemeral one: between handing it out and the
+    server binding it, any outgoing connection (kubectl, a watch, a probe) may take it
+    as its source port, and the server dies with EADDRINUSE (CI saw the operator's
+    liveness port taken so). Ports below the range are never given to connections;
+    the NodePort range is kept clear too."""
+    low = min(_ephemeral_range()[0], _NODE_PORTS)
+    if low - _LOWEST_PORT >= 1000:
+        rng = random.SystemRandom()
+        for _ in range(200):
+            port = rng.randrange(_LOWEST_PORT, low)
+            if port in _HANDED_OUT:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+        port = int(s.getsockname()[1])
+        _HANDED_OUT.add(port)
         return port
 
 
