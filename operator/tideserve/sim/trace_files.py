@@ -265,6 +265,37 @@ class Left:
         return f"; rows left out: {', '.join(parts)}" if parts else ""
 
 
+@dataclasses.dataclass
+class Counts:
+    """Per-minute counts read from a file's text, for a loader's note: an empty cell is 0;
+    NaN, inf or a negative count reads as 0 and is counted here; text that is not a
+    number is a ValueError naming where it is."""
+
+    odd: int = 0
+
+    def read(
+        self, path: pathlib.Path, cells: list[str], where: Callable[[int], str]
+    ) -> traffic.FloatArray:
+        """The cells as counts; `where(i)` names cell i for an error."""
+        try:
+            values = np.array([c or "0" for c in cells], dtype=np.float64)
+        except ValueError:
+            for i, c in enumerate(cells):
+                try:
+                    float(c or "0")
+                except ValueError:
+                    raise ValueError(f"{path}: {where(i)}: {c!r} is not a count") from None
+            raise
+        bad = ~np.isfinite(values) | (values < 0)
+        self.odd += int(bad.sum())
+        return np.where(bad, 0.0, values)
+
+    def words(self) -> str:
+        if not self.odd:
+            return ""
+        return f"; {self.odd} counts that were NaN, infinite or negative read as 0"
+
+
 def timed(
     path: pathlib.Path, column: str, left: Left, keep: Callable[[dict[str, str]], bool]
 ) -> Iterator[tuple[float, dict[str, str]]]:

@@ -51,9 +51,14 @@ def per_minute_wide(
     )
     id_col = next((c for c in ("HashFunction", "function", "id", "name") if c in header), None)
     rows = []
-    for row in files.rows(path):
-        counts = np.array([float(row.get(h) or 0) for _, h in minute_cols])
-        rows.append((row.get(id_col, "?") if id_col else "?", np.maximum(counts, 0)))
+    odd = files.Counts()
+    for n, row in enumerate(files.rows(path), 1):
+
+        def where(i: int, n: int = n) -> str:
+            return f"row {n}, column `{minute_cols[i][1]}`"
+
+        counts = odd.read(path, [row.get(h, "") for _, h in minute_cols], where)
+        rows.append((row.get(id_col, "?") if id_col else "?", counts))
     if not rows:
         raise ValueError(f"{path}: no rows")
     lo_d, hi_d = files.window(days)
@@ -61,11 +66,12 @@ def per_minute_wide(
     last = min(len(minute_cols), int(hi_d * 1440) if math.isfinite(hi_d) else len(minute_cols))
     rows = [(fid, c[first:last]) for fid, c in rows]
     if only is not None:
-        picked = (
-            rows[int(only)] if only.isdigit() else next((r for r in rows if r[0] == only), None)
-        )
+        if only.isdigit():
+            picked = rows[int(only)] if int(only) < len(rows) else None
+        else:
+            picked = next((r for r in rows if r[0] == only), None)
         if picked is None:
-            raise ValueError(f"{path}: no function {only}")
+            raise ValueError(f"{path}: no function {only} (rows 0-{len(rows) - 1}, or a name)")
         rows = [picked]
     rows.sort(key=lambda r: -float(r[1].sum()))
     top = rows[:endpoints]
@@ -84,11 +90,16 @@ def per_minute_wide(
             work = np.full(len(arr), float(np.clip(durs[fid] / ref, 0.05, 8.0)))
         label = f"{k:02d}-{fid[:10]}" if fid != "rest" else "rest"
         trs.append(traffic.Trace(f"{name}/{label}", arr, (last - first) * 60.0, work))
+    if not trs:
+        which = f" of function {only}" if only is not None else ""
+        window = f" in days {days}" if days else ""
+        raise ValueError(f"{path}: no invocations{which}{window}")
     note = (
         f"{path.name}: invocations per minute of {len(rows)} functions; the {len(top)} "
         f"busiest each their own endpoint, the other {max(0, len(rows) - len(top))} as one "
         "more; arrivals uniform inside each minute"
         + (", work from the durations file's mean per function" if ref > 0 else "")
+        + odd.words()
     )
     return files.Loaded(name, "per-minute-wide", tuple(trs), note, None, files.peak(tuple(trs)))
 
@@ -114,16 +125,20 @@ def per_minute_long(
     if time_col is None or count_col is None:
         raise ValueError(f"{path}: no time or count column in {header}")
     stamps: list[float] = []
-    counts: list[float] = []
+    cells: list[str] = []
+    times: list[str] = []
     numeric = True
     left = files.Left(time_col)
     for stamp, row in files.timed(path, time_col, left, lambda _: True):
         if not stamps:
             numeric = files.is_number(row[time_col])
         stamps.append(stamp)
-        counts.append(float(row.get(count_col) or 0))
+        cells.append(row.get(count_col, ""))
+        times.append(row[time_col])
     if not stamps:
         raise ValueError(f"{path}: no rows")
+    odd = files.Counts()
+    counts = odd.read(path, cells, lambda i: f"`{count_col}` at `{time_col}` {times[i]}")
     clock = trace_clock.Clock.of(time_col, numeric, stamps[0], unit)
     t = clock.seconds(np.array(stamps))
     origin, end = files.span(t, days, last=60.0)
@@ -132,7 +147,7 @@ def per_minute_long(
     per_min = np.zeros(max(0, minutes))
     idx = np.floor((t - origin) / 60.0).astype(np.int64)
     ok = (idx >= 0) & (idx < minutes)
-    np.add.at(per_min, idx[ok], np.maximum(np.array(counts)[ok], 0))
+    np.add.at(per_min, idx[ok], counts[ok])
     if not per_min.any():
         raise ValueError(f"{path}: no counts in days {days}")
     peak = float(per_min.max()) / 60.0
@@ -141,7 +156,7 @@ def per_minute_long(
     arr = traffic.from_rates(name, per_min * factor / 60.0, 60.0, rng)
     note = (
         f"{path.name}: `{count_col}` per minute of `{time_col}` {clock.words()}; Poisson "
-        "inside each minute" + left.words() + clock.suspect(np.array(stamps))
+        "inside each minute" + left.words() + odd.words() + clock.suspect(np.array(stamps))
     )
     tr = traffic.Trace(name, arr, minutes * 60.0)
     return files.Loaded(name, "per-minute-long", (tr,), note, None, peak, factor)

@@ -214,7 +214,13 @@ def requests(
     unit: str | None = None,
 ) -> files.Loaded:
     cols = _Columns.of(files.header(path), path, group)
+    if only is not None and cols.group is None:
+        raise ValueError(
+            f"{path}: no column to pick endpoint {only!r} by (name one with ::by=COLUMN,{only})"
+        )
     rows = _read(path, cols, only)
+    if not len(rows.times) and only is not None:
+        raise ValueError(f"{path}: no request of endpoint {only!r} (column `{cols.group}`)")
     if not len(rows.times):
         raise ValueError(f"{path}: no rows with a {cols.time}")
     clock = trace_clock.Clock.of(cols.time, rows.numeric, float(rows.times[0]), unit)
@@ -296,6 +302,8 @@ def load(
         endpoints = int(options.get("endpoints", DEFAULT_ENDPOINTS))
     except ValueError:
         raise ValueError(f"endpoints={options['endpoints']!r}: want a whole number") from None
+    if endpoints < 0:
+        raise ValueError(f"endpoints={endpoints}: want a whole number, 0 or more")
     group = options.get("by")
     unit = trace_clock.option(options.get("unit"))
     path = resolve(target, directory)

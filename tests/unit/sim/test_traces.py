@@ -348,3 +348,55 @@ def test_every_shipped_file_loads_out_of_the_box() -> None:
             name, "auto", workloads.Options(), traces.trace_dir(None), "1"
         )
         assert sum(len(t.arrivals) for t in wl.traces) > 0 and "Source:" in note
+
+
+def _wide(
+    tmp_path: pathlib.Path, *functions: tuple[str, list[str]], day: str = "d03"
+) -> pathlib.Path:
+    rows = ["HashOwner,HashApp,HashFunction,Trigger," + ",".join(map(str, range(1, 1441)))]
+    for name, cells in functions:
+        rows.append(f"o,a,{name},http," + ",".join(cells + ["0"] * (1440 - len(cells))))
+    return _write(tmp_path / f"invocations_per_function_md.anon.{day}.csv", "\n".join(rows))
+
+
+def test_per_minute_files_without_an_invocation_are_an_error_not_a_crash(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = _wide(tmp_path, ("idle", []), ("busy", ["0"] * 600 + ["5"]))
+    with pytest.raises(ValueError, match=r"no invocations$"):
+        traces.load(str(_wide(tmp_path, ("idle", []), day="d04")), seed=1)
+    with pytest.raises(ValueError, match=r"no invocations of function idle$"):
+        traces.load(str(path) + "::idle", seed=1)
+    with pytest.raises(ValueError, match=r"no invocations in days 0:0\.25$"):
+        traces.load(str(path), seed=1, days="0:0.25")
+    assert sum(len(t.arrivals) for t in traces.load(str(path), seed=1).traces) == 5
+    with pytest.raises(ValueError, match=r"no function 2 \(rows 0-1, or a name\)"):
+        traces.load(str(path) + "::2", seed=1)
+
+
+def test_per_minute_counts_that_are_not_counts(tmp_path: pathlib.Path) -> None:
+    path = _wide(tmp_path, ("f", ["2", "nan", "-3", "inf", "", "4"]))
+    got = traces.load(str(path), seed=1)
+    assert sum(len(t.arrivals) for t in got.traces) == 6
+    assert "; 3 counts that were NaN, infinite or negative read as 0" in got.note
+    with pytest.raises(ValueError, match=r"row 1, column `3`: 'many' is not a count"):
+        traces.load(str(_wide(tmp_path, ("f", ["1", "2", "many"]), day="d04")), seed=1)
+    body = "period,count\n1998-05-01 00:00:00,5\n1998-05-01 00:01:00,NaN\n"
+    got = traces.load(str(_write(tmp_path / "s.csv", body)), seed=1)
+    assert got.family == "per-minute-long" and "; 1 counts that were NaN" in got.note
+    body = "period,count\n1998-05-01 00:00:00,5\n1998-05-01 00:01:00,five\n"
+    with pytest.raises(ValueError, match=r"`count` at `period` 1998-05-01 00:01:00: 'five'"):
+        traces.load(str(_write(tmp_path / "s.csv", body)), seed=1)
+
+
+def test_an_endpoint_named_that_is_not_there_is_an_error(tmp_path: pathlib.Path) -> None:
+    body = "gmt_create,checkpoint_model_version_id\n2024-11-15 16:00:10,M1\n"
+    path = str(_write(tmp_path / "t.csv", body))
+    with pytest.raises(ValueError, match=r"no request of endpoint 'M9' \(column `checkpoint"):
+        traces.load(path + "::M9", seed=1)
+    assert len(traces.load(path + "::M1", seed=1).traces[0].arrivals) == 1
+    llm = str(_write(tmp_path / "llm.csv", "TIMESTAMP,ContextTokens\n2023-11-16 18:15:46,3\n"))
+    with pytest.raises(ValueError, match=r"no column to pick endpoint 'x' by \(name one with"):
+        traces.load(llm + "::x", seed=1)
+    with pytest.raises(ValueError, match=r"endpoints=-1: want a whole number, 0 or more"):
+        traces.load(path + "::endpoints=-1", seed=1)
