@@ -19,12 +19,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import multiprocessing
 import pathlib
 import sys
 import time
+from collections.abc import Callable
 
-from tideserve.sim import oracle_run, plots, report, runner, traces, workloads
+from tideserve.sim import models, oracle_run, plots, report, runner, traces, workloads
 
 # Filled before the worker pool forks, so tasks travel as three integers:
 # _WORKLOADS[seed index][workload index], _CANDIDATES[workload index].
@@ -43,6 +45,48 @@ def _task(job: tuple[int, int, int]) -> tuple[int, int, int, list[runner.Result]
         targets = oracle_run.QUICK_TARGETS if _QUICK else oracle_run.TARGETS
         return s, i, j, oracle_run.frontier(wl, _BAR, targets, seed=seed)
     return s, i, j, [runner.run(wl, _CANDIDATES[i][j], seed=seed)]
+
+
+def _at_least(low: float, what: str) -> Callable[[str], float]:
+    """An argparse type: a finite number >= low (a 0 s tick would never advance)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number ({what})") from None
+        if not math.isfinite(value) or value < low:
+            raise argparse.ArgumentTypeError(f"{text}: want {what}")
+        return value
+
+    return parse
+
+
+def _bar(text: str) -> float:
+    value = _at_least(0.0, "a fraction between 0 and 1, e.g. 0.99")(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text}: want a fraction between 0 and 1, e.g. 0.99")
+    return value
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: want whole numbers, e.g. 1,2,3") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("want at least one seed, e.g. 1,2,3")
+    return seeds
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: want a whole number >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: want a whole number >= 1")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,32 +123,49 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--trace-model",
         default="auto",
+        choices=["auto", *models.MODELS],
         help="model class for --trace (auto: by the file's columns; resnet50, bert, "
         "llm-small, imagegen, diffusion, tiny-cpu)",
     )
     p.add_argument("--seed", type=int, default=None, help="one seed (same as --seeds N)")
     p.add_argument(
         "--seeds",
+        type=_seed_list,
         default=None,
         help="comma list of seeds, reported as mean and spread (1,2,3; 1 with --quick)",
     )
-    p.add_argument("--hours", type=float, default=24.0)
+    p.add_argument(
+        "--hours",
+        type=_at_least(0.1, "hours >= 0.1"),
+        default=24.0,
+        help="length of the built-in workloads (%(default)s)",
+    )
     p.add_argument(
         "--node-provision",
-        type=float,
+        type=_at_least(0.0, "seconds >= 0"),
         default=0.0,
         help="seconds to get a node per new replica: 0, 60 or 600 (%(default)s)",
     )
-    p.add_argument("--scrape", type=float, default=5.0, help="Prometheus scrape interval, s")
-    p.add_argument("--tick", type=float, default=5.0, help="tideserve controller tick, s")
+    p.add_argument(
+        "--scrape",
+        type=_at_least(0.1, "seconds >= 0.1"),
+        default=5.0,
+        help="Prometheus scrape interval, s",
+    )
+    p.add_argument(
+        "--tick",
+        type=_at_least(0.1, "seconds >= 0.1"),
+        default=5.0,
+        help="tideserve controller tick, s",
+    )
     p.add_argument(
         "--bar",
-        type=float,
+        type=_bar,
         default=workloads.ATTAINMENT_BAR,
         help="SLO attainment bar for picks (%(default)s)",
     )
     p.add_argument("--quick", action="store_true", help="one point per policy, no sweeps")
-    p.add_argument("--jobs", type=int, default=2, help="worker processes (%(default)s)")
+    p.add_argument("--jobs", type=_jobs, default=2, help="worker processes (%(default)s)")
     p.add_argument("--out", default="bench-out", help="output directory (%(default)s)")
     p.add_argument("--no-plots", action="store_true")
     return p
@@ -140,7 +201,8 @@ def _seeds(args: argparse.Namespace) -> list[int]:
         return [args.seed]
     if args.seeds is None:
         return [1] if args.quick else [1, 2, 3]
-    return [int(x) for x in args.seeds.split(",") if x.strip()]
+    seeds: list[int] = args.seeds
+    return seeds
 
 
 def main(argv: list[str]) -> int:

@@ -63,3 +63,25 @@ def test_adapter_builds_signals_like_the_operator() -> None:
     policy = tideserve_policy.TideservePolicy(tideserve_policy.scaling_spec())
     assert policy.decide(view) >= 2
     assert policy.last_kind
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--hours", "0"], "--hours: 0: want hours >= 0.1"),
+        (["--tick", "0"], "--tick: 0: want seconds >= 0.1"),  # a 0 s tick never advances
+        (["--scrape", "nan"], "--scrape: nan: want seconds >= 0.1"),
+        (["--seeds", "a"], "--seeds: 'a': want whole numbers"),
+        (["--seeds", ","], "--seeds: want at least one seed"),
+        (["--bar", "1.5"], "--bar: 1.5: want a fraction between 0 and 1"),
+        (["--jobs", "0"], "--jobs: 0: want a whole number >= 1"),
+        (["--trace-model", "gpt"], "--trace-model: invalid choice: 'gpt'"),
+    ],
+)
+def test_bad_options_are_refused_by_name(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--workloads", "diurnal", "--quick", *args])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
