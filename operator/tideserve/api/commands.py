@@ -49,13 +49,16 @@ def main_validate(argv: list[str]) -> int:
         description="Check InferenceService manifests with the same rules the CRD enforces "
         "(metadata.name included), reading YAML the way kubectl does.",
     )
-    parser.add_argument("files", nargs="+", type=pathlib.Path)
+    parser.add_argument(
+        "files", nargs="+", type=pathlib.Path, help="manifest files; - reads standard input"
+    )
     args = parser.parse_args(argv)
     failures = 0
     for path in args.files:
         try:
-            documents = list(manifests.load_all(path.read_text()))
-        except (OSError, yaml.YAMLError, manifests.NotJson) as error:
+            raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+            documents = list(manifests.load_all(_text(raw)))
+        except (OSError, ValueError, yaml.YAMLError, manifests.NotJson) as error:
             print(f"{path}: cannot read: {error}", file=sys.stderr)
             failures += 1
             continue
@@ -71,6 +74,16 @@ def main_validate(argv: list[str]) -> int:
             else:
                 print(f"{path}: {name}: valid")
     return 1 if failures else 0
+
+
+def _text(raw: bytes) -> str:
+    """A manifest's bytes as text: UTF-8, a leading byte-order mark dropped."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"not UTF-8 text (byte {raw[error.start]:#04x} at offset {error.start})"
+        ) from None
 
 
 def _ours(doc: object) -> TypeGuard[dict[str, Any]]:

@@ -49,6 +49,24 @@ def test_validate_names_a_misspelt_kind_of_ours_instead_of_skipping_it(
     assert "typo: kind: must be InferenceService" in capsys.readouterr().err
 
 
+def test_validate_reads_stdin_and_a_bom_and_names_a_file_that_is_not_text(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    example = (ROOT / "examples" / "01-cpu-model.yaml").read_bytes()
+    stdin = tmp_path / "stdin"
+    stdin.write_bytes(b"\xef\xbb\xbf" + example)
+    with stdin.open("rb") as f:
+        monkeypatch.setattr("sys.stdin", type("In", (), {"buffer": f})())
+        assert cli.main(["validate", "-"]) == 0
+    assert capsys.readouterr().out.startswith("-: ")
+    binary = tmp_path / "utf16.yaml"
+    binary.write_bytes(b"\xff\xfe" + "kind: x".encode("utf-16-le"))
+    assert cli.main(["validate", str(binary)]) == 1
+    err = capsys.readouterr().err
+    assert "utf16.yaml: cannot read: not UTF-8 text (byte 0xff at offset 0)" in err
+    assert "Traceback" not in err
+
+
 def test_crds_check_reports_a_stale_file(
     tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
