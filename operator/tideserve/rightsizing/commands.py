@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 import pydantic
+import yaml
 
 from tideserve.api import resource
 from tideserve.rightsizing import advisor, effective, fit, signals
@@ -143,6 +144,16 @@ def render(rows: Sequence[Row], currency: str, out: TextIO, wide: bool = False) 
             out.write(f"\n{r.namespace}/{r.name}: {r.reason}\n")
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: want a number above 0")
+    return value
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="tideserve recommend",
@@ -163,13 +174,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--output", "-o", choices=["table", "wide", "json"], default="table")
     parser.add_argument(
         "--history",
-        type=float,
+        type=_positive,
         default=signals.Window().history_seconds,
         help="seconds of usage history to read with --prometheus (default 8 days)",
     )
     parser.add_argument(
         "--step",
-        type=float,
+        type=_positive,
         default=signals.Window().step_seconds,
         help="query resolution in seconds with --prometheus (default 300)",
     )
@@ -179,8 +190,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     probe.add_argument("--probe", metavar="HOST:PORT", help="Triton HTTP address of the replica")
     probe.add_argument("--model", help="model name to probe")
     probe.add_argument("--option", help="the replica's hardware: cpu-4, gpu:NVIDIA-L4, mig:1g.10gb")
-    probe.add_argument("--latency-ms", type=float, default=None, help="p99 target (SLO)")
-    probe.add_argument("--seconds", type=float, default=5.0, help="per concurrency level")
+    probe.add_argument("--latency-ms", type=_positive, default=None, help="p99 target (SLO)")
+    probe.add_argument("--seconds", type=_positive, default=5.0, help="per concurrency level")
     return parser.parse_args(argv)
 
 
@@ -217,10 +228,15 @@ def main_recommend(argv: list[str]) -> int:
 
     try:
         catalog = catalog_mod.load(args.catalog)
-    except (OSError, pydantic.ValidationError, ValueError) as exc:
+    except (OSError, pydantic.ValidationError, ValueError, yaml.YAMLError) as exc:
         print(f"tideserve recommend: bad catalog {args.catalog}: {exc}", file=sys.stderr)
         return 2
-    kube.configure(args.kubeconfig)
+    try:
+        kube.configure(args.kubeconfig)
+    except Exception as exc:  # the client's ConfigException, or a file it cannot read
+        where = args.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        print(f"tideserve recommend: no cluster to ask ({where}): {exc}", file=sys.stderr)
+        return 1
     try:
         bodies = kube.list_objects(resource.KIND, args.namespace)
     except Exception as exc:
@@ -234,7 +250,14 @@ def main_recommend(argv: list[str]) -> int:
             continue
     advices: dict[tuple[str, str], advisor.Advice] = {}
     if args.prometheus:
-        advices = live(kube, catalog, args, objects)
+        try:
+            advices = live(kube, catalog, args, objects)
+        except Exception as exc:  # Prometheus or the API server unreachable, or refusing
+            print(
+                f"tideserve recommend: cannot compute live from {args.prometheus}: {exc}",
+                file=sys.stderr,
+            )
+            return 1
     rows = [row(isvc, advices.get(_key(isvc))) for _, isvc in objects]
     if args.output == "json":
         payload = [dataclasses.asdict(r) | {"saving": r.saving} for r in rows]

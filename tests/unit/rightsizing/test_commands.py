@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pathlib
 
 import pytest
 
@@ -59,3 +60,22 @@ def test_no_recommendation_yet() -> None:
     r = commands.row(isvc(None, replicas=0))
     assert r.recommended == "-"
     assert r.saving is None
+
+
+def test_recommend_without_a_cluster_says_so_instead_of_a_traceback(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-kubeconfig"
+    assert commands.main_recommend(["--kubeconfig", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert f"tideserve recommend: no cluster to ask ({missing})" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("option", ["--step", "--history", "--seconds", "--latency-ms"])
+def test_recommend_refuses_windows_and_probes_of_zero_by_name(
+    option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        commands.parse_args([option, "0"])
+    assert f"argument {option}: 0: want a number above 0" in capsys.readouterr().err
