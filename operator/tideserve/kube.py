@@ -23,6 +23,7 @@ import kubernetes
 import urllib3
 
 from tideserve.api import resource
+from tideserve.kubeconfig import no_cluster
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,9 +81,12 @@ def configure(kubeconfig: str | None = None) -> None:
         try:
             kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=kubeconfig, client_configuration=config
-            )
+            try:
+                kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=kubeconfig, client_configuration=config
+                )
+            except Exception as error:  # any failure to read it: none usable
+                raise no_cluster(kubeconfig, error) from None
         # Handlers run in a thread pool; let each have a connection.
         config.connection_pool_maxsize = 64
         _client = kubernetes.client.ApiClient(configuration=config)

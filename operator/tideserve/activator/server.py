@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tideserve import kubeconfig
 from tideserve import settings as settings_mod
 from tideserve.activator import (
     edge,
@@ -180,6 +181,8 @@ def static_states(items: Sequence[str]) -> list[queueing.EndpointState]:
 
 async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
+    # Before anything is opened: without an API server there is nothing to serve.
+    api = None if args.no_watch else watch.api_client(args.kubeconfig)
     metrics = metrics_mod.Metrics()
     upstreams = routing.parse_overrides(args.upstream)
     connector = aiohttp.TCPConnector(
@@ -226,9 +229,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
             else:
                 loop.call_soon_threadsafe(activator.upsert, state)
 
-        watcher = watch.Watcher(
-            watch.api_client(args.kubeconfig), args.namespace, on_snapshot, on_event
-        )
+        watcher = watch.Watcher(api, args.namespace, on_snapshot, on_event)
         watcher.start()
 
     def request_factory(
@@ -345,7 +346,11 @@ def main(argv: list[str]) -> int:
         await serve(args, stop)
 
     with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
-        runner.run(run())
+        try:
+            runner.run(run())
+        except kubeconfig.NoCluster as error:
+            print(f"tideserve activator: {error}", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import kubernetes
 
 from tideserve.api import resource
+from tideserve.kubeconfig import no_cluster
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,10 @@ def api_client(kubeconfig: str | None) -> Any:
             return kubernetes.client.ApiClient()
         except kubernetes.config.ConfigException:
             pass
-    return kubernetes.config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    try:
+        return kubernetes.config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    except Exception as error:  # any failure to read it: none usable
+        raise no_cluster(kubeconfig, error) from None
 
 
 class Watcher:

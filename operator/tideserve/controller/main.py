@@ -12,7 +12,7 @@ import sys
 import kopf
 import prometheus_client
 
-from tideserve import kube
+from tideserve import kube, kubeconfig
 from tideserve import settings as settings_mod
 from tideserve.autoscaler import loop as autoscaler_loop
 from tideserve.controller import handlers, leader, metrics, reconcile
@@ -79,7 +79,11 @@ def main(argv: list[str]) -> int:
     # httpx logs every request at INFO (the autoscaler polls the activator each tick).
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("kopf.objects").addFilter(handlers.QuietWatchHandlers())
-    kube.configure(args.kubeconfig)
+    try:
+        kube.configure(args.kubeconfig)
+    except kubeconfig.NoCluster as error:
+        print(f"tideserve run: {error}", file=sys.stderr)
+        return 1
     namespaces = tuple(args.namespace or settings.watch_namespaces)
     # The loops started beside kopf (autoscaler, right-sizing) see the same namespaces.
     settings = settings.model_copy(update={"watch_namespaces": namespaces})

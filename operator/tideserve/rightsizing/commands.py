@@ -20,6 +20,7 @@ from typing import Any, TextIO
 import pydantic
 import yaml
 
+from tideserve import kubeconfig
 from tideserve.api import resource
 from tideserve.rightsizing import advisor, effective, fit, signals
 from tideserve.rightsizing import catalog as catalog_mod
@@ -233,9 +234,8 @@ def main_recommend(argv: list[str]) -> int:
         return 2
     try:
         kube.configure(args.kubeconfig)
-    except Exception as exc:  # the client's ConfigException, or a file it cannot read
-        where = args.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-        print(f"tideserve recommend: no cluster to ask ({where}): {exc}", file=sys.stderr)
+    except kubeconfig.NoCluster as exc:
+        print(f"tideserve recommend: {exc}", file=sys.stderr)
         return 1
     try:
         bodies = kube.list_objects(resource.KIND, args.namespace)

@@ -68,7 +68,8 @@ def test_recommend_without_a_cluster_says_so_instead_of_a_traceback(
     missing = tmp_path / "no-kubeconfig"
     assert commands.main_recommend(["--kubeconfig", str(missing)]) == 1
     err = capsys.readouterr().err
-    assert f"tideserve recommend: no cluster to ask ({missing})" in err
+    assert "tideserve recommend: no API server to talk to: not in a pod, and no usable " in err
+    assert f"kubeconfig at {missing} (" in err
     assert "Traceback" not in err
 
 
