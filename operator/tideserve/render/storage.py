@@ -49,12 +49,14 @@ aws s3 sync "$STORAGE_URI" /models --only-show-errors "$@"
 _GCS_SCRIPT = """set -eu
 gcloud storage rsync --recursive "$STORAGE_URI" /models
 """
+# The archive type comes from the URI's path: a query (a presigned URL's signature) or a
+# fragment after it says nothing about the file, and a name may be upper case (.ZIP).
 _HTTPS_SCRIPT = """set -eu -o pipefail
 if [ -n "${AUTHORIZATION:-}" ]; then set -- -H "Authorization: $AUTHORIZATION"; fi
-case "$STORAGE_URI" in
-  *.zip) curl -fsSL --retry 5 "$@" -o /tmp/model.zip "$STORAGE_URI"
+case "${STORAGE_URI%%[?#]*}" in
+  *.[Zz][Ii][Pp]) curl -fsSL --retry 5 "$@" -o /tmp/model.zip "$STORAGE_URI"
          unzip -q /tmp/model.zip -d /models && rm /tmp/model.zip ;;
-  *.tar) curl -fsSL --retry 5 "$@" "$STORAGE_URI" | tar -xf - -C /models ;;
+  *.[Tt][Aa][Rr]) curl -fsSL --retry 5 "$@" "$STORAGE_URI" | tar -xf - -C /models ;;
   *)     curl -fsSL --retry 5 "$@" "$STORAGE_URI" | tar -xzf - -C /models ;;
 esac
 """
