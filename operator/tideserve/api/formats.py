@@ -343,6 +343,15 @@ PROFILE_OPTION_MESSAGE = (
 # UTC); whether the zone exists is asked of the zone database in a CEL rule.
 TIME_ZONE = r"^[A-Za-z][-A-Za-z0-9_+]*(/[A-Za-z0-9][-A-Za-z0-9_+]*)*$"
 TIME_ZONE_MESSAGE = "timeZone must be an IANA time zone name such as Europe/Berlin"
+# Files of a zone database that are not zones of their own: localtime is the machine's
+# zone (the operator's and the API server's, each its own, like Go's Local), posixrules
+# a template, posix/ and right/ copies of the tree (right/ counts leap seconds: its
+# clock is 27 s off). Accepted or not depends on the machine's database.
+TIME_ZONE_FILES = r"^(localtime|posixrules|(posix|right)/.*)$"
+TIME_ZONE_FILES_MESSAGE = (
+    TIME_ZONE_MESSAGE + " (localtime, posixrules and the posix/ and right/ trees are files of "
+    "a machine's zone database, not zones)"
+)
 
 
 def matches(pattern: str, value: str) -> bool:

@@ -34,6 +34,7 @@ TimeZone = Annotated[
     str,
     pydantic.Field(max_length=64),
     base.pattern_rule(formats.TIME_ZONE, formats.TIME_ZONE_MESSAGE),
+    base.no_match_rule(formats.TIME_ZONE_FILES, formats.TIME_ZONE_FILES_MESSAGE),
     # On the field itself: a zone the database does not know makes getHours fail, and
     # the API server reports a failing rule at the rule's own path (this field).
     base.FieldRule(
