@@ -235,7 +235,10 @@ class EnvVar(base.Model):
     )
     # No NUL: a process's environment cannot hold one (the container would not start).
     value: str = pydantic.Field(
-        "", max_length=ENV_TOTAL_MAX, pattern=r"^[^\x00]*$", description="Value."
+        "",
+        max_length=ENV_TOTAL_MAX,
+        pattern=r"^[^\x00]*$",
+        description="Value, passed as written: $(NAME) is not expanded, $$ stays $$.",
     )
 
 
@@ -281,7 +284,8 @@ class RuntimeSpec(base.Model):
         default_factory=list,
         max_length=64,
         description="Extra tritonserver arguments, appended after the ones tideserve sets; "
-        "each one whole --option=value (e.g. --log-verbose=1). Options tideserve manages "
+        "each one whole --option=value (e.g. --log-verbose=1), passed as written "
+        "($(NAME) is not expanded). Options tideserve manages "
         "(repository, control mode, ports, addresses, readiness, metrics, cache) are refused.",
     )
     env: list[EnvVar] = pydantic.Field(

@@ -13,6 +13,7 @@ import dataclasses
 from typing import Any
 
 from tideserve.api import spec as spec_api
+from tideserve.render import names
 
 MODEL_ROOT = "/models"
 SOURCE_ROOT = "/model-source"
@@ -137,7 +138,7 @@ def fetch_container(
         "https": (images.https, _HTTPS_SCRIPT),
     }[location.scheme]
     env: list[dict[str, Any]] = [
-        {"name": "STORAGE_URI", "value": location.uri},
+        {"name": "STORAGE_URI", "value": names.literal(location.uri)},
         # The tools want a writable home; the image's own may not be (non-root uid).
         {"name": "HOME", "value": TMP_PATH},
     ]
