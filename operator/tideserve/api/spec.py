@@ -190,7 +190,10 @@ class ModelSpec(base.Model):
         ),
     )
     format: ModelFormat | None = pydantic.Field(
-        None, description="Model format / Triton backend. Omit to let Triton detect it."
+        None,
+        description="Model format: sets the Triton backend in the model's config "
+        "(onnx: onnxruntime, tensorrt, pytorch, tensorflow, python, openvino). Omit to "
+        "keep the config's own or let Triton detect it from the model file.",
     )
     max_batch_size: int | None = pydantic.Field(
         None, ge=0, le=4096, description="Triton max_batch_size override (0 disables batching)."
