@@ -54,7 +54,9 @@ def main_validate(argv: list[str]) -> int:
     failures = 0
     for path in args.files:
         try:
-            documents = list(manifests.load_all(path.read_text()))
+            documents = [
+                o for d in manifests.load_all(path.read_text()) for o in manifests.objects(d)
+            ]
         except (OSError, yaml.YAMLError, manifests.NotJson) as error:
             print(f"{path}: cannot read: {error}", file=sys.stderr)
             failures += 1
