@@ -44,6 +44,10 @@ TimeZone = Annotated[
         check=known_zone,
     ),
 ]
+HHMM = Annotated[
+    str,
+    base.pattern_rule(HHMM_PATTERN, "times must be HH:MM, from 00:00 to 23:59 (e.g. 06:00)"),
+]
 Cron = Annotated[
     str,
     pydantic.Field(max_length=128),
@@ -107,9 +111,15 @@ class ScheduleWindow(base.Model):
         ),
     )
 
-    name: str = pydantic.Field(
+    name: Annotated[
+        str,
+        base.pattern_rule(
+            formats.DNS1123_LABEL,
+            "schedule names must be lowercase letters, digits and '-', starting and ending "
+            "with a letter or digit",
+        ),
+    ] = pydantic.Field(
         ...,
-        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         max_length=63,
         description="Name of the window, shown in status.activeSchedule.",
     )
@@ -118,14 +128,13 @@ class ScheduleWindow(base.Model):
         description="IANA time zone the times are in, e.g. Europe/Berlin. Daylight saving "
         "changes are followed.",
     )
-    start: str | None = pydantic.Field(
+    start: HHMM | None = pydantic.Field(
         None,
-        pattern=HHMM_PATTERN,
         max_length=5,
         description="Local start time HH:MM. The window may cross midnight (22:00 to 06:00).",
     )
-    end: str | None = pydantic.Field(
-        None, pattern=HHMM_PATTERN, max_length=5, description="Local end time HH:MM (exclusive)."
+    end: HHMM | None = pydantic.Field(
+        None, max_length=5, description="Local end time HH:MM (exclusive)."
     )
     days: list[Weekday] = pydantic.Field(
         default_factory=list,

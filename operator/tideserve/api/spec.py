@@ -43,16 +43,21 @@ def _quantity_schema(low: str, high: str, rule: str, message: str) -> dict[str, 
     return {
         "anyOf": [{"type": "integer"}, {"type": "string"}],
         "x-kubernetes-int-or-string": True,
-        "pattern": QUANTITY_PATTERN,
         "minimum": max(1, int(formats.quantity_value(low) or 0)),
         "maximum": int(formats.quantity_value(high) or 0),
         "maxLength": 64,
         "x-kubernetes-validations": [
             {
+                # A CEL rule rather than a schema pattern: its refusal says what a quantity
+                # is, not the regular expression.
+                "rule": f"type(self) != string || self.matches(r'{QUANTITY_PATTERN}')",
+                "message": formats.QUANTITY_MESSAGE,
+            },
+            {
                 # Not a string, or not a quantity: the type and pattern say so.
                 "rule": f"type(self) != string || !isQuantity(self) || ({within}{rule})",
                 "message": message,
-            }
+            },
         ],
     }
 
@@ -117,7 +122,12 @@ def _storage_rule(scheme: str, pattern: str, message: str) -> base.FieldRule:
 
 StorageUri = Annotated[
     str,
-    pydantic.Field(pattern=STORAGE_URI_PATTERN, max_length=2048),
+    pydantic.Field(max_length=2048),
+    base.pattern_rule(
+        STORAGE_URI_PATTERN,
+        "storageUri must start with s3://, gs://, https:// or pvc:// and hold no "
+        "whitespace, control or invisible characters",
+    ),
     base.pattern_rule(
         formats.STORAGE_URI_NO_USERINFO,
         "storageUri must not carry credentials (user:password@host): name a Secret in "
@@ -165,9 +175,15 @@ class ModelSpec(base.Model):
         ),
     )
 
-    name: str = pydantic.Field(
+    name: Annotated[
+        str,
+        base.pattern_rule(
+            MODEL_NAME_PATTERN,
+            "model name must be a folder name: letters, digits, '_', '.' and '-', starting "
+            "with a letter or digit",
+        ),
+    ] = pydantic.Field(
         ...,
-        pattern=MODEL_NAME_PATTERN,
         max_length=128,
         description="Model name as Triton knows it (the folder name in the model repository).",
     )
@@ -179,9 +195,18 @@ class ModelSpec(base.Model):
             "Never credentials: those come from storageSecretRef."
         ),
     )
-    storage_secret_ref: str | None = pydantic.Field(
+    storage_secret_ref: (
+        Annotated[
+            str,
+            base.pattern_rule(
+                formats.DNS1123_SUBDOMAIN,
+                "storageSecretRef must be a Secret's name: lowercase letters, digits, '-' "
+                "and '.' (a DNS-1123 subdomain)",
+            ),
+        ]
+        | None
+    ) = pydantic.Field(
         None,
-        pattern=formats.DNS1123_SUBDOMAIN,
         max_length=253,
         description=(
             "Name of a Secret in this namespace with credentials for storageUri "
@@ -222,7 +247,11 @@ ARGS_TOTAL_MAX = 8192
 class EnvVar(base.Model):
     name: Annotated[
         str,
-        pydantic.Field(min_length=1, max_length=256, pattern=formats.ENV_NAME),
+        pydantic.Field(min_length=1, max_length=256),
+        base.pattern_rule(
+            formats.ENV_NAME,
+            "env names must be C identifiers: letters, digits and '_', not starting with a digit",
+        ),
         base.FieldRule(
             cel=f"!self.startsWith('{formats.RESERVED_ENV_PREFIX}')",
             message=f"names starting with {formats.RESERVED_ENV_PREFIX} are tideserve's own",
@@ -277,10 +306,20 @@ class RuntimeSpec(base.Model):
         ),
     )
 
-    image: str | None = pydantic.Field(
+    image: (
+        Annotated[
+            str,
+            base.pattern_rule(
+                formats.IMAGE,
+                "image must be an image reference [registry[:port]/]repository[:tag]"
+                "[@sha256:digest], the repository in lower case, e.g. "
+                "nvcr.io/nvidia/tritonserver:25.10-py3",
+            ),
+        ]
+        | None
+    ) = pydantic.Field(
         None,
         max_length=512,
-        pattern=formats.IMAGE,
         description="Triton image. Omit to use the operator's default (chart value triton.image).",
     )
     args: list[TritonArg] = pydantic.Field(
@@ -327,10 +366,19 @@ class RightSizingMode(enum.StrEnum):
 
 
 class GpuSpec(base.Model):
-    product: str | None = pydantic.Field(
+    product: (
+        Annotated[
+            str,
+            base.pattern_rule(
+                formats.LABEL_VALUE,
+                "gpu.product must be a node label value such as NVIDIA-L4: letters, digits, "
+                "'-', '_' and '.', starting and ending with a letter or digit",
+            ),
+        ]
+        | None
+    ) = pydantic.Field(
         None,
         max_length=63,
-        pattern=formats.LABEL_VALUE,
         description="GPU product (node label nvidia.com/gpu.product, so a label value), "
         "e.g. NVIDIA-L4. "
         "Omit to run on any GPU.",
@@ -341,10 +389,11 @@ class GpuSpec(base.Model):
 class DeclaredProfile(base.Model):
     """Throughput and latency of this model on one hardware option, measured elsewhere."""
 
-    option: str = pydantic.Field(
+    option: Annotated[
+        str, base.pattern_rule(formats.PROFILE_OPTION, formats.PROFILE_OPTION_MESSAGE)
+    ] = pydantic.Field(
         ...,
         max_length=128,
-        pattern=formats.PROFILE_OPTION,
         description="Catalog option name: cpu-<cores> (e.g. cpu-4), gpu:<product> "
         "(e.g. gpu:NVIDIA-L4) or mig:<profile> (e.g. mig:1g.10gb).",
     )
@@ -467,9 +516,14 @@ class ResourcesSpec(base.Model):
 
 
 class MigSpec(base.Model):
-    profile: str = pydantic.Field(
+    profile: Annotated[
+        str,
+        base.pattern_rule(
+            MIG_PROFILE_PATTERN,
+            "mig.profile must be a MIG profile <n>g.<memory>gb such as 1g.10gb or 3g.40gb",
+        ),
+    ] = pydantic.Field(
         ...,
-        pattern=MIG_PROFILE_PATTERN,
         max_length=16,
         description="MIG profile, e.g. 1g.10gb or 3g.40gb (resource nvidia.com/mig-<profile>).",
     )
