@@ -10,6 +10,9 @@ Rules (documented for users in the CRD field descriptions and pinned by tests):
   so a window starting then still opens, at the first existing local time after its
   start. A local time that happens twice (fall-back) means its first occurrence.
   A window lying wholly inside a skipped hour is empty that day.
+- Openings that overlap or touch (a cron window open longer than its period) are one open
+  stretch; its end is looked for up to a day ahead (a window open longer than that is
+  reported open at least until then, e.g. in status.offUntil).
 - Several open windows: the first in list order wins. Prewarm: a window's minReplicas
   applies `prewarmSeconds` before it opens, as an extra floor that also lifts the
   ceiling of whatever is in force (a night window with maxReplicas 0 does not stop the
