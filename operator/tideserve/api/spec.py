@@ -144,6 +144,7 @@ StorageUri = Annotated[
         r"^pvc://[^/]{1,253}(/.*)?$",
         "the PersistentVolumeClaim name in pvc:// is at most 253 characters",
     ),
+    base.no_match_rule(formats.BUCKET_ARCHIVE, formats.BUCKET_ARCHIVE_MESSAGE),
     _storage_rule("s3://", formats.BUCKET_URI, "s3:// needs a bucket name: s3://bucket/path"),
     _storage_rule("gs://", formats.BUCKET_URI, "gs:// needs a bucket name: gs://bucket/path"),
     _storage_rule(

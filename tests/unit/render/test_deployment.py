@@ -130,7 +130,8 @@ def test_s3_credentials_come_only_from_the_named_secret() -> None:
 def test_the_fetch_image_is_the_operators_setting_for_the_scheme(scheme: str) -> None:
     env = {f"TIDESERVE_FETCH_IMAGE_{scheme.upper()}": f"mirror.local/{scheme}-fetch:1"}
     chosen = settings_mod.from_env(env).fetch_images
-    body = resource.parse_spec(spec(model={"name": "m", "storageUri": f"{scheme}://b/r.tar.gz"}))
+    uri = f"{scheme}://b/r" + (".tar.gz" if scheme == "https" else "")  # s3, gs: a folder
+    body = resource.parse_spec(spec(model={"name": "m", "storageUri": uri}))
     options = children.Options(triton_image=IMAGE, fetch_images=chosen)
     [dep] = [m for m in children.plan(OWNER, body, options).apply if m["kind"] == "Deployment"]
     [fetch] = dep["spec"]["template"]["spec"]["initContainers"]
