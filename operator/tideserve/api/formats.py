@@ -97,7 +97,9 @@ BUCKET_URI = r"^(s3|gs)://[a-z0-9]([-a-z0-9._]*[a-z0-9])?(/.*)?$"
 # s3:// and gs:// are synced as a folder (aws s3 sync, gcloud storage rsync): an archive's
 # URI synced nothing (aws s3 sync s3://b/m.tar.gz exits 0 with no file) and Triton found
 # no model. Archives are unpacked only from https:// (a presigned URL).
-BUCKET_ARCHIVE = r"^(s3|gs)://.*\.([Tt][Gg][Zz]|[Tt][Aa][Rr]|[Tt][Aa][Rr]\.[Gg][Zz]|[Zz][Ii][Pp])/*$"
+BUCKET_ARCHIVE = (
+    r"^(s3|gs)://.*\.([Tt][Gg][Zz]|[Tt][Aa][Rr]|[Tt][Aa][Rr]\.[Gg][Zz]|[Zz][Ii][Pp])/*$"
+)
 BUCKET_ARCHIVE_MESSAGE = (
     "s3:// and gs:// name the folder of a model repository, synced as it is; an archive "
     "(.tar.gz, .tgz, .tar, .zip) is fetched and unpacked only from https:// (e.g. a "
