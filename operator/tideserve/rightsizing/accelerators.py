@@ -157,6 +157,9 @@ def merge(profiles: Sequence[Profile]) -> tuple[Profile, ...]:
     return tuple(best.values())
 
 
+REPLICAS_CAP = 2**31
+
+
 def evaluate(
     catalog: catalog_mod.Catalog, demand: Demand, profile: Profile, current_kind: catalog_mod.Kind
 ) -> Candidate | None:
@@ -165,9 +168,9 @@ def evaluate(
         return None
     wanted = demand.peak_rps / profile.max_rps if demand.peak_rps else 1.0
     # A declared throughput far below the peak (maxRequestsPerSecond: 1e-300) makes the
-    # need astronomical or infinite: past maxReplicas it fails alike, so it is counted as
-    # one more than maxReplicas (math.ceil(inf) would raise, every pass).
-    replicas = max(1, math.ceil(min(wanted, demand.max_replicas + 1) - 1e-9))
+    # need astronomical or infinite (math.ceil(inf) raised, every pass): it is counted as
+    # more replicas than a Deployment can have, which fails maxReplicas alike.
+    replicas = max(1, math.ceil(min(wanted, REPLICAS_CAP) - 1e-9))
     cores = profile.cores or demand.cpu_cores
     if not profile.cores and demand.peak_rps and demand.rps_per_replica_seen:
         cores *= max(1.0, demand.peak_rps / replicas / demand.rps_per_replica_seen)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -188,5 +190,5 @@ def test_a_tiny_declared_throughput_fails_maxreplicas_instead_of_raising(max_rps
     choice = accelerators.choose(CAT, demand(peak=1e9), profiles, A100)
     slow = next(c for c in choice.candidates if c.option.name == "cpu")
     assert not slow.meets
-    assert slow.replicas == 10_001
+    assert slow.replicas == min(accelerators.REPLICAS_CAP, math.ceil(min(1e9 / max_rps, 2**40)))
     assert "replicas > maxReplicas 10000" in slow.why
