@@ -46,7 +46,11 @@ TimeZone = Annotated[
 ]
 HHMM = Annotated[
     str,
-    base.pattern_rule(HHMM_PATTERN, "times must be HH:MM, from 00:00 to 23:59 (e.g. 06:00)"),
+    base.pattern_rule(
+        HHMM_PATTERN,
+        "times must be HH:MM, from 00:00 to 23:59; midnight is 00:00 (a window may end "
+        "there or cross it: 18:00 to 00:00, 22:00 to 06:00)",
+    ),
 ]
 Cron = Annotated[
     str,
