@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 
 import pydantic
 
+from tideserve.api import formats
 from tideserve.api import scaling as scaling_api
 from tideserve.render import storage
 
@@ -45,11 +46,13 @@ class Settings(pydantic.BaseModel):
     # How often SLO attainment is accounted (good/total requests per interval).
     slo_interval_seconds: float = pydantic.Field(60.0, ge=1, le=3600)
     watch_namespaces: tuple[str, ...] = ()
-    triton_image: str = DEFAULT_TRITON_IMAGE
+    # Image references as spec.runtime.image takes them (the CRD's rule): a bad one would
+    # reach every InferenceService's pods and fail there (InvalidImageName).
+    triton_image: str = pydantic.Field(DEFAULT_TRITON_IMAGE, pattern=formats.IMAGE)
     # The model-fetch step's image per scheme (render.storage.FetchImages): a mirror's.
-    fetch_image_s3: str = pydantic.Field(storage.AWS_CLI_IMAGE, min_length=1)
-    fetch_image_gs: str = pydantic.Field(storage.GCLOUD_IMAGE, min_length=1)
-    fetch_image_https: str = pydantic.Field(storage.CURL_IMAGE, min_length=1)
+    fetch_image_s3: str = pydantic.Field(storage.AWS_CLI_IMAGE, pattern=formats.IMAGE)
+    fetch_image_gs: str = pydantic.Field(storage.GCLOUD_IMAGE, pattern=formats.IMAGE)
+    fetch_image_https: str = pydantic.Field(storage.CURL_IMAGE, pattern=formats.IMAGE)
     # "namespace/name" of the activator's Service; empty when the activator is off.
     activator_service: str = ""
     # Direct URL of the activator's control port (tests, or a single activator); wins

@@ -21,6 +21,7 @@ import yaml
 
 from tideserve import settings
 from tideserve.activator import server as activator_server
+from tideserve.api import formats
 from tideserve.render import names
 from tideserve.rightsizing import shadow
 
@@ -277,6 +278,14 @@ def test_values_yaml_is_valid_against_the_chart_schema() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     jsonschema.Draft7Validator.check_schema(schema)
     jsonschema.validate(chart_values(), schema)
+
+
+def test_image_values_take_the_images_spec_runtime_image_takes() -> None:
+    # The default Triton image stands in for spec.runtime.image: the same rule (the CRD's).
+    schema = json.loads((CHART / "values.schema.json").read_text())["properties"]
+    assert schema["triton"]["properties"]["image"]["pattern"] == formats.IMAGE
+    for scheme in ("s3", "gs", "https"):
+        assert schema["fetchImages"]["properties"][scheme]["pattern"] == "^$|" + formats.IMAGE
 
 
 def test_readme_documents_every_top_level_value() -> None:
@@ -677,7 +686,16 @@ def test_dashboard_configmap_carries_the_grafana_label_and_the_file() -> None:
             "/catalog/gpus/0/migProfiles/0/profile",
         ),
         ({"catalog": {"cpu": {"costPerCoreHour": -1}}}, "/catalog/cpu/costPerCoreHour"),
+        # Values that rendered names or images the API server or the kubelet refuse.
+        ({"nameOverride": "ABC"}, "/nameOverride"),
+        ({"fullnameOverride": "1tideserve"}, "/fullnameOverride"),
+        ({"triton": {"image": "nvcr.io/NVIDIA/tritonserver:25.10-py3"}}, "/triton/image"),
+        ({"fetchImages": {"s3": "aws cli"}}, "/fetchImages/s3"),
         # Rules the schema cannot express, refused by templates/validate.yaml.
+        (
+            {"triton": {"image": "triton@sha256:" + "a" * 64, "digest": "sha256:" + "b" * 64}},
+            "triton.digest",
+        ),
         ({"rbac": {"namespaced": True}}, "rbac.namespaced"),
         ({"activator": {"ports": {"grpc": 9090}}}, "activator.ports"),
         ({"activator": {"ports": {"metrics": 9091}}}, "metrics"),

@@ -39,6 +39,9 @@ def test_values_are_parsed() -> None:
         ({"TIDESERVE_ACTIVATOR_SERVICE": "activator"}, "TIDESERVE_ACTIVATOR_SERVICE: must be"),
         ({"TIDESERVE_ACTIVATOR_SERVICE": "ns/"}, "TIDESERVE_ACTIVATOR_SERVICE: must be"),
         ({"TIDESERVE_METRICS_PORT": "http"}, "TIDESERVE_METRICS_PORT:"),
+        # Every InferenceService's pods would carry it and fail with InvalidImageName.
+        ({"TIDESERVE_TRITON_IMAGE": "triton server:1"}, "TIDESERVE_TRITON_IMAGE:"),
+        ({"TIDESERVE_FETCH_IMAGE_S3": "amazon/AWS-cli"}, "TIDESERVE_FETCH_IMAGE_S3:"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], words: str) -> None:

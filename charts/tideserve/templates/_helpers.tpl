@@ -132,6 +132,9 @@ names in the message.
 {{- if eq (int .Values.operator.metricsPort) (int .Values.operator.healthPort) }}
 {{- fail "operator.metricsPort and operator.healthPort must differ" }}
 {{- end }}
+{{- if and .Values.triton.digest (contains "@" .Values.triton.image) }}
+{{- fail "triton.digest: triton.image already names a digest (image@sha256:...); give it in one place" }}
+{{- end }}
 {{- $p := .Values.activator.ports }}
 {{- if or (eq (int $p.http) (int $p.grpc)) (eq (int $p.http) (int $p.control)) (eq (int $p.grpc) (int $p.control)) }}
 {{- fail "activator.ports: http, grpc and control must be three different ports" }}

@@ -57,7 +57,7 @@ def main_validate(argv: list[str]) -> int:
     for path in args.files:
         try:
             raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
-            documents = list(manifests.load_all(_text(raw)))
+            documents = [o for d in manifests.load_all(_text(raw)) for o in manifests.objects(d)]
         except (OSError, ValueError, yaml.YAMLError, manifests.NotJson) as error:
             print(f"{path}: cannot read: {error}", file=sys.stderr)
             failures += 1

@@ -94,6 +94,17 @@ PVC_URI = (
 )
 # s3://bucket/..., gs://bucket/...: a bucket name (lowercase, digits, . - _).
 BUCKET_URI = r"^(s3|gs)://[a-z0-9]([-a-z0-9._]*[a-z0-9])?(/.*)?$"
+# s3:// and gs:// are synced as a folder (aws s3 sync, gcloud storage rsync): an archive's
+# URI synced nothing (aws s3 sync s3://b/m.tar.gz exits 0 with no file) and Triton found
+# no model. Archives are unpacked only from https:// (a presigned URL).
+BUCKET_ARCHIVE = (
+    r"^(s3|gs)://.*\.([Tt][Gg][Zz]|[Tt][Aa][Rr]|[Tt][Aa][Rr]\.[Gg][Zz]|[Zz][Ii][Pp])/*$"
+)
+BUCKET_ARCHIVE_MESSAGE = (
+    "s3:// and gs:// name the folder of a model repository, synced as it is; an archive "
+    "(.tar.gz, .tgz, .tar, .zip) is fetched and unpacked only from https:// (e.g. a "
+    "presigned URL)"
+)
 # https://host[:port]/...: a host name or IPv4 address.
 HTTPS_URI = rf"^https://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:{_PORT})?(/.*)?$"
 
@@ -343,6 +354,15 @@ PROFILE_OPTION_MESSAGE = (
 # UTC); whether the zone exists is asked of the zone database in a CEL rule.
 TIME_ZONE = r"^[A-Za-z][-A-Za-z0-9_+]*(/[A-Za-z0-9][-A-Za-z0-9_+]*)*$"
 TIME_ZONE_MESSAGE = "timeZone must be an IANA time zone name such as Europe/Berlin"
+# Files of a zone database that are not zones of their own: localtime is the machine's
+# zone (the operator's and the API server's, each its own, like Go's Local), posixrules
+# a template, posix/ and right/ copies of the tree (right/ counts leap seconds: its
+# clock is 27 s off). Accepted or not depends on the machine's database.
+TIME_ZONE_FILES = r"^(localtime|posixrules|(posix|right)/.*)$"
+TIME_ZONE_FILES_MESSAGE = (
+    TIME_ZONE_MESSAGE + " (localtime, posixrules and the posix/ and right/ trees are files of "
+    "a machine's zone database, not zones)"
+)
 
 
 def matches(pattern: str, value: str) -> bool:

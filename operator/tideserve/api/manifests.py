@@ -127,6 +127,17 @@ def load_all(text: str) -> Iterator[object]:
             yield _as_json(document, "")
 
 
+def objects(document: object) -> Iterator[object]:
+    """The objects `kubectl apply` sends for one document: the items of a list, in turn
+    (kubectl takes any object with an `items` array for one: a v1 List, the
+    InferenceServiceList `kubectl get -o yaml` writes), else the document itself."""
+    if isinstance(document, dict) and isinstance(document.get("items"), list):
+        for item in document["items"]:
+            yield from objects(item)
+    else:
+        yield document
+
+
 TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
 
 

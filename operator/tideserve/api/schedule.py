@@ -34,6 +34,7 @@ TimeZone = Annotated[
     str,
     pydantic.Field(max_length=64),
     base.pattern_rule(formats.TIME_ZONE, formats.TIME_ZONE_MESSAGE),
+    base.no_match_rule(formats.TIME_ZONE_FILES, formats.TIME_ZONE_FILES_MESSAGE),
     # On the field itself: a zone the database does not know makes getHours fail, and
     # the API server reports a failing rule at the rule's own path (this field).
     base.FieldRule(
@@ -41,6 +42,14 @@ TimeZone = Annotated[
         "timestamp('2020-01-01T00:00:00Z').getHours(self) >= 0)",
         message=formats.TIME_ZONE_MESSAGE + " (unknown zone)",
         check=known_zone,
+    ),
+]
+HHMM = Annotated[
+    str,
+    base.pattern_rule(
+        HHMM_PATTERN,
+        "times must be HH:MM, from 00:00 to 23:59; midnight is 00:00 (a window may end "
+        "there or cross it: 18:00 to 00:00, 22:00 to 06:00)",
     ),
 ]
 Cron = Annotated[
@@ -106,9 +115,15 @@ class ScheduleWindow(base.Model):
         ),
     )
 
-    name: str = pydantic.Field(
+    name: Annotated[
+        str,
+        base.pattern_rule(
+            formats.DNS1123_LABEL,
+            "schedule names must be lowercase letters, digits and '-', starting and ending "
+            "with a letter or digit",
+        ),
+    ] = pydantic.Field(
         ...,
-        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         max_length=63,
         description="Name of the window, shown in status.activeSchedule.",
     )
@@ -117,14 +132,13 @@ class ScheduleWindow(base.Model):
         description="IANA time zone the times are in, e.g. Europe/Berlin. Daylight saving "
         "changes are followed.",
     )
-    start: str | None = pydantic.Field(
+    start: HHMM | None = pydantic.Field(
         None,
-        pattern=HHMM_PATTERN,
         max_length=5,
         description="Local start time HH:MM. The window may cross midnight (22:00 to 06:00).",
     )
-    end: str | None = pydantic.Field(
-        None, pattern=HHMM_PATTERN, max_length=5, description="Local end time HH:MM (exclusive)."
+    end: HHMM | None = pydantic.Field(
+        None, max_length=5, description="Local end time HH:MM (exclusive)."
     )
     days: list[Weekday] = pydantic.Field(
         default_factory=list,

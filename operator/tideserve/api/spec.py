@@ -43,16 +43,21 @@ def _quantity_schema(low: str, high: str, rule: str, message: str) -> dict[str, 
     return {
         "anyOf": [{"type": "integer"}, {"type": "string"}],
         "x-kubernetes-int-or-string": True,
-        "pattern": QUANTITY_PATTERN,
         "minimum": max(1, int(formats.quantity_value(low) or 0)),
         "maximum": int(formats.quantity_value(high) or 0),
         "maxLength": 64,
         "x-kubernetes-validations": [
             {
+                # A CEL rule rather than a schema pattern: its refusal says what a quantity
+                # is, not the regular expression.
+                "rule": f"type(self) != string || self.matches(r'{QUANTITY_PATTERN}')",
+                "message": formats.QUANTITY_MESSAGE,
+            },
+            {
                 # Not a string, or not a quantity: the type and pattern say so.
                 "rule": f"type(self) != string || !isQuantity(self) || ({within}{rule})",
                 "message": message,
-            }
+            },
         ],
     }
 
@@ -117,7 +122,12 @@ def _storage_rule(scheme: str, pattern: str, message: str) -> base.FieldRule:
 
 StorageUri = Annotated[
     str,
-    pydantic.Field(pattern=STORAGE_URI_PATTERN, max_length=2048),
+    pydantic.Field(max_length=2048),
+    base.pattern_rule(
+        STORAGE_URI_PATTERN,
+        "storageUri must start with s3://, gs://, https:// or pvc:// and hold no "
+        "whitespace, control or invisible characters",
+    ),
     base.pattern_rule(
         formats.STORAGE_URI_NO_USERINFO,
         "storageUri must not carry credentials (user:password@host): name a Secret in "
@@ -134,6 +144,7 @@ StorageUri = Annotated[
         r"^pvc://[^/]{1,253}(/.*)?$",
         "the PersistentVolumeClaim name in pvc:// is at most 253 characters",
     ),
+    base.no_match_rule(formats.BUCKET_ARCHIVE, formats.BUCKET_ARCHIVE_MESSAGE),
     _storage_rule("s3://", formats.BUCKET_URI, "s3:// needs a bucket name: s3://bucket/path"),
     _storage_rule("gs://", formats.BUCKET_URI, "gs:// needs a bucket name: gs://bucket/path"),
     _storage_rule(
@@ -165,9 +176,15 @@ class ModelSpec(base.Model):
         ),
     )
 
-    name: str = pydantic.Field(
+    name: Annotated[
+        str,
+        base.pattern_rule(
+            MODEL_NAME_PATTERN,
+            "model name must be a folder name: letters, digits, '_', '.' and '-', starting "
+            "with a letter or digit",
+        ),
+    ] = pydantic.Field(
         ...,
-        pattern=MODEL_NAME_PATTERN,
         max_length=128,
         description="Model name as Triton knows it (the folder name in the model repository).",
     )
@@ -179,9 +196,18 @@ class ModelSpec(base.Model):
             "Never credentials: those come from storageSecretRef."
         ),
     )
-    storage_secret_ref: str | None = pydantic.Field(
+    storage_secret_ref: (
+        Annotated[
+            str,
+            base.pattern_rule(
+                formats.DNS1123_SUBDOMAIN,
+                "storageSecretRef must be a Secret's name: lowercase letters, digits, '-' "
+                "and '.' (a DNS-1123 subdomain)",
+            ),
+        ]
+        | None
+    ) = pydantic.Field(
         None,
-        pattern=formats.DNS1123_SUBDOMAIN,
         max_length=253,
         description=(
             "Name of a Secret in this namespace with credentials for storageUri "
@@ -190,7 +216,10 @@ class ModelSpec(base.Model):
         ),
     )
     format: ModelFormat | None = pydantic.Field(
-        None, description="Model format / Triton backend. Omit to let Triton detect it."
+        None,
+        description="Model format: sets the Triton backend in the model's config "
+        "(onnx: onnxruntime, tensorrt, pytorch, tensorflow, python, openvino). Omit to "
+        "keep the config's own or let Triton detect it from the model file.",
     )
     max_batch_size: int | None = pydantic.Field(
         None, ge=0, le=4096, description="Triton max_batch_size override (0 disables batching)."
@@ -219,7 +248,11 @@ ARGS_TOTAL_MAX = 8192
 class EnvVar(base.Model):
     name: Annotated[
         str,
-        pydantic.Field(min_length=1, max_length=256, pattern=formats.ENV_NAME),
+        pydantic.Field(min_length=1, max_length=256),
+        base.pattern_rule(
+            formats.ENV_NAME,
+            "env names must be C identifiers: letters, digits and '_', not starting with a digit",
+        ),
         base.FieldRule(
             cel=f"!self.startsWith('{formats.RESERVED_ENV_PREFIX}')",
             message=f"names starting with {formats.RESERVED_ENV_PREFIX} are tideserve's own",
@@ -235,7 +268,10 @@ class EnvVar(base.Model):
     )
     # No NUL: a process's environment cannot hold one (the container would not start).
     value: str = pydantic.Field(
-        "", max_length=ENV_TOTAL_MAX, pattern=r"^[^\x00]*$", description="Value."
+        "",
+        max_length=ENV_TOTAL_MAX,
+        pattern=r"^[^\x00]*$",
+        description="Value, passed as written: $(NAME) is not expanded, $$ stays $$.",
     )
 
 
@@ -271,17 +307,28 @@ class RuntimeSpec(base.Model):
         ),
     )
 
-    image: str | None = pydantic.Field(
+    image: (
+        Annotated[
+            str,
+            base.pattern_rule(
+                formats.IMAGE,
+                "image must be an image reference [registry[:port]/]repository[:tag]"
+                "[@sha256:digest], the repository in lower case, e.g. "
+                "nvcr.io/nvidia/tritonserver:25.10-py3",
+            ),
+        ]
+        | None
+    ) = pydantic.Field(
         None,
         max_length=512,
-        pattern=formats.IMAGE,
         description="Triton image. Omit to use the operator's default (chart value triton.image).",
     )
     args: list[TritonArg] = pydantic.Field(
         default_factory=list,
         max_length=64,
         description="Extra tritonserver arguments, appended after the ones tideserve sets; "
-        "each one whole --option=value (e.g. --log-verbose=1). Options tideserve manages "
+        "each one whole --option=value (e.g. --log-verbose=1), passed as written "
+        "($(NAME) is not expanded). Options tideserve manages "
         "(repository, control mode, ports, addresses, readiness, metrics, cache) are refused.",
     )
     env: list[EnvVar] = pydantic.Field(
@@ -320,10 +367,19 @@ class RightSizingMode(enum.StrEnum):
 
 
 class GpuSpec(base.Model):
-    product: str | None = pydantic.Field(
+    product: (
+        Annotated[
+            str,
+            base.pattern_rule(
+                formats.LABEL_VALUE,
+                "gpu.product must be a node label value such as NVIDIA-L4: letters, digits, "
+                "'-', '_' and '.', starting and ending with a letter or digit",
+            ),
+        ]
+        | None
+    ) = pydantic.Field(
         None,
         max_length=63,
-        pattern=formats.LABEL_VALUE,
         description="GPU product (node label nvidia.com/gpu.product, so a label value), "
         "e.g. NVIDIA-L4. "
         "Omit to run on any GPU.",
@@ -334,10 +390,11 @@ class GpuSpec(base.Model):
 class DeclaredProfile(base.Model):
     """Throughput and latency of this model on one hardware option, measured elsewhere."""
 
-    option: str = pydantic.Field(
+    option: Annotated[
+        str, base.pattern_rule(formats.PROFILE_OPTION, formats.PROFILE_OPTION_MESSAGE)
+    ] = pydantic.Field(
         ...,
         max_length=128,
-        pattern=formats.PROFILE_OPTION,
         description="Catalog option name: cpu-<cores> (e.g. cpu-4), gpu:<product> "
         "(e.g. gpu:NVIDIA-L4) or mig:<profile> (e.g. mig:1g.10gb).",
     )
@@ -460,9 +517,14 @@ class ResourcesSpec(base.Model):
 
 
 class MigSpec(base.Model):
-    profile: str = pydantic.Field(
+    profile: Annotated[
+        str,
+        base.pattern_rule(
+            MIG_PROFILE_PATTERN,
+            "mig.profile must be a MIG profile <n>g.<memory>gb such as 1g.10gb or 3g.40gb",
+        ),
+    ] = pydantic.Field(
         ...,
-        pattern=MIG_PROFILE_PATTERN,
         max_length=16,
         description="MIG profile, e.g. 1g.10gb or 3g.40gb (resource nvidia.com/mig-<profile>).",
     )

@@ -10,6 +10,9 @@ Rules (documented for users in the CRD field descriptions and pinned by tests):
   so a window starting then still opens, at the first existing local time after its
   start. A local time that happens twice (fall-back) means its first occurrence.
   A window lying wholly inside a skipped hour is empty that day.
+- Openings that overlap or touch (a cron window open longer than its period) are one open
+  stretch; its end is looked for up to a day ahead (a window open longer than that is
+  reported open at least until then, e.g. in status.offUntil).
 - Several open windows: the first in list order wins. Prewarm: a window's minReplicas
   applies `prewarmSeconds` before it opens, as an extra floor that also lifts the
   ceiling of whatever is in force (a night window with maxReplicas 0 does not stop the
@@ -18,11 +21,12 @@ Rules (documented for users in the CRD field descriptions and pinned by tests):
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime
 import functools
 import zoneinfo
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from tideserve.api import schedule as schedule_api
 from tideserve.autoscaler import cron as cron_lib
@@ -30,8 +34,9 @@ from tideserve.autoscaler import cron as cron_lib
 UTC = datetime.UTC
 _DAY = datetime.timedelta(days=1)
 # Back-to-back occurrences (a cron window longer than its period) are merged into one
-# open stretch; this bounds the merging.
-_MAX_CHAIN = 64
+# open stretch, looking this far past now: a stretch open longer than that (a window
+# firing every minute for two) is reported open at least until its horizon.
+_CHAIN_HORIZON = datetime.timedelta(days=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +78,11 @@ def _cron(expression: str) -> cron_lib.Cron:
     return cron_lib.parse(expression)
 
 
+@functools.lru_cache(maxsize=1024)
+def _cron_times(expression: str) -> tuple[datetime.time, ...]:
+    return tuple(_cron(expression).times())
+
+
 def _hhmm(text: str) -> datetime.time:
     hours, minutes = text.split(":")
     return datetime.time(int(hours), int(minutes))
@@ -101,6 +111,19 @@ def local_instant(
     return high
 
 
+def _instants(
+    day: datetime.date, tz: zoneinfo.ZoneInfo
+) -> Callable[[datetime.time], datetime.datetime]:
+    """local_instant for one day: on a day without an offset change (nearly every day)
+    one subtraction per time, not a search (a window firing every minute has 1,440)."""
+    first = datetime.datetime.combine(day, datetime.time(0)).replace(tzinfo=tz)
+    last = datetime.datetime.combine(day, datetime.time(23, 59, 59)).replace(tzinfo=tz)
+    offset = first.utcoffset()
+    if offset is None or offset != last.utcoffset():
+        return lambda at: local_instant(day, at, tz)
+    return lambda at: (datetime.datetime.combine(day, at) - offset).replace(tzinfo=UTC)
+
+
 # Indexed by date.weekday(); strftime("%a") would follow the process locale.
 _WEEKDAYS = tuple(schedule_api.Weekday)
 
@@ -119,13 +142,13 @@ def _on_day(
         return
     tz = zone(window.time_zone)
     if window.cron is not None:
-        expression = _cron(window.cron)
-        if not expression.matches_day(day):
+        if not _cron(window.cron).matches_day(day):
             return
         duration = datetime.timedelta(minutes=window.duration_minutes or 0)
-        times = expression.times()
+        times = _cron_times(window.cron)
+        instant = _instants(day, tz)
         for at in reversed(times) if reverse else times:
-            opens = local_instant(day, at, tz)
+            opens = instant(at)
             yield Occurrence(opens, opens + duration)
         return
     assert window.start is not None and window.end is not None  # model rule
@@ -156,19 +179,46 @@ def open_occurrence(
             break
     if found is None or not found.contains(now):
         return None
-    return Occurrence(found.opens, _chain_end(window, found.closes, now))
+    return Occurrence(found.opens, _chain_end(window, found, now))
 
 
 def _chain_end(
-    window: schedule_api.ScheduleWindow, closes: datetime.datetime, now: datetime.datetime
+    window: schedule_api.ScheduleWindow, found: Occurrence, now: datetime.datetime
 ) -> datetime.datetime:
-    """Extend `closes` over occurrences that open before it (the window stays open)."""
-    for _ in range(_MAX_CHAIN):
-        following = next_opening(window, now, closes)
-        if following is None or following.closes <= closes:
-            return closes
-        now, closes = following.opens, following.closes
+    """Extend found.closes over the occurrences that open before it closes (the window
+    stays open), in one pass forward over the openings up to _CHAIN_HORIZON past now."""
+    tz = zone(window.time_zone)
+    closes, horizon = found.closes, now + _CHAIN_HORIZON
+    day = found.opens.astimezone(tz).date()
+    # A day whose midnight comes after `closes` opens nothing before it (an opening in
+    # a DST gap moves later, never to the day before).
+    while local_instant(day, datetime.time(0), tz) <= closes:
+        for occurrence in _on_day(window, day, reverse=False):
+            if occurrence.opens <= found.opens:
+                continue
+            if occurrence.opens > closes or occurrence.opens > horizon:
+                return closes
+            closes = max(closes, occurrence.closes)
+        day += _DAY
     return closes
+
+
+def _first_opening_after(
+    window: schedule_api.ScheduleWindow, day: datetime.date, after: datetime.datetime
+) -> Occurrence | None:
+    """The first occurrence starting on local `day` that opens after `after`: found by
+    bisection for a cron window (its openings ascend with their local times)."""
+    if window.cron is None:
+        return next((o for o in _on_day(window, day, reverse=False) if o.opens > after), None)
+    if not _day_allowed(window, day) or not _cron(window.cron).matches_day(day):
+        return None
+    times = _cron_times(window.cron)
+    instant = _instants(day, zone(window.time_zone))
+    index = bisect.bisect_right(times, after, key=instant)
+    if index == len(times):
+        return None
+    opens = instant(times[index])
+    return Occurrence(opens, opens + datetime.timedelta(minutes=window.duration_minutes or 0))
 
 
 def next_opening(
@@ -179,9 +229,9 @@ def next_opening(
     day = after.astimezone(tz).date() - _DAY  # a DST gap can push an opening a day on
     last = until.astimezone(tz).date() + _DAY
     while day <= last:
-        for occurrence in _on_day(window, day, reverse=False):
-            if after < occurrence.opens <= until:
-                return occurrence
+        occurrence = _first_opening_after(window, day, after)
+        if occurrence is not None and occurrence.opens <= until:
+            return occurrence
         day += _DAY
     return None
 

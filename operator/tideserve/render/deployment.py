@@ -109,8 +109,8 @@ def triton_container(
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["tritonserver"],
-        "args": triton_args(spec),
-        "env": [{"name": e.name, "value": e.value} for e in spec.runtime.env],
+        "args": [names.literal(arg) for arg in triton_args(spec)],
+        "env": [{"name": e.name, "value": names.literal(e.value)} for e in spec.runtime.env],
         "ports": [
             {"name": "http", "containerPort": names.HTTP_PORT, "protocol": "TCP"},
             {"name": "grpc", "containerPort": names.GRPC_PORT, "protocol": "TCP"},

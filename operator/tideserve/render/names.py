@@ -42,6 +42,15 @@ class Owner:
         )
 
 
+def literal(text: str) -> str:
+    """`text` as a container's env value, command or arg that reaches the process as
+    written: Kubernetes reads $(NAME) there as an earlier variable's value and $$ as $
+    (a value "pa$$word" ran as "pa$word"). With every variable the user's own literal,
+    such a reference adds nothing the user could not write out, and it would let a value
+    reach Triton unchecked (--id=$(A)), so every $ is escaped."""
+    return text.replace("$", "$$")
+
+
 def predictor(name: str) -> str:
     return f"{name}-predictor"
 

@@ -13,6 +13,7 @@ import dataclasses
 from typing import Any
 
 from tideserve.api import spec as spec_api
+from tideserve.render import names
 
 MODEL_ROOT = "/models"
 SOURCE_ROOT = "/model-source"
@@ -49,12 +50,14 @@ aws s3 sync "$STORAGE_URI" /models --only-show-errors "$@"
 _GCS_SCRIPT = """set -eu
 gcloud storage rsync --recursive "$STORAGE_URI" /models
 """
+# The archive type comes from the URI's path: a query (a presigned URL's signature) or a
+# fragment after it says nothing about the file, and a name may be upper case (.ZIP).
 _HTTPS_SCRIPT = """set -eu -o pipefail
 if [ -n "${AUTHORIZATION:-}" ]; then set -- -H "Authorization: $AUTHORIZATION"; fi
-case "$STORAGE_URI" in
-  *.zip) curl -fsSL --retry 5 "$@" -o /tmp/model.zip "$STORAGE_URI"
+case "${STORAGE_URI%%[?#]*}" in
+  *.[Zz][Ii][Pp]) curl -fsSL --retry 5 "$@" -o /tmp/model.zip "$STORAGE_URI"
          unzip -q /tmp/model.zip -d /models && rm /tmp/model.zip ;;
-  *.tar) curl -fsSL --retry 5 "$@" "$STORAGE_URI" | tar -xf - -C /models ;;
+  *.[Tt][Aa][Rr]) curl -fsSL --retry 5 "$@" "$STORAGE_URI" | tar -xf - -C /models ;;
   *)     curl -fsSL --retry 5 "$@" "$STORAGE_URI" | tar -xzf - -C /models ;;
 esac
 """
@@ -135,7 +138,7 @@ def fetch_container(
         "https": (images.https, _HTTPS_SCRIPT),
     }[location.scheme]
     env: list[dict[str, Any]] = [
-        {"name": "STORAGE_URI", "value": location.uri},
+        {"name": "STORAGE_URI", "value": names.literal(location.uri)},
         # The tools want a writable home; the image's own may not be (non-root uid).
         {"name": "HOME", "value": TMP_PATH},
     ]

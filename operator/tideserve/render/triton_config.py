@@ -1,4 +1,5 @@
-"""Triton model-config overrides: dynamic batching, max batch size, instances, response cache.
+"""Triton model-config overrides: backend, dynamic batching, max batch size, instances, response
+cache.
 
 Approach: a ConfigMap `<name>-config` holds the override fragment (protobuf text) and a
 small merge script; an init container running the Triton image (which ships python3)
@@ -117,10 +118,24 @@ if __name__ == "__main__":
 '''
 
 
+# spec.model.format -> Triton's backend name (config.pbtxt `backend`; a model author's
+# `platform`, e.g. onnxruntime_onnx, names the same backend and is kept).
+BACKENDS = {
+    spec_api.ModelFormat.ONNX: "onnxruntime",
+    spec_api.ModelFormat.TENSORRT: "tensorrt",
+    spec_api.ModelFormat.PYTORCH: "pytorch",
+    spec_api.ModelFormat.TENSORFLOW: "tensorflow",
+    spec_api.ModelFormat.PYTHON: "python",
+    spec_api.ModelFormat.OPENVINO: "openvino",
+}
+
+
 def overrides(model: spec_api.ModelSpec, hw: hardware_mod.Hardware) -> tuple[str, list[str]]:
     """(protobuf text to append, top-level fields to remove). Both empty: no override."""
     lines: list[str] = []
     remove: list[str] = []
+    if model.format is not None:
+        lines.append(f'backend: "{BACKENDS[model.format]}"')
     if model.max_batch_size is not None:
         lines.append(f"max_batch_size: {model.max_batch_size}")
     batching = model.dynamic_batching

@@ -157,14 +157,20 @@ def merge(profiles: Sequence[Profile]) -> tuple[Profile, ...]:
     return tuple(best.values())
 
 
+REPLICAS_CAP = 2**31
+
+
 def evaluate(
     catalog: catalog_mod.Catalog, demand: Demand, profile: Profile, current_kind: catalog_mod.Kind
 ) -> Candidate | None:
     option = catalog_mod.find(catalog, profile.option)
     if option is None:
         return None
-    replicas = 1 if not demand.peak_rps else math.ceil(demand.peak_rps / profile.max_rps - 1e-9)
-    replicas = max(1, replicas)
+    wanted = demand.peak_rps / profile.max_rps if demand.peak_rps else 1.0
+    # A declared throughput far below the peak (maxRequestsPerSecond: 1e-300) makes the
+    # need astronomical or infinite (math.ceil(inf) raised, every pass): it is counted as
+    # more replicas than a Deployment can have, which fails maxReplicas alike.
+    replicas = max(1, math.ceil(min(wanted, REPLICAS_CAP) - 1e-9))
     cores = profile.cores or demand.cpu_cores
     if not profile.cores and demand.peak_rps and demand.rps_per_replica_seen:
         cores *= max(1.0, demand.peak_rps / replicas / demand.rps_per_replica_seen)
@@ -191,7 +197,8 @@ def evaluate(
     if option.name in demand.unplaceable:
         problems.append(demand.unplaceable[option.name])
     if replicas > demand.max_replicas:
-        problems.append(f"needs {replicas} replicas > maxReplicas {demand.max_replicas}")
+        shown = f"{math.ceil(wanted - 1e-9)}" if wanted < 1e6 else f"{wanted:.3g}"
+        problems.append(f"needs {shown} replicas > maxReplicas {demand.max_replicas}")
     load = f"{demand.peak_rps:g} rps peak" if demand.peak_rps else "one replica"
     why = (
         f"{option.name} ({profile.source}, {profile.max_rps:g} rps/replica): "

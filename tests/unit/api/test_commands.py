@@ -80,3 +80,27 @@ def test_crds_check_reports_a_stale_file(
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["frobnicate"]) == 2
     assert "unknown command" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["v1/List", "serving.tideserve.io/v1alpha1/InferenceServiceList"])
+def test_validate_checks_each_item_of_a_list_as_kubectl_applies_them(
+    kind: str, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A v1 List was skipped as someone else's (exit 0, a bad item unreported), and an
+    # InferenceServiceList (kubectl get -o yaml) refused as a misspelt kind.
+    api_version, _, list_kind = kind.rpartition("/")
+    item = (
+        "- apiVersion: serving.tideserve.io/v1alpha1\n  kind: InferenceService\n"
+        "  metadata: {{name: {name}}}\n  spec:\n    model: {{name: m, storageUri: '{uri}'}}\n"
+    )
+    listed = tmp_path / "list.yaml"
+    listed.write_text(
+        f"apiVersion: {api_version}\nkind: {list_kind}\nitems:\n"
+        + item.format(name="good", uri="s3://b/m")
+        + item.format(name="bad", uri="ftp://b/m")
+    )
+    assert cli.main(["validate", str(listed)]) == 1
+    out, err = capsys.readouterr()
+    assert "good: valid" in out
+    assert "bad: spec.model.storageUri" in err
+    assert "kind: must be" not in err

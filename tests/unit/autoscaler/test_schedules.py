@@ -215,6 +215,24 @@ def test_overlapping_cron_occurrences_merge_into_one_stretch() -> None:
     assert occurrence.closes == datetime.datetime(2026, 1, 1, 11, 30, tzinfo=UTC)
 
 
+def test_a_window_written_minute_by_minute_closes_at_its_real_end() -> None:
+    # Opens every minute of 09:00-17:59 for a minute: one stretch to 18:00 (it was cut
+    # after 64 merges, at 13:05 UTC, each merge scanning a day of openings again).
+    w = window(cron="* 9-17 * * Mon-Fri", duration_minutes=1, time_zone="Europe/Berlin")
+    occurrence = schedules.open_occurrence(w, local("Europe/Berlin", 2026, 12, 7, 13, 0))
+    assert occurrence is not None
+    assert occurrence.opens == datetime.datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    assert occurrence.closes == datetime.datetime(2026, 12, 7, 17, 0, tzinfo=UTC)
+
+
+def test_a_window_that_never_closes_is_open_at_least_a_day_ahead() -> None:
+    w = window(cron="* * * * *", duration_minutes=2, time_zone="America/New_York")
+    now = datetime.datetime(2026, 3, 7, 12, 0, 30, tzinfo=UTC)  # the day before DST starts
+    occurrence = schedules.open_occurrence(w, now)
+    assert occurrence is not None
+    assert occurrence.closes >= now + datetime.timedelta(days=1)
+
+
 def test_cron_firing_in_the_skipped_hour_fires_at_the_change() -> None:
     w = window(cron="30 2 * * *", duration_minutes=60, time_zone="America/New_York")
     occurrence = schedules.open_occurrence(w, local("America/New_York", 2026, 3, 8, 3, 10))
@@ -282,3 +300,19 @@ def test_prewarm_applies_the_floor_ahead_even_over_a_hard_off_window(zone: str) 
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         schedules.bounds(1, 5, [], datetime.datetime(2026, 1, 1))
+
+
+@pytest.mark.parametrize(
+    "zone", [*ZONES, "Australia/Lord_Howe", "America/Santiago", "America/Havana"]
+)
+def test_a_days_instants_are_local_instant(zone: str) -> None:
+    # The one-offset-per-day shortcut agrees with the search on every day of a year, DST
+    # days too (Santiago and Havana change at midnight, Lord Howe by 30 minutes).
+    tz = zoneinfo.ZoneInfo(zone)
+    times = [datetime.time(h, m) for h, m in ((0, 0), (0, 30), (1, 59), (2, 30), (23, 59))]
+    day = datetime.date(2026, 1, 1)
+    while day.year == 2026:
+        instant = schedules._instants(day, tz)
+        for at in times:
+            assert instant(at) == schedules.local_instant(day, at, tz), (day, at)
+        day += datetime.timedelta(days=1)

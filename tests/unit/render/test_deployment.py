@@ -130,7 +130,8 @@ def test_s3_credentials_come_only_from_the_named_secret() -> None:
 def test_the_fetch_image_is_the_operators_setting_for_the_scheme(scheme: str) -> None:
     env = {f"TIDESERVE_FETCH_IMAGE_{scheme.upper()}": f"mirror.local/{scheme}-fetch:1"}
     chosen = settings_mod.from_env(env).fetch_images
-    body = resource.parse_spec(spec(model={"name": "m", "storageUri": f"{scheme}://b/r.tar.gz"}))
+    uri = f"{scheme}://b/r" + (".tar.gz" if scheme == "https" else "")  # s3, gs: a folder
+    body = resource.parse_spec(spec(model={"name": "m", "storageUri": uri}))
     options = children.Options(triton_image=IMAGE, fetch_images=chosen)
     [dep] = [m for m in children.plan(OWNER, body, options).apply if m["kind"] == "Deployment"]
     [fetch] = dep["spec"]["template"]["spec"]["initContainers"]
@@ -256,3 +257,42 @@ def test_triton_pauses_before_stopping_so_routes_drop_it_first() -> None:
     assert command[0] == "sleep" and int(command[1]) >= 5
     grace = dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert int(command[1]) + 30 <= grace
+
+
+def kubelet_expand(text: str, env: dict[str, str]) -> str:
+    """What the kubelet makes of a container's env value or arg (k8s.io/kubernetes
+    third_party/forked/golang/expansion): $$ is $, $(NAME) a defined variable's value."""
+    out, i = [], 0
+    while i < len(text):
+        if text.startswith("$$", i):
+            out.append("$")
+            i += 2
+        elif text.startswith("$(", i) and (end := text.find(")", i)) != -1:
+            name = text[i + 2 : end]
+            out.append(env.get(name, text[i : end + 1]))
+            i = end + 1
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def test_env_values_args_and_the_uri_reach_the_process_as_written() -> None:
+    # "pa$$word" ran as "pa$word" and --id=$(A) as --id=secret: Kubernetes expands both.
+    body = spec(
+        runtime={
+            "env": [{"name": "A", "value": "secret"}, {"name": "B", "value": "pa$$word$(A)"}],
+            "args": ["--id=$(A)$$"],
+        }
+    )
+    body["model"]["storageUri"] = "s3://bucket/price$$list/$(A)"
+    pod = render(body)["spec"]["template"]["spec"]
+    triton = pod["containers"][0]
+    env: dict[str, str] = {}
+    for item in triton["env"]:
+        env[item["name"]] = kubelet_expand(item["value"], env)
+    assert env == {"A": "secret", "B": "pa$$word$(A)"}
+    assert kubelet_expand(triton["args"][-1], env) == "--id=$(A)$$"
+    fetch = pod["initContainers"][0]
+    uri = next(e["value"] for e in fetch["env"] if e["name"] == "STORAGE_URI")
+    assert kubelet_expand(uri, {}) == "s3://bucket/price$$list/$(A)"

@@ -97,3 +97,28 @@ def test_merge_script_runs_on_a_repository(tmp_path: pathlib.Path) -> None:
     assert (repo / "resnet" / "1").is_symlink()
     merged = (repo / "resnet" / "config.pbtxt").read_text()
     assert "max_batch_size: 8" in merged and "max_batch_size: 4" not in merged
+
+
+@pytest.mark.parametrize(
+    ("fmt", "backend"),
+    [
+        ("onnx", "onnxruntime"),
+        ("pytorch", "pytorch"),
+        ("tensorrt", "tensorrt"),
+        ("python", "python"),
+    ],
+)
+def test_the_format_sets_the_backend(fmt: str, backend: str) -> None:
+    # spec.model.format was accepted and then ignored: a pytorch model without a backend
+    # line in its config.pbtxt never loaded, whatever the spec said.
+    text, remove = triton_config.overrides(model(format=fmt), GPU)
+    assert f'backend: "{backend}"' in text.splitlines()
+    assert triton_config.needed(model(format=fmt), GPU)
+    merged = merge(
+        ORIGINAL.replace('platform: "onnxruntime_onnx"', 'backend: "python"'), text, remove
+    )
+    assert merged.count("backend:") == 1
+
+
+def test_every_format_has_a_backend() -> None:
+    assert set(triton_config.BACKENDS) == set(spec_api.ModelFormat)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -175,3 +177,18 @@ def test_below_the_utilization_threshold_the_rate_seen_is_a_capacity_floor(
 def test_no_rate_or_no_utilization_gives_no_observed_profile() -> None:
     assert accelerators.observed_profile("gpu:NVIDIA-L4", None, 0.5, 5.0) is None
     assert accelerators.observed_profile("gpu:NVIDIA-L4", 10.0, None, 5.0) is None
+
+
+@pytest.mark.parametrize("max_rps", [5e-324, 1e-300, 1e-9])
+def test_a_tiny_declared_throughput_fails_maxreplicas_instead_of_raising(max_rps: float) -> None:
+    # maxRequestsPerSecond: 1e-300 is admitted (> 0); peak / it is infinite, and
+    # math.ceil(inf) raised OverflowError on every right-sizing pass.
+    profiles = [
+        accelerators.Profile("cpu-4", max_rps, 10, D, cores=4),
+        accelerators.Profile("gpu:NVIDIA-L4", 300, 30, D),
+    ]
+    choice = accelerators.choose(CAT, demand(peak=1e9), profiles, A100)
+    slow = next(c for c in choice.candidates if c.option.name == "cpu")
+    assert not slow.meets
+    assert slow.replicas == min(accelerators.REPLICAS_CAP, math.ceil(min(1e9 / max_rps, 2**40)))
+    assert "replicas > maxReplicas 10000" in slow.why
