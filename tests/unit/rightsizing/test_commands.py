@@ -7,6 +7,7 @@ import pathlib
 
 import pytest
 
+from tideserve import kube
 from tideserve.api import resource
 from tideserve.rightsizing import commands
 
@@ -63,8 +64,11 @@ def test_no_recommendation_yet() -> None:
 
 
 def test_recommend_without_a_cluster_says_so_instead_of_a_traceback(
-    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Outside a pod, and no client left configured by an earlier test of the run.
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setattr(kube, "_client", None)
     missing = tmp_path / "no-kubeconfig"
     assert commands.main_recommend(["--kubeconfig", str(missing)]) == 1
     err = capsys.readouterr().err
