@@ -70,7 +70,7 @@ class FieldRule:
 def pattern_rule(pattern: str, message: str) -> FieldRule:
     """A FieldRule that the value matches `pattern` (anchored; see api/formats.py)."""
     return FieldRule(
-        cel=f"self.matches({_cel_string(pattern)})",
+        cel=f"self.matches({cel_string(pattern)})",
         message=message,
         check=lambda value: re.fullmatch(pattern, value) is not None,
     )
@@ -80,13 +80,13 @@ def no_match_rule(pattern: str, message: str) -> FieldRule:
     """A FieldRule that the value does not contain a match of `pattern` (anchor it with ^
     to mean a prefix)."""
     return FieldRule(
-        cel=f"!self.matches({_cel_string(pattern)})",
+        cel=f"!self.matches({cel_string(pattern)})",
         message=message,
         check=lambda value: re.search(pattern, value) is None,
     )
 
 
-def _cel_string(text: str) -> str:
+def cel_string(text: str) -> str:
     """A CEL string literal: raw, single-quoted (a pattern never holds a quote)."""
     if "'" in text or "\n" in text:
         raise ValueError(f"pattern not expressible as a raw CEL string: {text!r}")

@@ -160,7 +160,7 @@ def openapi_schema() -> dict[str, Any]:
                         "x-kubernetes-validations": [
                             {
                                 "rule": f"self.size() <= {formats.NAME_MAX}"
-                                f" && self.matches(r'{formats.DNS1035_LABEL}')",
+                                f" && self.matches({base.cel_string(formats.DNS1035_LABEL)})",
                                 "message": formats.NAME_MESSAGE,
                             }
                         ],

@@ -50,7 +50,8 @@ def _quantity_schema(low: str, high: str, rule: str, message: str) -> dict[str, 
             {
                 # A CEL rule rather than a schema pattern: its refusal says what a quantity
                 # is, not the regular expression.
-                "rule": f"type(self) != string || self.matches(r'{QUANTITY_PATTERN}')",
+                "rule": "type(self) != string"
+                f" || self.matches({base.cel_string(QUANTITY_PATTERN)})",
                 "message": formats.QUANTITY_MESSAGE,
             },
             {
@@ -114,7 +115,7 @@ class DynamicBatching(base.Model):
 def _storage_rule(scheme: str, pattern: str, message: str) -> base.FieldRule:
     """A rule on storageUri that applies to one scheme's URIs."""
     return base.FieldRule(
-        cel=f"!self.startsWith('{scheme}') || self.matches(r'{pattern}')",
+        cel=f"!self.startsWith('{scheme}') || self.matches({base.cel_string(pattern)})",
         message=message,
         check=lambda uri: not uri.startswith(scheme) or formats.matches(pattern, uri),
     )
