@@ -197,7 +197,7 @@ def evaluate(
     if option.name in demand.unplaceable:
         problems.append(demand.unplaceable[option.name])
     if replicas > demand.max_replicas:
-        shown = f"{math.ceil(wanted - 1e-9)}" if wanted < 1e6 else f"{wanted:.3g}"
+        shown = f"{replicas}" if wanted < 1e6 else f"{wanted:.3g}"
         problems.append(f"needs {shown} replicas > maxReplicas {demand.max_replicas}")
     load = f"{demand.peak_rps:g} rps peak" if demand.peak_rps else "one replica"
     why = (
